@@ -1,0 +1,72 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from campaigns import db, temporal
+from campaigns.api import errors
+from campaigns.api.campaigns.routes import router as campaigns_router
+from campaigns.api.health.routes import router as health_router
+from campaigns.api.keys.routes import router as keys_router
+from campaigns.api.metrics import MetricsMiddleware
+from campaigns.settings import Settings, get_settings
+
+log = logging.getLogger("campaigns.api")
+
+DESCRIPTION = """
+Voice-AI call campaigns, each run by a durable Temporal workflow.
+
+Authenticate with an organization API key: `Authorization: Bearer qck_…`
+(`campaigns keys create --org NAME` prints one). Errors are
+`{"error", "code", "details"}`; bad input names each field and the reason.
+"""
+
+
+async def _pool_with_retry(settings: Settings):
+    """Postgres may still be starting (containers start together): retry for a while."""
+    delay = 0.2
+    for attempt in range(40):
+        try:
+            return await db.create_pool(settings.database_dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        except (OSError, ConnectionError) as exc:
+            if attempt == 39:
+                raise
+            log.warning("Postgres not reachable yet (%r); retrying", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 3)
+    raise AssertionError("unreachable")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.settings = settings
+        app.state.pool = await _pool_with_retry(settings)
+        app.state.redis = aioredis.from_url(settings.redis_dsn, decode_responses=True)
+        # Lazy: the API starts (and /readyz says why it is not ready) while Temporal is down.
+        app.state.temporal = await temporal.connect(settings, lazy=True)
+        try:
+            yield
+        finally:
+            await app.state.redis.aclose()
+            await app.state.pool.close()
+
+    app = FastAPI(
+        title="Quantum Campaigns API",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.add_middleware(MetricsMiddleware)
+    app.include_router(campaigns_router)
+    app.include_router(keys_router)
+    app.include_router(health_router)
+    return app

@@ -1,0 +1,66 @@
+"""SQL for organizations and API keys."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+Conn = asyncpg.Connection | asyncpg.Pool
+
+
+async def get_or_create_organization(conn: Conn, *, organization_id: UUID, name: str) -> asyncpg.Record:
+    await conn.execute(
+        "INSERT INTO organizations (id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", organization_id, name
+    )
+    return await conn.fetchrow("SELECT * FROM organizations WHERE name = $1", name)
+
+
+async def insert_key(
+    conn: Conn, *, key_id: UUID, organization_id: UUID, name: str, prefix: str, key_hash: bytes
+) -> asyncpg.Record:
+    return await conn.fetchrow(
+        """
+        INSERT INTO api_keys (id, organization_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4, $5)
+        RETURNING id, organization_id, name, prefix, created_at, last_used_at, revoked_at
+        """,
+        key_id, organization_id, name, prefix, key_hash,
+    )
+
+
+async def principal_by_hash(conn: Conn, key_hash: bytes) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """
+        SELECT k.id AS key_id, k.name AS key_name, k.last_used_at, o.id AS organization_id, o.name AS organization_name
+        FROM api_keys k JOIN organizations o ON o.id = k.organization_id
+        WHERE k.key_hash = $1 AND k.revoked_at IS NULL
+        """,
+        key_hash,
+    )
+
+
+async def touch_key(conn: Conn, key_id: UUID) -> None:
+    # At most once a minute per key, so a busy key does not become a hot row.
+    await conn.execute(
+        "UPDATE api_keys SET last_used_at = now() WHERE id = $1 "
+        "AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+        key_id,
+    )
+
+
+async def list_keys(conn: Conn, organization_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT id, organization_id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys "
+        "WHERE organization_id = $1 ORDER BY created_at",
+        organization_id,
+    )
+
+
+async def revoke_key(conn: Conn, *, organization_id: UUID, key_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """
+        UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND organization_id = $2
+        RETURNING id, organization_id, name, prefix, created_at, last_used_at, revoked_at
+        """,
+        key_id, organization_id,
+    )

@@ -1,0 +1,195 @@
+"""Campaign endpoints: `/api/campaigns` and what hangs directly off one campaign."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+
+from campaigns.api.campaigns import repository, service
+from campaigns.api.campaigns.schemas import (
+    AuditList,
+    CampaignCreate,
+    CampaignEnvelope,
+    CampaignList,
+    CampaignPatch,
+    CloneRequest,
+    ConfigurationPatch,
+)
+from campaigns.api.deps import Caller, Config, Db, Temporal
+from campaigns.api.errors import invalid
+from campaigns.domain.config import CampaignChannel, CampaignStatus, CampaignType
+
+router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
+
+CampaignId = Annotated[UUID, Path(alias="id", description="The campaign's id")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Send the same key when retrying: the request takes effect once.",
+    ),
+]
+IfMatch = Annotated[str | None, Header(alias="If-Match", description="The ETag you read; 412 if it changed.")]
+Page = Annotated[int, Query(ge=1, le=100_000)]
+Limit = Annotated[int, Query(ge=1, le=100)]
+
+
+def _csv(values: list[str] | None, enum: type, field: str) -> list[str] | None:
+    """Accept `?status=active,paused` as well as `?status=active&status=paused`."""
+    if not values:
+        return None
+    items = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    allowed = {e.value for e in enum}
+    bad = [v for v in items if v not in allowed]
+    if bad:
+        raise invalid([{"field": f"query.{field}", "reason": f"unknown value(s) {bad}; allowed: {sorted(allowed)}"}])
+    return items
+
+
+def _envelope(response: Response, campaign) -> dict:
+    response.headers["ETag"] = service.etag(campaign)
+    return {"campaign": campaign}
+
+
+@router.post("", status_code=201, response_model=CampaignEnvelope)
+async def create_campaign(
+    body: CampaignCreate, caller: Caller, db: Db, temporal: Temporal, settings: Config,
+    response: Response, idempotency_key: IdempotencyKey = None,
+) -> dict:
+    """Create a draft campaign (and start its workflow)."""
+    campaign, replayed = await service.create(
+        pool=db, temporal=temporal, settings=settings, principal=caller, body=body, idempotency_key=idempotency_key
+    )
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Location"] = f"/api/campaigns/{campaign.id}"
+    return _envelope(response, campaign)
+
+
+@router.get("", response_model=CampaignList)
+async def list_campaigns(
+    caller: Caller,
+    db: Db,
+    status: Annotated[list[str] | None, Query(description="Filter; comma-separated or repeated. Archived "
+                                                          "campaigns are listed only when asked for.")] = None,
+    type: Annotated[list[str] | None, Query()] = None,
+    channel: Annotated[list[str] | None, Query()] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Name contains (case-insensitive)")] = None,
+    sort: Annotated[str, Query(description="Field to sort on, '-' prefix for descending: "
+                                           + ", ".join(repository.SORTS))] = "-createdAt",
+    page: Page = 1,
+    limit: Limit = 20,
+    organization_id: Annotated[str | None, Query(alias="organizationId")] = None,
+) -> dict:
+    """List the organization's campaigns with their performance."""
+    if sort.lstrip("-") not in repository.SORTS:
+        raise invalid([{"field": "query.sort", "reason": f"must be one of {list(repository.SORTS)} (optionally with '-')"}])
+    campaigns, total = await service.list_(
+        pool=db,
+        principal=caller,
+        statuses=_csv(status, CampaignStatus, "status"),
+        types=_csv(type, CampaignType, "type"),
+        channels=_csv(channel, CampaignChannel, "channel"),
+        search=q,
+        sort=sort,
+        page=page,
+        limit=limit,
+    )
+    return {"campaigns": campaigns, "total": total, "page": page, "limit": limit}
+
+
+@router.get("/{id}", response_model=CampaignEnvelope)
+async def get_campaign(campaign_id: CampaignId, caller: Caller, db: Db, response: Response) -> dict:
+    """Get a campaign."""
+    return _envelope(response, await service.get(pool=db, principal=caller, campaign_id=campaign_id))
+
+
+@router.put("/{id}", response_model=CampaignEnvelope)
+async def update_campaign(
+    campaign_id: CampaignId, body: CampaignPatch, request: Request, response: Response,
+    caller: Caller, db: Db, temporal: Temporal, settings: Config,
+    if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
+) -> dict:
+    """Partially update a campaign (JSON merge patch); a status change goes through its workflow."""
+    campaign = await service.update(
+        pool=db, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
+        patch=await request.json(), if_match=if_match, idempotency_key=idempotency_key,
+    )
+    return _envelope(response, campaign)
+
+
+@router.delete("/{id}", response_model=CampaignEnvelope)
+async def archive_campaign(
+    campaign_id: CampaignId, caller: Caller, db: Db, temporal: Temporal, settings: Config, response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> dict:
+    """Archive a campaign (its workflow completes; the data stays readable)."""
+    campaign = await service.change_status(
+        pool=db, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
+        target=CampaignStatus.ARCHIVED, idempotency_key=idempotency_key,
+    )
+    return _envelope(response, campaign)
+
+
+@router.put("/{id}/configuration", response_model=CampaignEnvelope)
+async def update_configuration(
+    campaign_id: CampaignId, body: ConfigurationPatch, request: Request, response: Response,
+    caller: Caller, db: Db, temporal: Temporal, settings: Config, if_match: IfMatch = None,
+) -> dict:
+    """Update the configuration (merge patch); invalid input lists every error."""
+    campaign = await service.update(
+        pool=db, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
+        patch=await request.json(), if_match=if_match, configuration_only=True,
+    )
+    return _envelope(response, campaign)
+
+
+@router.post("/{id}/clone", status_code=201, response_model=CampaignEnvelope)
+async def clone_campaign(
+    campaign_id: CampaignId, caller: Caller, db: Db, temporal: Temporal, settings: Config, response: Response,
+    body: CloneRequest | None = None, idempotency_key: IdempotencyKey = None,
+) -> dict:
+    """Copy a campaign's whole configuration into a new draft."""
+    campaign, replayed = await service.clone(
+        pool=db, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
+        body=body or CloneRequest(), idempotency_key=idempotency_key,
+    )
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Location"] = f"/api/campaigns/{campaign.id}"
+    return _envelope(response, campaign)
+
+
+@router.get("/{id}/audit", response_model=AuditList)
+async def campaign_audit(campaign_id: CampaignId, caller: Caller, db: Db, page: Page = 1, limit: Limit = 50) -> dict:
+    """Who changed what and when (configuration and status), oldest first."""
+    entries, total = await service.audit(pool=db, principal=caller, campaign_id=campaign_id, page=page, limit=limit)
+    return {"audit": entries, "total": total, "page": page, "limit": limit}
+
+
+def _action_route(path: str, target: CampaignStatus, doc: str) -> None:
+    async def action(
+        campaign_id: CampaignId, caller: Caller, db: Db, temporal: Temporal, settings: Config, response: Response,
+        idempotency_key: IdempotencyKey = None,
+        reason: Annotated[str | None, Query(max_length=500, description="Kept in the audit log")] = None,
+    ) -> dict:
+        campaign = await service.change_status(
+            pool=db, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
+            target=target, reason=reason, idempotency_key=idempotency_key,
+        )
+        return _envelope(response, campaign)
+
+    action.__doc__ = doc
+    router.add_api_route(
+        f"/{{id}}/{path}", action, methods=["POST"], response_model=CampaignEnvelope, name=f"{path}_campaign",
+        summary=doc.rstrip("."),
+    )
+
+
+_action_route("activate", CampaignStatus.ACTIVE, "Activate a draft campaign (scheduled if its start lies ahead).")
+_action_route("pause", CampaignStatus.PAUSED, "Pause a campaign.")
+_action_route("resume", CampaignStatus.ACTIVE, "Resume a paused campaign (re-evaluated against its schedule).")
+_action_route("end", CampaignStatus.ENDED, "End a campaign.")

@@ -1,0 +1,152 @@
+"""How the API talks to a campaign's workflow: start it, ask it to change status, tell it
+the configuration changed.
+
+Every call can also start the workflow (update-with-start, signal-with-start) from the
+Postgres row, so a campaign whose workflow has gone missing heals on its next change
+instead of failing forever. An archived campaign's closed workflow is never restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from campaigns import search_attributes as sa
+from campaigns.api.errors import Conflict, Unavailable
+from campaigns.domain.config import CampaignConfiguration, CampaignStatus
+from campaigns.domain.messages import CampaignState, StatusRequest, StatusResult, WorkflowConfig
+from campaigns.settings import Settings
+from campaigns.workflows.campaign import CampaignWorkflow, workflow_id
+
+
+def workflow_config(row: asyncpg.Record | dict[str, Any]) -> WorkflowConfig:
+    config = CampaignConfiguration.model_validate(row["config"])
+    return WorkflowConfig(
+        version=row["version"],
+        name=row["name"],
+        type=row["type"],
+        channel=row["channel"],
+        timezone=config.timezone,
+        schedule=config.schedule,
+        budget=config.budget,
+        goals=config.goals,
+    )
+
+
+def state_from_row(row: asyncpg.Record, *, new: bool = False) -> CampaignState:
+    """The workflow's starting state: a new campaign, or one rebuilt from its projection."""
+    return CampaignState(
+        campaign_id=str(row["id"]),
+        organization_id=str(row["organization_id"]),
+        status=row["status"],
+        status_reason=row["status_reason"],
+        config=workflow_config(row),
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        changed_at=row["status_changed_at"],
+        created_recorded=not new,
+    )
+
+
+def _start_options(row: asyncpg.Record, settings: Settings) -> dict[str, Any]:
+    return {
+        "id": workflow_id(str(row["id"])),
+        "task_queue": settings.temporal_task_queue,
+        "search_attributes": TypedSearchAttributes(
+            [
+                SearchAttributePair(sa.ORGANIZATION, str(row["organization_id"])),
+                SearchAttributePair(sa.STATUS, row["status"]),
+                SearchAttributePair(sa.TYPE, row["type"]),
+                SearchAttributePair(sa.CHANNEL, row["channel"]),
+            ]
+        ),
+        "static_summary": f"Campaign {row['name']}"[:200],
+        # A closed (archived) campaign's id is never reused.
+        "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    }
+
+
+async def start(client: Client, settings: Settings, row: asyncpg.Record) -> None:
+    """Start the workflow of a campaign just inserted (its transaction still open)."""
+    await client.start_workflow(
+        CampaignWorkflow.run,
+        state_from_row(row, new=True),
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        **_start_options(row, settings),
+    )
+
+
+async def change_status(
+    client: Client,
+    settings: Settings,
+    row: asyncpg.Record,
+    request: StatusRequest,
+    *,
+    update_id: str | None = None,
+) -> StatusResult:
+    """Ask the workflow for a status change and wait until it is persisted."""
+    if row["status"] == CampaignStatus.ARCHIVED:
+        raise Conflict(
+            f"invalid status transition: archived -> {request.target.value} (archived is final)",
+            code="invalid_transition",
+            details={"from": "archived", "to": request.target.value},
+        )
+    operation = WithStartWorkflowOperation(
+        CampaignWorkflow.run,
+        state_from_row(row),
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        **_start_options(row, settings),
+    )
+    try:
+        return await asyncio.wait_for(
+            client.execute_update_with_start_workflow(
+                CampaignWorkflow.change_status,
+                request,
+                start_workflow_operation=operation,
+                id=update_id,
+            ),
+            timeout=settings.workflow_update_timeout_s,
+        )
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError):
+            details = cause.details[0] if cause.details else None
+            raise Conflict(cause.message, code=cause.type or "invalid_transition", details=details) from None
+        raise
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        raise Unavailable(
+            "the campaign's workflow has not confirmed the change yet; retry "
+            "(with the same Idempotency-Key the retry joins the pending change)",
+            code="workflow_timeout",
+        ) from None
+    except RPCError as err:
+        raise Unavailable(f"could not reach the campaign's workflow: {err.message}", code="temporal_unavailable") from None
+
+
+async def configuration_changed(client: Client, settings: Settings, row: asyncpg.Record) -> None:
+    """Tell the workflow about the new configuration (starting it if it has gone missing)."""
+    try:
+        await client.start_workflow(
+            CampaignWorkflow.run,
+            state_from_row(row),
+            start_signal="configuration_changed",
+            start_signal_args=[workflow_config(row)],
+            **_start_options(row, settings),
+        )
+    except RPCError as err:
+        raise Unavailable(
+            f"configuration saved, but the campaign's workflow could not be told: {err.message}; "
+            "repeat the request to retry",
+            code="temporal_unavailable",
+        ) from None

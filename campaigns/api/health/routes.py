@@ -1,0 +1,57 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from campaigns.api import metrics
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+async def _check(name: str, probe) -> tuple[str, str]:
+    try:
+        await asyncio.wait_for(probe(), timeout=2)
+        return name, "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        return name, f"unavailable: {type(exc).__name__}"
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """Postgres, Redis and Temporal are reachable (503 naming the ones that are not)."""
+    state = request.app.state
+
+    async def postgres() -> None:
+        await state.pool.fetchval("SELECT 1")
+
+    async def temporal() -> None:
+        await state.temporal.service_client.check_health()
+
+    results = dict(
+        await asyncio.gather(
+            _check("postgres", postgres), _check("redis", state.redis.ping), _check("temporal", temporal)
+        )
+    )
+    ready = all(v == "ok" for v in results.values())
+    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": results}, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus(request: Request) -> Response:
+    """Prometheus metrics."""
+    rows = await request.app.state.pool.fetch("SELECT status, count(*) AS n FROM campaigns GROUP BY status")
+    counts = {r["status"]: r["n"] for r in rows}
+    for status in ("draft", "scheduled", "active", "paused", "ended", "archived"):
+        metrics.CAMPAIGNS.labels(status).set(counts.get(status, 0))
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)

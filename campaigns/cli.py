@@ -1,0 +1,109 @@
+"""`campaigns`: the one command-line entry point.
+
+    campaigns run                      the whole platform (what `make run` calls)
+    campaigns api                      the HTTP API alone
+    campaigns worker                   a Temporal worker alone
+    campaigns migrate                  apply database migrations
+    campaigns keys create --org NAME   a new API key (the organization is created if needed)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from campaigns.settings import get_settings
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from campaigns.stack import platform
+
+    asyncio.run(platform.run(get_settings()))
+
+
+def cmd_api(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "campaigns.api.app:create_app",
+        factory=True,
+        host=args.host or settings.api_host,
+        port=args.port or settings.api_port,
+        workers=args.workers,
+        log_level=settings.log_level,
+        proxy_headers=True,
+    )
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    from campaigns import worker
+
+    asyncio.run(worker.run(get_settings()))
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from campaigns import db
+
+    applied = asyncio.run(db.migrate(get_settings().database_dsn))
+    print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+
+
+def cmd_keys_create(args: argparse.Namespace) -> None:
+    from campaigns import db
+    from campaigns.api.auth.service import create_key
+
+    async def go() -> str:
+        settings = get_settings()
+        await db.migrate(settings.database_dsn)
+        pool = await db.create_pool(settings.database_dsn, min_size=1, max_size=2)
+        try:
+            key, record = await create_key(pool, organization=args.org, name=args.name)
+        finally:
+            await pool.close()
+        print(f"organization {args.org!r} ({record['organization_id']}), key {args.name!r} ({record['id']}):")
+        return key
+
+    key = asyncio.run(go())
+    print(key)  # alone on the last line, for scripts
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="campaigns", description="Quantum Campaigns")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("run", help="start the whole platform").set_defaults(fn=cmd_run)
+
+    api = sub.add_parser("api", help="run the HTTP API")
+    api.add_argument("--host")
+    api.add_argument("--port", type=int)
+    api.add_argument("--workers", type=int, default=1)
+    api.set_defaults(fn=cmd_api)
+
+    sub.add_parser("worker", help="run a Temporal worker").set_defaults(fn=cmd_worker)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
+
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="create an API key; prints it alone on the last line")
+    create.add_argument("--org", required=True, help="organization name (created if needed)")
+    create.add_argument("--name", default="default", help="a label for the key")
+    create.set_defaults(fn=cmd_keys_create)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    _logging(get_settings().log_level)
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()

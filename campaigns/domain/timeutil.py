@@ -1,0 +1,33 @@
+"""Local wall-clock times in a campaign's timezone, turned into instants.
+
+The one rule for times the clock skips or repeats (used by the API, the workflow and
+the schedule preview alike):
+
+* a local time inside a spring-forward gap is moved forward by the length of the gap
+  (02:30 on a day the clock jumps 02:00→03:00 becomes 03:30 in the new offset);
+* a local time that occurs twice at a fall-back means its first occurrence
+  (the earlier instant, still in the summer offset).
+
+Both are what `zoneinfo` gives for `fold=0`, which is why the code is this short.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def local_to_utc(local: datetime, tz: str) -> datetime:
+    """A naive local date-time in zone `tz` → an aware UTC instant, by the rule above."""
+    if local.tzinfo is not None:
+        raise ValueError("expected a naive local date-time")
+    return local.replace(tzinfo=zone(tz), fold=0).astimezone(UTC)
+
+
+def utc_to_local(instant: datetime, tz: str) -> datetime:
+    """An aware instant → the naive wall-clock time in zone `tz`."""
+    return instant.astimezone(zone(tz)).replace(tzinfo=None)

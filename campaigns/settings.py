@@ -1,0 +1,68 @@
+"""All configuration, from the environment (or a `.env` file), in one place.
+
+A URL left unset means "use the embedded piece": `campaigns run` then starts it
+under `DATA_DIR` and fills the URL in for its children.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    data_dir: Path = Path(".data")
+
+    # External services; None means embedded.
+    temporal_address: str | None = None
+    database_url: str | None = None
+    redis_url: str | None = None
+
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "campaigns"
+
+    # Ports of the embedded pieces.
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    postgres_port: int = 5433
+    redis_port: int = 6380
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_base_url: str | None = None  # how clients reach the API; defaults to host:port
+
+    db_pool_min: int = 2
+    db_pool_max: int = 20
+    # How long the API waits on the campaign workflow before answering 503.
+    workflow_update_timeout_s: float = 15.0
+
+    demo_organization: str = "demo"
+
+    log_level: str = Field(default="info")
+
+    # Where each piece is: the URL given, or the embedded one `campaigns run` starts.
+    @property
+    def database_dsn(self) -> str:
+        return self.database_url or f"postgresql://postgres@127.0.0.1:{self.postgres_port}/postgres"
+
+    @property
+    def redis_dsn(self) -> str:
+        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def temporal_target(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_base_url or f"http://{self.api_host}:{self.api_port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

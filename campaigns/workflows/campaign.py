@@ -1,0 +1,253 @@
+"""CampaignWorkflow: one per campaign (`campaign-<id>`), from creation until archived.
+
+It owns the lifecycle status. Clients change it through the `change_status` Update
+(validated before it enters history); the handler writes the new status to Postgres
+through an activity before it returns, so the caller's next read agrees. The workflow
+moves the campaign by itself at its schedule's start and end, on timers: an idle
+campaign costs no worker CPU. Everything here is deterministic; I/O lives in activities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from campaigns import search_attributes as sa
+    from campaigns.activities.store import StoreActivities
+    from campaigns.domain import lifecycle
+    from campaigns.domain.config import CampaignStatus
+    from campaigns.domain.lifecycle import Transition, TransitionError
+    from campaigns.domain.messages import (
+        SYSTEM,
+        Actor,
+        CampaignState,
+        DomainEvent,
+        PersistTransition,
+        StatusRequest,
+        StatusResult,
+        WorkflowConfig,
+    )
+    from campaigns.domain.timeutil import utc_to_local
+
+S = CampaignStatus
+
+# Store writes retry until Postgres answers: a status change must not be lost, and the
+# write is idempotent (keyed by the transition id).
+_STORE = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
+}
+
+
+def workflow_id(campaign_id: str) -> str:
+    return f"campaign-{campaign_id}"
+
+
+@workflow.defn
+class CampaignWorkflow:
+    @workflow.init
+    def __init__(self, state: CampaignState) -> None:
+        self.state = state
+        # Status changes run one at a time: each one's activity finishes before the next starts.
+        self._lock = asyncio.Lock()
+        self._woken = False  # set by signals that change what the main loop waits for
+
+    @workflow.run
+    async def run(self, state: CampaignState) -> CampaignState:
+        # Search attributes and details do not all survive continue-as-new: set them every run.
+        self._publish()
+        if not self.state.created_recorded:
+            exists = await self._record_event("campaign.created", {"name": self.state.config.name})
+            if not exists:
+                # The API's transaction never committed: there is no campaign to run.
+                return self.state
+            self.state.created_recorded = True
+
+        while self.state.status != S.ARCHIVED:
+            await self._sleep_until_something_to_do()
+            if self.state.status == S.ARCHIVED:
+                break
+            await self._apply_due_transitions()
+            if workflow.info().is_continue_as_new_suggested():
+                # Let in-flight updates and signals finish first, so none is lost in the hand-over.
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                self.state.runs += 1
+                workflow.continue_as_new(self.state)
+
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.state
+
+    # --- The client's interface --------------------------------------------------------
+
+    @workflow.update
+    async def change_status(self, request: StatusRequest) -> StatusResult:
+        async with self._lock:
+            previous = self.state.status
+            transition = self._plan(request)  # re-checked: an earlier update may have changed things
+            await self._apply(transition, request.actor)
+            return self._result(previous)
+
+    @change_status.validator
+    def _validate_change_status(self, request: StatusRequest) -> None:
+        self._plan(request)
+
+    @workflow.signal
+    def configuration_changed(self, config: WorkflowConfig) -> None:
+        """Postgres holds the configuration; this tells the workflow what it acts on."""
+        if config.version <= self.state.config.version:
+            return  # an older signal arriving late
+        self.state.config = config
+        self._woken = True
+        self._publish()
+
+    @workflow.query
+    def current(self) -> CampaignState:
+        return self.state
+
+    # --- Internals -----------------------------------------------------------------------
+
+    def _plan(self, request: StatusRequest) -> Transition:
+        try:
+            return lifecycle.plan_request(
+                self.state.status,
+                request.target,
+                schedule=self.state.config.schedule,
+                timezone=self.state.config.timezone,
+                now=workflow.now(),
+                reason=request.reason,
+            )
+        except TransitionError as err:
+            raise ApplicationError(
+                str(err),
+                {"from": self.state.status.value, "to": request.target.value},
+                type=err.code,
+                non_retryable=True,
+            ) from None
+
+    async def _sleep_until_something_to_do(self) -> None:
+        wake = lifecycle.next_wakeup(
+            self.state.status, schedule=self.state.config.schedule, timezone=self.state.config.timezone
+        )
+        wake_condition = lambda: (  # noqa: E731
+            self._woken or self.state.status == S.ARCHIVED or workflow.info().is_continue_as_new_suggested()
+        )
+        if wake is None:
+            await workflow.wait_condition(wake_condition)
+        else:
+            delay = (wake - workflow.now()).total_seconds()
+            if delay > 0:
+                try:
+                    await workflow.wait_condition(
+                        wake_condition, timeout=delay, timeout_summary=f"next transition at {wake.isoformat()}"
+                    )
+                except TimeoutError:
+                    pass
+        self._woken = False
+
+    async def _apply_due_transitions(self) -> None:
+        async with self._lock:
+            due = lifecycle.due_transition(
+                self.state.status,
+                schedule=self.state.config.schedule,
+                timezone=self.state.config.timezone,
+                now=workflow.now(),
+            )
+            if due is not None:
+                await self._apply(due, SYSTEM)
+
+    async def _apply(self, transition: Transition, actor: Actor) -> None:
+        now = workflow.now()
+        state = self.state
+        started_at = state.started_at or (now if transition.target == S.ACTIVE else None)
+        ended_at = now if transition.target == S.ENDED else state.ended_at
+        await workflow.execute_activity_method(
+            StoreActivities.persist_transition,
+            PersistTransition(
+                transition_id=str(workflow.uuid4()),
+                campaign_id=state.campaign_id,
+                organization_id=state.organization_id,
+                source=transition.source,
+                target=transition.target,
+                reason=transition.reason,
+                actor=actor,
+                at=now,
+                started_at=started_at,
+                ended_at=ended_at,
+                event_type=transition.event_type,
+                event_data={
+                    "campaignId": state.campaign_id,
+                    "name": state.config.name,
+                    "previousStatus": transition.source.value,
+                    "status": transition.target.value,
+                    "reason": transition.reason,
+                    "actor": actor.model_dump(),
+                },
+            ),
+            summary=f"{transition.source.value} → {transition.target.value}",
+            **_STORE,
+        )
+        state.status = transition.target
+        state.status_reason = transition.reason
+        state.started_at, state.ended_at, state.changed_at = started_at, ended_at, now
+        state.transitions += 1
+        self._publish()
+
+    async def _record_event(self, event_type: str, data: dict) -> bool:
+        return await workflow.execute_activity_method(
+            StoreActivities.record_event,
+            DomainEvent(
+                id=str(workflow.uuid4()),
+                organization_id=self.state.organization_id,
+                campaign_id=self.state.campaign_id,
+                type=event_type,
+                data={"campaignId": self.state.campaign_id, **data},
+                occurred_at=workflow.now(),
+            ),
+            summary=event_type,
+            **_STORE,
+        )
+
+    def _result(self, previous: CampaignStatus) -> StatusResult:
+        s = self.state
+        return StatusResult(
+            previous=previous,
+            status=s.status,
+            status_reason=s.status_reason,
+            changed_at=s.changed_at or workflow.now(),
+            started_at=s.started_at,
+            ended_at=s.ended_at,
+        )
+
+    def _publish(self) -> None:
+        """Search attributes and the readable summary the Temporal UI shows."""
+        s, c = self.state, self.state.config
+        workflow.upsert_search_attributes(
+            [
+                sa.ORGANIZATION.value_set(s.organization_id),
+                sa.STATUS.value_set(s.status.value),
+                sa.TYPE.value_set(c.type.value),
+                sa.CHANNEL.value_set(c.channel.value),
+            ]
+        )
+        workflow.set_current_details(self._details())
+
+    def _details(self) -> str:
+        s, c = self.state, self.state.config
+        lines = [
+            f"**{c.name}** — {s.status.value}" + (f" ({s.status_reason})" if s.status_reason else ""),
+            f"{c.type.value} · {c.channel.value} · {c.timezone}",
+        ]
+        wake = lifecycle.next_wakeup(s.status, schedule=c.schedule, timezone=c.timezone)
+        if wake is not None:
+            what = "becomes active" if s.status == S.SCHEDULED else "ends"
+            lines.append(f"Next: {what} at {_local(wake, c.timezone)} ({wake:%Y-%m-%d %H:%M} UTC)")
+        return "\n\n".join(lines)
+
+
+def _local(instant: datetime, tz: str) -> str:
+    return f"{utc_to_local(instant, tz):%Y-%m-%d %H:%M} {tz}"
