@@ -39,7 +39,7 @@ S = CampaignStatus
 # Store writes retry until Postgres answers: a status change must not be lost, and the
 # write is idempotent (keyed by the transition id).
 _STORE = {
-    "start_to_close_timeout": timedelta(seconds=30),
+    "start_to_close_timeout": timedelta(seconds=10),
     "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
 }
 
@@ -195,6 +195,7 @@ class CampaignWorkflow:
         state.status_reason = transition.reason
         state.started_at, state.ended_at, state.changed_at = started_at, ended_at, now
         state.transitions += 1
+        self._woken = True  # the main loop re-plans its timer for the new status
         self._publish()
 
     async def _record_event(self, event_type: str, data: dict) -> bool:

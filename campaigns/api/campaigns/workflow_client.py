@@ -19,7 +19,7 @@ from temporalio.client import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from campaigns import search_attributes as sa
@@ -72,8 +72,9 @@ def _start_options(row: asyncpg.Record, settings: Settings) -> dict[str, Any]:
             ]
         ),
         "static_summary": f"Campaign {row['name']}"[:200],
-        # A closed (archived) campaign's id is never reused.
-        "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        # An archived campaign's workflow completed and is never started again; one that was
+        # terminated or failed may be, from the projection.
+        "id_reuse_policy": WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
     }
 
 
@@ -124,6 +125,9 @@ async def change_status(
             details = cause.details[0] if cause.details else None
             raise Conflict(cause.message, code=cause.type or "invalid_transition", details=details) from None
         raise
+    except WorkflowAlreadyStartedError:
+        # Its workflow completed (archived) although the projection had not caught up yet.
+        raise Conflict("the campaign's lifecycle has finished (archived)", code="campaign_archived") from None
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         raise Unavailable(
             "the campaign's workflow has not confirmed the change yet; retry "
