@@ -61,12 +61,6 @@ class CampaignWorkflow:
     async def run(self, state: CampaignState) -> CampaignState:
         # Search attributes and details do not all survive continue-as-new: set them every run.
         self._publish()
-        if not self.state.created_recorded:
-            exists = await self._record_event("campaign.created", {"name": self.state.config.name})
-            if not exists:
-                # The API's transaction never committed: there is no campaign to run.
-                return self.state
-            self.state.created_recorded = True
 
         while self.state.status != S.ARCHIVED:
             await self._sleep_until_something_to_do()
@@ -227,14 +221,17 @@ class CampaignWorkflow:
     def _publish(self) -> None:
         """Search attributes and the readable summary the Temporal UI shows."""
         s, c = self.state, self.state.config
-        workflow.upsert_search_attributes(
-            [
-                sa.ORGANIZATION.value_set(s.organization_id),
-                sa.STATUS.value_set(s.status.value),
-                sa.TYPE.value_set(c.type.value),
-                sa.CHANNEL.value_set(c.channel.value),
-            ]
-        )
+        wanted = {
+            sa.ORGANIZATION: s.organization_id,
+            sa.STATUS: s.status.value,
+            sa.TYPE: c.type.value,
+            sa.CHANNEL: c.channel.value,
+        }
+        current = workflow.info().typed_search_attributes
+        # Only what changed: an upsert is a history event, and most runs start with these set.
+        changed = [key.value_set(value) for key, value in wanted.items() if current.get(key) != value]
+        if changed:
+            workflow.upsert_search_attributes(changed)
         workflow.set_current_details(self._details())
 
     def _details(self) -> str:

@@ -15,6 +15,7 @@ import asyncpg
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -44,8 +45,8 @@ def workflow_config(row: asyncpg.Record | dict[str, Any]) -> WorkflowConfig:
     )
 
 
-def state_from_row(row: asyncpg.Record, *, new: bool = False) -> CampaignState:
-    """The workflow's starting state: a new campaign, or one rebuilt from its projection."""
+def state_from_row(row: asyncpg.Record) -> CampaignState:
+    """The workflow's starting state, from the campaign's row (new, or rebuilt if lost)."""
     return CampaignState(
         campaign_id=str(row["id"]),
         organization_id=str(row["organization_id"]),
@@ -55,7 +56,6 @@ def state_from_row(row: asyncpg.Record, *, new: bool = False) -> CampaignState:
         started_at=row["started_at"],
         ended_at=row["ended_at"],
         changed_at=row["status_changed_at"],
-        created_recorded=not new,
     )
 
 
@@ -78,14 +78,22 @@ def _start_options(row: asyncpg.Record, settings: Settings) -> dict[str, Any]:
     }
 
 
-async def start(client: Client, settings: Settings, row: asyncpg.Record) -> None:
+async def start(client: Client, settings: Settings, row: asyncpg.Record) -> WorkflowHandle:
     """Start the workflow of a campaign just inserted (its transaction still open)."""
-    await client.start_workflow(
+    return await client.start_workflow(
         CampaignWorkflow.run,
-        state_from_row(row, new=True),
+        state_from_row(row),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         **_start_options(row, settings),
     )
+
+
+async def discard(handle: WorkflowHandle) -> None:
+    """Best effort: end the workflow of a campaign whose creation did not commit."""
+    try:
+        await handle.terminate("campaign creation was rolled back")
+    except RPCError:
+        pass  # left idle: it never acts without a request, and no request can name it
 
 
 async def change_status(
