@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     workflow_update_timeout_s: float = 15.0
 
     demo_organization: str = "demo"
+    # The worker touches this file every few seconds while Temporal answers (container health checks).
+    worker_health_file: Path | None = None
 
     log_level: str = Field(default="info")
 

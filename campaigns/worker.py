@@ -65,5 +65,20 @@ async def run(settings: Settings | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
     log.info("worker polling task queue %r", settings.temporal_task_queue)
     async with worker:
+        heartbeat = asyncio.create_task(_touch_health_file(client, settings)) if settings.worker_health_file else None
         await stop.wait()
+        if heartbeat:
+            heartbeat.cancel()
     await pool.close()
+
+
+async def _touch_health_file(client: Client, settings: Settings) -> None:
+    """Liveness for container health checks: fresh while this worker can reach Temporal."""
+    assert settings.worker_health_file
+    while True:
+        try:
+            await client.service_client.check_health()
+            settings.worker_health_file.touch()
+        except Exception as exc:  # noqa: BLE001 - unhealthy: leave the file stale
+            log.warning("Temporal health check failed: %r", exc)
+        await asyncio.sleep(10)
