@@ -17,14 +17,16 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from campaigns import db
+from campaigns.activities.abtest import ABTestActivities
 from campaigns.activities.store import StoreActivities
 from campaigns.settings import Settings, get_settings
 from campaigns.temporal import connect
+from campaigns.workflows.abtest import ABTestWorkflow
 from campaigns.workflows.campaign import CampaignWorkflow
 
 log = logging.getLogger("campaigns.worker")
 
-WORKFLOWS: Sequence[type] = (CampaignWorkflow,)
+WORKFLOWS: Sequence[type] = (CampaignWorkflow, ABTestWorkflow)
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:
@@ -48,7 +50,11 @@ def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str, **options)
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
-        activities=activities(pool),
+        activities=[
+            *activities(pool),
+            # Promotion updates a campaign through its service, which may signal its workflow.
+            *ABTestActivities(pool, client, get_settings().model_copy(update={"temporal_task_queue": task_queue})).all(),
+        ],
         workflow_runner=sandbox_runner(),
         **options,
     )

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from campaigns import db, temporal
 from campaigns.api import errors
+from campaigns.api.abtests.routes import router as abtests_router
 from campaigns.api.campaigns.routes import router as campaigns_router
 from campaigns.api.health.routes import router as health_router
 from campaigns.api.keys.routes import router as keys_router
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(MetricsMiddleware)
     app.include_router(campaigns_router)
+    app.include_router(abtests_router)
     app.include_router(keys_router)
     app.include_router(health_router)
     return app

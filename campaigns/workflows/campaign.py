@@ -14,12 +14,14 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from campaigns import search_attributes as sa
     from campaigns.activities.store import StoreActivities
     from campaigns.domain import lifecycle
+    from campaigns.domain.abtest.messages import ABTestStart, ABTestState
+    from campaigns.domain.abtest.messages import workflow_id as abtest_workflow_id
     from campaigns.domain.config import CampaignStatus
     from campaigns.domain.lifecycle import Transition, TransitionError
     from campaigns.domain.messages import (
@@ -33,6 +35,8 @@ with workflow.unsafe.imports_passed_through():
         WorkflowConfig,
     )
     from campaigns.domain.timeutil import utc_to_local
+
+from campaigns.workflows.abtest import ABTestWorkflow
 
 S = CampaignStatus
 
@@ -98,6 +102,26 @@ class CampaignWorkflow:
         self.state.config = config
         self._woken = True
         self._publish()
+
+    @workflow.update
+    async def start_ab_test(self, start: ABTestStart) -> str:
+        """Start an A/B test as this campaign's child; it evaluates and concludes by itself."""
+        try:
+            await workflow.start_child_workflow(
+                ABTestWorkflow.run, ABTestState(start=start), id=abtest_workflow_id(start.test_id),
+                static_summary=f"A/B test {start.name}"[:200],
+                # Outlives this run: the campaign continues-as-new while its test goes on.
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # a retried request: the test is running already
+        return abtest_workflow_id(start.test_id)
+
+    @start_ab_test.validator
+    def _validate_start_ab_test(self, start: ABTestStart) -> None:
+        if self.state.status in (S.ENDED, S.ARCHIVED):
+            raise ApplicationError(f"a campaign that is {self.state.status.value} cannot start an A/B test",
+                                   type="campaign_not_testable", non_retryable=True)
 
     @workflow.query
     def current(self) -> CampaignState:

@@ -1,0 +1,52 @@
+"""Per-variant traffic for A/B tests, written as the analytics rollups hold it (sums per
+campaign, 15-minute slot and variant), so tests can give a test any amount of data."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+
+from campaigns.domain.abtest import catalogue
+
+# Until the analytics tables arrive with their migration, the tests create the columns the
+# A/B catalogue reads (a no-op once the migration has made the real table).
+_ROLLUPS = """
+CREATE TABLE IF NOT EXISTS analytics_rollups (
+    campaign_id uuid NOT NULL, bucket timestamptz NOT NULL, variant_id text NOT NULL DEFAULT '',
+    {columns},
+    PRIMARY KEY (campaign_id, bucket, variant_id)
+)
+"""
+
+
+async def ensure_rollups(pool: asyncpg.Pool) -> None:
+    columns = ",\n    ".join(f"{c} double precision NOT NULL DEFAULT 0" for c in sorted(catalogue.columns()))
+    await pool.execute(_ROLLUPS.format(columns=columns))
+
+
+def slot(at: datetime) -> datetime:
+    epoch = int(at.timestamp()) // 900 * 900
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+async def add(pool: asyncpg.Pool, campaign_id: str, variant_id: str, at: datetime | None = None, **sums: float) -> None:
+    """Add sums (rollup column → amount) to the variant's slot holding `at` (default: now)."""
+    at = at or datetime.now(UTC)
+    names = list(sums)
+    await pool.execute(
+        f"""
+        INSERT INTO analytics_rollups (campaign_id, bucket, variant_id, {", ".join(names)})
+        VALUES ($1, $2, $3, {", ".join(f"${i + 4}" for i in range(len(names)))})
+        ON CONFLICT (campaign_id, bucket, variant_id) DO UPDATE SET
+        {", ".join(f"{n} = analytics_rollups.{n} + EXCLUDED.{n}" for n in names)}
+        """,
+        uuid.UUID(campaign_id), slot(at), variant_id, *sums.values(),
+    )
+
+
+async def calls(pool: asyncpg.Pool, campaign_id: str, variant_id: str, n: int, conversions: int,
+                at: datetime | None = None, **more: float) -> None:
+    """`n` completed calls of which `conversions` converted."""
+    await add(pool, campaign_id, variant_id, at, calls_completed=n, calls_connected=n, conversions=conversions, **more)
