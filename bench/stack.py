@@ -88,6 +88,7 @@ async def embedded_stack(*, temporal_in_memory: bool = False) -> AsyncIterator[S
                 "REDIS_URL": redis_url,
                 "TEMPORAL_ADDRESS": temporal_address,
                 "LOG_LEVEL": "warning",
+                "RATE_LIMIT_PER_SECOND": "0",  # benchmarks measure the platform, not the limiter
             }
             yield Stack(settings, sup, env)
         finally:
