@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS analytics_rollups (
 
 
 async def ensure_rollups(pool: asyncpg.Pool) -> None:
-    columns = ",\n    ".join(f"{c} double precision NOT NULL DEFAULT 0" for c in sorted(catalogue.columns()))
+    columns = ",\n    ".join(f"{c} {'double precision' if c.endswith(('_sum', '_sq')) else 'bigint'} NOT NULL DEFAULT 0"
+                              for c in sorted(catalogue.columns()))
     await pool.execute(_ROLLUPS.format(columns=columns))
 
 
@@ -42,7 +43,8 @@ async def add(pool: asyncpg.Pool, campaign_id: str, variant_id: str, at: datetim
         ON CONFLICT (campaign_id, bucket, variant_id) DO UPDATE SET
         {", ".join(f"{n} = analytics_rollups.{n} + EXCLUDED.{n}" for n in names)}
         """,
-        uuid.UUID(campaign_id), slot(at), variant_id, *sums.values(),
+        uuid.UUID(campaign_id), slot(at), variant_id,
+        *(float(v) if n.endswith(("_sum", "_sq")) else round(v) for n, v in sums.items()),
     )
 
 

@@ -67,14 +67,14 @@ class ABTestActivities:
             # An earlier attempt recorded it and its reply was lost: answer the same.
             return _from_record(recorded, row)
         campaign_status = await self.pool.fetchval("SELECT status FROM campaigns WHERE id = $1", row["campaign_id"])
-        weights = None
+        weights = snapshot = None
         if campaign_status in _ENDED:
             conclusion, winner = "stopped", None
             reason = f"the campaign was {campaign_status}"
             running, summary = request.running, {"campaignStatus": campaign_status}
         else:
-            design, look, verdict = await service.evaluate_row(
-                self.pool, row, at=request.at, running=request.running, look_number=request.seq
+            design, look, verdict, snapshot = await service.evaluate_row(
+                self.pool, row, at=request.at, running=request.running, look_number=request.seq, refresh=True
             )
             conclusion, winner, reason = verdict.conclusion, verdict.winner, verdict.reason
             running, summary = look.running, service.summary(design, look, verdict)
@@ -84,6 +84,7 @@ class ABTestActivities:
             await repo.record_evaluation(
                 conn, test_id=test_id, seq=request.seq, at=request.at, conclusion=conclusion, reason=reason,
                 summary=summary, running=running, weights=weights,
+                sums=snapshot.closed if snapshot else None, sums_through=snapshot.through if snapshot else None,
             )
         return Evaluation(conclusion=conclusion, winner_variant_id=winner, reason=reason, running=running,
                           weights=weights)

@@ -18,6 +18,10 @@ CREATE TABLE ab_tests (
     weights            jsonb NOT NULL,           -- current traffic weights by variant id
     weights_version    integer NOT NULL DEFAULT 1,
     running            jsonb NOT NULL DEFAULT '{}',  -- sequential state after the latest evaluation
+    -- Per-variant sums of the rollup slots before sums_through, as of the latest evaluation:
+    -- a results request adds only the slots since (a few rows) instead of re-summing them all.
+    sums               jsonb,
+    sums_through       timestamptz,
     evaluations        integer NOT NULL DEFAULT 0,
     last_evaluated_at  timestamptz,
     last_summary       jsonb,                    -- the latest evaluation's verdict, for listings

@@ -133,8 +133,8 @@ async def variant_sums(
     start: datetime,
     end: datetime,
 ) -> dict[str, dict[str, float]]:
-    """Per variant, the sums of the rollup slots in [start, end) (slot starts; `start` is
-    rounded down to its slot)."""
+    """Per variant, the sums of the rollup slots starting in [start, end) (`start` is rounded
+    down to its slot)."""
     rows = await conn.fetch(
         f"""
         SELECT r.variant_id, {sums_select_list(metrics)}
@@ -198,6 +198,8 @@ async def record_evaluation(
     summary: dict[str, Any],
     running: dict[str, Any],
     weights: dict[str, float] | None,
+    sums: dict[str, dict[str, float]] | None = None,
+    sums_through: datetime | None = None,
 ) -> bool:
     """Record evaluation `seq` and move the test's projection on; False if already recorded."""
     inserted = await conn.fetchval(
@@ -219,10 +221,11 @@ async def record_evaluation(
     await conn.execute(
         """
         UPDATE ab_tests SET running = $2, evaluations = $3, last_evaluated_at = $4,
-               last_summary = $5, updated_at = now()
+               last_summary = $5, sums = coalesce($6, sums), sums_through = coalesce($7, sums_through),
+               updated_at = now()
         WHERE id = $1
         """,
-        test_id, running, seq, at, {"conclusion": conclusion, "reason": reason},
+        test_id, running, seq, at, {"conclusion": conclusion, "reason": reason}, sums, sums_through,
     )
     return True
 

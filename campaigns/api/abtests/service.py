@@ -14,6 +14,7 @@ is as valid as theirs.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -58,6 +59,7 @@ from campaigns.domain.config import CampaignConfiguration, CampaignStatus
 from campaigns.domain.messages import Actor
 from campaigns.settings import Settings
 
+SLOT_SECONDS = 900  # the analytics rollups' slot
 _TESTABLE = {CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.ACTIVE, CampaignStatus.PAUSED}
 _OVERRIDABLE = ("flowId", "voiceSettings", "knowledgeBaseIds")
 
@@ -246,6 +248,29 @@ async def create(
 # --- Looking at a test -----------------------------------------------------------------------
 
 
+@dataclass
+class Snapshot:
+    """A look's data: per-variant sums of the slots before `through` (kept with the test by
+    each evaluation) and of those since."""
+
+    closed: dict[str, dict[str, float]]
+    through: datetime
+
+
+def _slot_floor(at: datetime) -> datetime:
+    return datetime.fromtimestamp(int(at.timestamp()) // SLOT_SECONDS * SLOT_SECONDS, UTC)
+
+
+def _add(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Every statistic the repository returns is a sum over slots, so disjoint sets add."""
+    out = {v: dict(s) for v, s in a.items()}
+    for v, sums in b.items():
+        into = out.setdefault(v, {})
+        for k, x in sums.items():
+            into[k] = into.get(k, 0.0) + x
+    return out
+
+
 async def evaluate_row(
     pool: asyncpg.Pool | asyncpg.Connection,
     row: asyncpg.Record,
@@ -253,22 +278,38 @@ async def evaluate_row(
     at: datetime,
     running: dict[str, Any],
     look_number: int,
-) -> tuple[ABTestDesign, analysis.Look, decision.Verdict]:
-    """One look at a test from its rollups: the analysis and what it decides."""
+    refresh: bool = False,
+) -> tuple[ABTestDesign, analysis.Look, decision.Verdict, Snapshot]:
+    """One look at a test from its rollups: the analysis and what it decides.
+
+    An evaluation (`refresh`) sums every slot since the test began (late events land in old
+    slots, and this is where they are picked up) and returns the closed slots' sums for the
+    test to keep; a results request adds only the slots since the latest evaluation to those
+    kept sums, so it reads a handful of rows however long the test has run."""
     design = design_of(row)
     end = row["concluded_at"] or at
     metrics = [spec.definition() for spec in design.metric_specs()]
-    sums = await repo.variant_sums(
-        pool, campaign_id=row["campaign_id"], variant_ids=[v.id for v in design.variants], metrics=metrics,
-        start=row["started_at"], end=end,
-    )
+    ids = [v.id for v in design.variants]
+
+    async def sums(start: datetime, stop: datetime) -> dict[str, dict[str, float]]:
+        if stop <= start:
+            return {}
+        return await repo.variant_sums(pool, campaign_id=row["campaign_id"], variant_ids=ids, metrics=metrics,
+                                       start=start, end=stop)
+
+    if refresh or row["sums"] is None or row["sums_through"] is None:
+        through = max(_slot_floor(end), row["started_at"])
+        snapshot = Snapshot(await sums(row["started_at"], through), through)
+    else:
+        snapshot = Snapshot(row["sums"], row["sums_through"])
+    data = _add(snapshot.closed, await sums(snapshot.through, end))
     srm_counts = None
     if design.mode == "bandit":
         srm_counts = _bandit_srm_counts(design, await repo.epoch_counts(pool, row["id"]))
-    look = analysis.look(design, sums, running=running, weights=row["weights"], srm_counts=srm_counts,
+    look = analysis.look(design, data, running=running, weights=row["weights"], srm_counts=srm_counts,
                          seed=bayes.seed_for(str(row["id"]), look_number))
     runtime_days = max((min(end, row["ends_at"]) - row["started_at"]).total_seconds(), 0) / 86_400
-    return design, look, decision.decide(design, look, runtime_days=runtime_days)
+    return design, look, decision.decide(design, look, runtime_days=runtime_days), snapshot
 
 
 def _bandit_srm_counts(design: ABTestDesign, epochs: list[tuple[dict[str, float], dict[str, int]]]
@@ -286,8 +327,8 @@ async def results(*, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID
     """The test's results now: every variant against control, the checks, and the verdict."""
     row = await get_row(pool, principal, campaign_id, test_id)
     at = datetime.now(UTC)
-    design, look, verdict = await evaluate_row(pool, row, at=at, running=row["running"] or {},
-                                               look_number=row["evaluations"] + 1)
+    design, look, verdict, _ = await evaluate_row(pool, row, at=at, running=row["running"] or {},
+                                                  look_number=row["evaluations"] + 1)
     return build_results(row, design, look, verdict, at)
 
 

@@ -76,6 +76,8 @@ def mixing_variance(planned_variance, alpha: float):
 
 def half_width(variance, tau2, alpha: float):
     """h = √(V (V + τ²)/τ² · (2 log(1/α) + log((V + τ²)/V))). Works on arrays."""
+    if isinstance(variance, float) and isinstance(tau2, float):  # the API's case: plain floats are faster
+        return math.sqrt(variance * (variance + tau2) / tau2 * (2 * math.log(1 / alpha) + math.log1p(tau2 / variance)))
     v = np.asarray(variance, dtype=float)
     t = np.asarray(tau2, dtype=float)
     out = np.sqrt(v * (v + t) / t * (2 * math.log(1 / alpha) + np.log1p(t / v)))
@@ -84,6 +86,10 @@ def half_width(variance, tau2, alpha: float):
 
 def p_value(delta, variance, tau2):
     """min(1, 1/Λ(0)) at one look. Works on arrays."""
+    if isinstance(delta, float) and isinstance(variance, float) and isinstance(tau2, float):
+        log_lambda = 0.5 * math.log(variance / (variance + tau2)) + \
+            delta * delta * tau2 / (2 * variance * (variance + tau2))
+        return 1.0 if log_lambda <= 0 else math.exp(-log_lambda)
     d = np.asarray(delta, dtype=float)
     v = np.asarray(variance, dtype=float)
     t = np.asarray(tau2, dtype=float)
