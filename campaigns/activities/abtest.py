@@ -25,8 +25,8 @@ from campaigns.api.errors import AppError
 from campaigns.domain.abtest.messages import (
     Conclude,
     Concluded,
-    Evaluation,
     EvaluateRequest,
+    Evaluation,
     Promote,
     Promotion,
 )

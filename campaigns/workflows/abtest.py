@@ -53,17 +53,19 @@ class ABTestWorkflow:
     async def run(self, state: ABTestState) -> ABTestState:
         self._publish()
         while self.state.status == "running":
-            await self._sleep_until_next_evaluation()
-            async with self._lock:
-                if self.state.status != "running":
-                    break
-                await self._evaluate()
-            if workflow.info().is_continue_as_new_suggested() and self.state.status == "running":
-                # Let a stop in flight finish first, so none is lost in the hand-over.
+            due = await self._sleep_until_next_evaluation()
+            if workflow.info().is_continue_as_new_suggested():
+                # Let a stop in flight finish first, so none is lost in the hand-over; the new
+                # run sleeps until the evaluation that was due (the state carries its time).
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if self.state.status == "running":
                     self.state.runs += 1
                     workflow.continue_as_new(self.state)
+            if not due:
+                continue
+            async with self._lock:
+                if self.state.status == "running":
+                    await self._evaluate()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state
 
@@ -95,13 +97,15 @@ class ABTestWorkflow:
                 non_retryable=True,
             )
 
-    async def _sleep_until_next_evaluation(self) -> None:
+    async def _sleep_until_next_evaluation(self) -> bool:
+        """Sleep until the next evaluation is due; False if woken earlier (stopped, or the
+        history grew long enough to continue as new)."""
         s = self.state
         interval = timedelta(seconds=s.start.evaluation_interval_seconds)
         due = min((s.last_evaluated_at or s.start.started_at) + interval, s.start.ends_at)
         delay = (due - workflow.now()).total_seconds()
         if delay <= 0:
-            return
+            return True
         try:
             await workflow.wait_condition(
                 lambda: self.state.status != "running" or workflow.info().is_continue_as_new_suggested(),
@@ -109,7 +113,8 @@ class ABTestWorkflow:
                 timeout_summary=f"evaluation {s.evaluations + 1}",
             )
         except TimeoutError:
-            pass
+            return True
+        return False
 
     async def _evaluate(self) -> None:
         s = self.state

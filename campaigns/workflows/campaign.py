@@ -13,7 +13,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
@@ -110,6 +110,7 @@ class CampaignWorkflow:
             await workflow.start_child_workflow(
                 ABTestWorkflow.run, ABTestState(start=start), id=abtest_workflow_id(start.test_id),
                 static_summary=f"A/B test {start.name}"[:200],
+                search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ORGANIZATION, start.organization_id)]),
                 # Outlives this run: the campaign continues-as-new while its test goes on.
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             )

@@ -3,7 +3,6 @@ evaluations and the sample-size calculator; another organization's tests are nev
 
 from __future__ import annotations
 
-import asyncio
 import math
 import uuid
 from collections import Counter
@@ -12,6 +11,7 @@ import httpx
 import pytest
 from scipy import stats as sps
 
+from campaigns import search_attributes as sa
 from tests import abtest_data as data
 from tests.conftest import CAMPAIGN
 
@@ -61,6 +61,7 @@ async def test_create_starts_a_test_as_a_child_of_the_campaign_workflow(api, cam
     description = await temporal_client.get_workflow_handle(t["workflowId"]).describe()
     assert description.raw_description.workflow_execution_info.parent_execution.workflow_id == \
         f"campaign-{campaign['id']}"
+    assert description.typed_search_attributes.get(sa.ORGANIZATION) == campaign["organizationId"]
     audit = (await api.get(f"/api/campaigns/{campaign['id']}/audit")).json()["audit"]
     assert audit[-1]["action"] == "ab_test_started" and audit[-1]["changes"]["testId"] == t["id"]
 

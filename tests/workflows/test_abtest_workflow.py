@@ -10,9 +10,13 @@ import uuid
 
 import httpx
 import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from campaigns.activities.abtest import ABTestActivities
-from campaigns.domain.abtest.messages import EvaluateRequest
+from campaigns.domain.abtest.messages import ABTestState, EvaluateRequest
+from campaigns.worker import sandbox_runner
+from campaigns.workflows.abtest import ABTestWorkflow
 from tests import abtest_data as data
 from tests.api.test_abtests import TEST
 from tests.conftest import CAMPAIGN
@@ -38,9 +42,9 @@ async def start(api: httpx.AsyncClient, campaign_id: str, **changes) -> dict:
     return r.json()["test"]
 
 
-async def concluded(api: httpx.AsyncClient, campaign_id: str, test_id: str, timeout: float = 60) -> dict:
+async def concluded(api: httpx.AsyncClient, campaign_id: str, test_id: str, within: float = 60) -> dict:
     """The test once its workflow has finished concluding it (promotion and event included)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     pool = api.pool  # type: ignore[attr-defined]
     while time.monotonic() < deadline:
         t = (await api.get(f"/api/campaigns/{campaign_id}/ab-test/{test_id}")).json()["test"]
@@ -49,7 +53,7 @@ async def concluded(api: httpx.AsyncClient, campaign_id: str, test_id: str, time
         if announced:
             return t
         await asyncio.sleep(0.5)
-    raise AssertionError(f"test {test_id} did not conclude in {timeout} s: {t}")
+    raise AssertionError(f"test {test_id} did not conclude in {within} s: {t}")
 
 
 async def events(pool, campaign_id: str, type_: str) -> list[dict]:
@@ -58,7 +62,7 @@ async def events(pool, campaign_id: str, type_: str) -> list[dict]:
     return [r["data"] for r in rows]
 
 
-async def test_winner_is_concluded_promoted_audited_and_announced(api, pool):
+async def test_winner_is_concluded_promoted_audited_and_announced(api, pool, temporal_client):
     c = await new_campaign(api)
     t = await start(api, c["id"], autoPromoteWinner=True)
     control, warm = (v["id"] for v in t["variants"])
@@ -90,6 +94,14 @@ async def test_winner_is_concluded_promoted_audited_and_announced(api, pool):
     assert results["winner"] == warm and "promoted" in results["recommendations"][0]
     r = await api.post(f"/api/campaigns/{c['id']}/ab-test/{t['id']}/assign", json={"subjectId": "late"})
     assert r.status_code == 409 and r.json()["details"]["promoted"] is True
+
+    # The workflow's history replays deterministically.
+    handle = temporal_client.get_workflow_handle(t["workflowId"], result_type=ABTestState)
+    final = await handle.result()
+    assert final.conclusion == "winner" and final.promoted and final.evaluations >= 1
+    replayer = Replayer(workflows=[ABTestWorkflow], data_converter=pydantic_data_converter,
+                        workflow_runner=sandbox_runner())
+    await replayer.replay_workflow(await handle.fetch_history())
 
 
 async def test_the_other_conclusions(api, pool):

@@ -32,7 +32,7 @@ from scipy import special
 
 from campaigns.domain.abtest import bayes, holm, sequential, srm
 from campaigns.domain.abtest.catalogue import UNIT_COLUMNS, MetricDef, stats, units
-from campaigns.domain.abtest.config import GuardrailSpec, MetricSpec, ABTestDesign, Variant
+from campaigns.domain.abtest.config import ABTestDesign, GuardrailSpec, MetricSpec, Variant
 from campaigns.domain.abtest.estimates import (
     Estimate,
     Interval,

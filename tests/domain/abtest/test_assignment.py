@@ -30,7 +30,7 @@ def test_tests_are_independent():
     n = 40_000
     a = [assignment.assign("test-a", f"s{i}", [1, 1]) for i in range(n)]
     b = [assignment.assign("test-b", f"s{i}", [1, 1]) for i in range(n)]
-    table = [[sum(1 for x, y in zip(a, b) if x == i and y == j) for j in (0, 1)] for i in (0, 1)]
+    table = [[sum(1 for x, y in zip(a, b, strict=True) if x == i and y == j) for j in (0, 1)] for i in (0, 1)]
     assert sps.chi2_contingency(table).pvalue > 0.001
 
 

@@ -112,8 +112,8 @@ def test_probability_best_is_seeded():
     rng1, rng2 = np.random.default_rng(bayes.seed_for("t", 3)), np.random.default_rng(bayes.seed_for("t", 3))
     s = [Proportion(n=500, x=50), Proportion(n=500, x=65)]
     e = [Estimate(0.1, 0.0002, 500), Estimate(0.13, 0.0002, 500)]
-    a = bayes.probability_best([bayes.draws(x, y, 1000, rng1) for x, y in zip(s, e)], higher_is_better=True)
-    b = bayes.probability_best([bayes.draws(x, y, 1000, rng2) for x, y in zip(s, e)], higher_is_better=True)
+    a = bayes.probability_best([bayes.draws(x, y, 1000, rng1) for x, y in zip(s, e, strict=True)], higher_is_better=True)
+    b = bayes.probability_best([bayes.draws(x, y, 1000, rng2) for x, y in zip(s, e, strict=True)], higher_is_better=True)
     assert a == b and a[1] > 0.9
 
 
