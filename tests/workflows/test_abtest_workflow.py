@@ -105,7 +105,8 @@ async def test_winner_is_concluded_promoted_audited_and_announced(api, pool, tem
 
 
 async def test_the_other_conclusions(api, pool):
-    """Sample-ratio mismatch, harm and max_duration, side by side (they wait on the same clock)."""
+    """Sample-ratio mismatch, harm, futility and max_duration, side by side (they wait on the
+    same clock)."""
 
     async def srm() -> None:
         c = await new_campaign(api)
@@ -135,7 +136,16 @@ async def test_the_other_conclusions(api, pool):
         assert done["conclusion"] == "max_duration"
         assert "waiting for 100 calls per variant" in done["conclusionReason"]
 
-    await asyncio.gather(srm(), harm(), out_of_time())
+    async def futility() -> None:
+        c = await new_campaign(api)
+        t = await start(api, c["id"], sampleSize=1000)
+        control, warm = (v["id"] for v in t["variants"])
+        await data.calls(pool, c["id"], control, 3000, 300)
+        await data.calls(pool, c["id"], warm, 3000, 306)
+        done = await concluded(api, c["id"], t["id"])
+        assert done["conclusion"] == "no_difference" and "planned 1000 calls" in done["conclusionReason"]
+
+    await asyncio.gather(srm(), harm(), futility(), out_of_time())
 
 
 async def test_a_test_stops_when_its_campaign_ends(api, pool):
