@@ -152,14 +152,10 @@ def validate(body: Any, campaign_config: dict[str, Any]) -> tuple[ABTestCreate |
     except ValidationError as err:
         errors += field_errors(err.errors())
     errors += cross_field_problems(body)
-    errors += overrides_problems(body, campaign_config)
-    seen: set[str] = set()
-    unique = []
-    for e in errors:
-        if e["field"] not in seen or e["field"] == "variants":
-            unique.append(e)
-        seen.add(e["field"])
-    return parsed, unique
+    reported = {e["field"] for e in errors}
+    # An override's field rule fails again in the merged configuration: report it once.
+    errors += [e for e in overrides_problems(body, campaign_config) if e["field"] not in reported]
+    return parsed, errors
 
 
 def overrides_problems(body: Any, campaign_config: dict[str, Any]) -> list[dict[str, str]]:

@@ -20,6 +20,10 @@ the test must detect: V_N = (m · |θ̂_c| / (c_α' + z_{1−β}))².
 
 Fixed mode: the classical tests of `estimates`, which are valid only once every variant
 has reached N units. Before that the look says so (`valid` false) and no decision is made.
+
+Bandit mode pools each variant's data over weight epochs: its shares of traffic change, so
+the estimates assume the metric does not drift over the test in step with the re-weighting
+(the minimum runtime over whole weeks guards against the commonest drift, the weekly cycle).
 """
 
 from __future__ import annotations

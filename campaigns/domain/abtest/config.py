@@ -314,6 +314,10 @@ def resolve(body: ABTestCreate, test_id: str, variant_ids: list[str] | None = No
         for i, v in enumerate(body.variants)
     ]
     bandit = body.bandit or (BanditSettings() if body.mode == "bandit" else None)
+
+    def directed(spec):  # the direction in force, written down
+        return spec.model_copy(update={"direction": spec.direction or spec.definition().direction})
+
     return ABTestDesign(
         test_id=test_id,
         name=body.name,
@@ -321,9 +325,9 @@ def resolve(body: ABTestCreate, test_id: str, variant_ids: list[str] | None = No
         type=body.type,
         mode=body.mode,
         variants=variants,
-        primary_metric=body.primary_metric,
-        secondary_metrics=body.secondary_metrics,
-        guardrail_metrics=body.guardrail_metrics,
+        primary_metric=directed(body.primary_metric),
+        secondary_metrics=[directed(m) for m in body.secondary_metrics],
+        guardrail_metrics=[directed(m) for m in body.guardrail_metrics],
         sample_size=body.sample_size,
         planned_sample_size=planned_sample_size(body),
         minimum_detectable_effect=body.minimum_detectable_effect,
