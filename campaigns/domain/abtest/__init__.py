@@ -16,6 +16,6 @@
 | messages      | what the test workflow and its activities exchange                        |
 | simulation    | seeded Monte-Carlo A/A and A/B tests that check the error rates            |
 
-Everything here is free of I/O. `messages` and `decision` avoid scipy so the test's workflow
-can import them in its sandbox; the statistics run in activities and in the API.
+Everything here is free of I/O. The test's workflow imports only `messages` (no scipy);
+the statistics run in its activities and in the API.
 """

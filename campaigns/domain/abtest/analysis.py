@@ -32,10 +32,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 from scipy import special
 
 from campaigns.domain.abtest import bayes, holm, sequential, srm
-from campaigns.domain.abtest.catalogue import UNIT_COLUMNS, MetricDef, stats, units
+from campaigns.domain.abtest.catalogue import MetricDef, stats, units
 from campaigns.domain.abtest.config import ABTestDesign, GuardrailSpec, MetricSpec, Variant
 from campaigns.domain.abtest.estimates import (
     Estimate,
@@ -353,13 +354,7 @@ def _equivalent(c: Comparison, design: ABTestDesign) -> bool:
 def _probability_best(
     design: ABTestDesign, per_variant: list[Stats], looks: list[VariantLook], seed: int
 ) -> list[float] | None:
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     metric = design.primary_metric.metric
     samples = [bayes.draws(st, vl.estimates[metric], 20_000, rng) for st, vl in zip(per_variant, looks, strict=True)]
     return bayes.probability_best(samples, higher_is_better=design.primary_metric.higher_is_better)
-
-
-def unit_columns(design: ABTestDesign) -> tuple[str, ...]:
-    return UNIT_COLUMNS[design.primary_metric.definition().unit]
