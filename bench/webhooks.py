@@ -153,9 +153,6 @@ async def main() -> None:
                 except TimeoutError:
                     pass
 
-        def latencies(sent: dict[int, float], first_arrival_index: int) -> list[float]:
-            return [t for t in receiver.arrivals.values()][first_arrival_index:]
-
         # Warm-up: a few deliveries so connections and caches exist.
         await record(-1)
         await wait_all(args.endpoints, 60)
@@ -173,15 +170,12 @@ async def main() -> None:
         # Paced: latency from the commit of each event to each receipt.
         await asyncio.sleep(2)
         before = set(receiver.arrivals)
-        committed: dict[str, float] = {}
-        body_ids: list[float] = []
         interval = 1 / args.rate
         paced_start = time.time()
-        commits: list[float] = []
         for i in range(args.events):
             target = paced_start + i * interval
             await asyncio.sleep(max(0, target - time.time()))
-            commits.append(await record(10_000 + i))
+            await record(10_000 + i)
         expected = len(before) + args.events * args.endpoints
         await wait_all(expected, 600)
         new = [(k, t) for k, t in receiver.arrivals.items() if k not in before]

@@ -22,7 +22,13 @@ from temporalio import activity
 from campaigns.api.campaigns import repository as campaigns_repo
 from campaigns.api.webhooks import repository as repo
 from campaigns.domain import netguard
-from campaigns.domain.webhooks import AttemptOutcome, AttemptRequest, RetryConfig, message_id, next_delay
+from campaigns.domain.webhooks import (
+    AttemptOutcome,
+    AttemptRequest,
+    RetryConfig,
+    message_id,
+    next_delay,
+)
 from campaigns.settings import Settings
 from campaigns.webhooks import secrets
 from campaigns.webhooks.limiter import EndpointLimiter

@@ -15,8 +15,8 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import httpcore
 from httpcore._backends.auto import AutoBackend

@@ -17,12 +17,12 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from campaigns.api.campaigns import repository as campaigns_repo
 from campaigns.api.webhooks import repository as webhooks_repo
 from campaigns.api.webhooks.workflow_client import Pending, start_one
+from campaigns.domain import netguard
 from campaigns.domain.webhooks import dumps, envelope, workflow_id
 from campaigns.settings import Settings
 from campaigns.stack.services import ServiceSpec
 from campaigns.stack.supervisor import Supervisor
 from campaigns.webhooks.sender import Sender
-from campaigns.domain import netguard
 from campaigns.worker import build_worker
 from tests.webhooks.conftest import FAST_RETRY, wait_deliveries
 from tests.webhooks.receiver import Answer, Receiver

@@ -12,6 +12,7 @@ from campaigns.domain.base import ApiModel, ResponseModel
 from campaigns.domain.integrations import IntegrationType
 from campaigns.domain.webhooks import RetryConfig, check_event_filter, check_headers
 
+
 def _unique(value: list[str] | None) -> list[str] | None:
     if value is not None and len(set(value)) != len(value):
         raise ValueError("event types repeat")
