@@ -85,15 +85,22 @@ class WebhookActivities:
             response = Response(None, None, 0.0, "payload_too_large",
                                 f"body of {len(body)} bytes exceeds the {self.settings.webhook_max_payload_bytes}-byte cap")
         else:
+            try:
+                headers = self._headers(row)
+            except secrets.UndecryptableSecret as err:
+                # Retrying cannot help until an operator restores the key: fail the delivery
+                # visibly (recover re-sends it once the key is back).
+                await self._finish(row, request, "failed", error_class=None, error=str(err))
+                return AttemptOutcome(final=True, status="failed", summary=str(err))
             async with self.limiter.slot(str(row["endpoint_id"]), row["max_concurrency"], wait_s=SLOT_WAIT_S) as ok:
                 if not ok:
                     return AttemptOutcome(final=False, status="pending", counted=False, retry_in=0.2 + random.random(),
                                           summary="waiting for a free slot under the concurrency limit")
                 started_at = datetime.now(UTC)
-                response = await self.sender.post(row["url"], self._headers(row, request), body)
+                response = await self.sender.post(row["url"], headers, body)
         return await self._record(row, request, started_at, response)
 
-    def _headers(self, row: asyncpg.Record, request: AttemptRequest) -> dict[str, str]:
+    def _headers(self, row: asyncpg.Record) -> dict[str, str]:
         now = datetime.now(UTC).replace(microsecond=0)
         signing = [secrets.decrypt(self.settings, row["secret"])]
         if row["previous_secret"] and row["previous_secret_expires_at"] and row["previous_secret_expires_at"] > now:

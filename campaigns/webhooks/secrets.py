@@ -26,6 +26,10 @@ log = logging.getLogger("campaigns.webhooks")
 PREFIX = "whsec_"
 
 
+class UndecryptableSecret(RuntimeError):
+    """A stored secret was encrypted with a key WEBHOOK_SECRET_KEYS no longer holds."""
+
+
 def new_secret() -> str:
     return PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
 
@@ -72,7 +76,7 @@ def decrypt(settings: Settings, token: str) -> str:
     try:
         return box(settings).decrypt(token.encode()).decode()
     except InvalidToken:
-        raise RuntimeError("a webhook secret cannot be decrypted: WEBHOOK_SECRET_KEYS lacks the key it was encrypted with") from None
+        raise UndecryptableSecret("a webhook secret cannot be decrypted: WEBHOOK_SECRET_KEYS lacks the key it was encrypted with") from None
 
 
 def signature(secrets_: list[str], msg_id: str, timestamp: datetime, body: str) -> str:
