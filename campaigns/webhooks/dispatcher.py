@@ -94,7 +94,7 @@ class Dispatcher:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), POLL_S)
                     self._wake.clear()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+                except Exception as err:  # noqa: BLE001 - the dispatcher must outlive any outage
                     log.warning("webhook dispatcher: %r; retrying in %.1fs", err, backoff)
                     if listener is not None:
                         listener.terminate()

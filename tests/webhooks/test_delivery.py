@@ -411,6 +411,17 @@ async def test_connect_time_guard_refuses_what_resolves_inside(receiver: Receive
         await permissive.aclose()
 
 
+async def test_tls_failures_are_classified(receiver: Receiver):
+    """https to a server that speaks plain HTTP: the handshake fails, classed `tls`."""
+    sender = Sender(allowed=netguard.parse_networks("127.0.0.0/8"), connect_timeout=2, total_timeout=2)
+    try:
+        result = await sender.post(f"https://127.0.0.1:{receiver.port}/hook", {}, b"{}")
+        assert result.error_class == "tls", result
+        assert receiver.requests == []
+    finally:
+        await sender.aclose()
+
+
 # --- Durability ----------------------------------------------------------------------------------
 
 
