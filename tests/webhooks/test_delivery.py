@@ -468,3 +468,21 @@ async def test_a_worker_killed_between_attempts_loses_nothing(api, campaign, poo
     finally:
         await sup.stop()
         await receiver.stop()
+
+
+async def test_a_delivery_left_unstarted_by_a_crash_is_swept_up(api, campaign, pool, receiver: Receiver):
+    """A dispatcher that dies after writing the deliveries and before starting their
+    workflows leaves rows marked unstarted: the sweep (in any worker) starts them."""
+    base, hook = await subscribe(api, campaign, receiver.url, ["lead.created"])
+    delivery_id = uuid.uuid4()
+    body = dumps(envelope(event_id=str(delivery_id), type_="webhook.test", occurred_at=datetime.now(UTC), data={},
+                          sequence=None, campaign_id=campaign["id"]))
+    await webhooks_repo.insert_delivery(pool, delivery_id=delivery_id, endpoint_id=uuid.UUID(hook["id"]),
+                                        organization_id=uuid.UUID(campaign["organizationId"]),
+                                        event_type="webhook.test", campaign_id=uuid.UUID(campaign["id"]), body=body)
+    await pool.execute("UPDATE webhook_deliveries SET created_at = now() - interval '1 minute' WHERE id = $1",
+                       delivery_id)
+    [request] = await receiver.wait_for(1, timeout=30)
+    assert request.json()["id"] == str(delivery_id)
+    await until(lambda: _status(api, base, str(delivery_id), "succeeded"), what="swept delivery")
+    assert await pool.fetchval("SELECT workflow_started FROM webhook_deliveries WHERE id = $1", delivery_id)
