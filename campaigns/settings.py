@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     webhook_max_payload_bytes: int = 256 * 1024
     webhook_disable_after_s: float = 5 * 86400  # failing this long without a success disables
     webhook_rotation_grace_s: float = 86400  # default time the old secret keeps signing
+    webhook_retention_days: float = 30  # finished deliveries (and their attempts) kept this long
     webhook_dispatcher: bool = True  # run the event dispatcher in this worker (any number may)
 
     # Where each piece is: the URL given, or the embedded one `campaigns run` starts.

@@ -37,6 +37,7 @@ BATCH = 100
 POLL_S = 2.0  # look at the outbox this often even without a notification
 SWEEP_S = 5.0  # look for deliveries whose workflow a crash left unstarted
 SWEEP_AGE_S = 10.0  # …once they are this old (younger ones are being started right now)
+PRUNE_S = 600.0  # forget deliveries past their retention this often, a batch at a time
 
 
 def fan_out(events: list[asyncpg.Record], endpoints: list[asyncpg.Record]) -> list[tuple]:
@@ -77,6 +78,7 @@ class Dispatcher:
         """Dispatch until cancelled, surviving Postgres and Temporal outages."""
         loop = asyncio.get_running_loop()
         next_sweep = 0.0
+        next_prune = loop.time() + 60
         listener: asyncpg.Connection | None = None
         backoff = 0.5
         try:
@@ -90,6 +92,9 @@ class Dispatcher:
                     if loop.time() >= next_sweep:
                         await self.sweep()
                         next_sweep = loop.time() + SWEEP_S
+                    if loop.time() >= next_prune:
+                        await self.prune()
+                        next_prune = loop.time() + PRUNE_S
                     backoff = 0.5
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), POLL_S)
@@ -128,6 +133,15 @@ class Dispatcher:
         self._starts.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("starting delivery workflows failed: %r; the sweep will retry", task.exception())
+
+    async def prune(self) -> int:
+        """Delete finished deliveries older than the retention period, in small batches."""
+        total = 0
+        while True:
+            n = await repo.delete_finished_before(self.pool, days=self.settings.webhook_retention_days, limit=1000)
+            total += n
+            if n < 1000:
+                return total
 
     async def sweep(self) -> int:
         rows = await repo.unstarted(self.pool, older_than_s=SWEEP_AGE_S, limit=500)

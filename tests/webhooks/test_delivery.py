@@ -486,3 +486,21 @@ async def test_a_delivery_left_unstarted_by_a_crash_is_swept_up(api, campaign, p
     assert request.json()["id"] == str(delivery_id)
     await until(lambda: _status(api, base, str(delivery_id), "succeeded"), what="swept delivery")
     assert await pool.fetchval("SELECT workflow_started FROM webhook_deliveries WHERE id = $1", delivery_id)
+
+
+async def test_finished_deliveries_are_forgotten_after_the_retention(api, campaign, pool, settings, temporal_client):
+    from campaigns.webhooks.dispatcher import Dispatcher
+
+    _, hook = await subscribe(api, campaign, "http://127.0.0.1:9/", ["lead.created"])
+    ids = []
+    for age_days in (45, 1):
+        delivery_id = uuid.uuid4()
+        await webhooks_repo.insert_delivery(pool, delivery_id=delivery_id, endpoint_id=uuid.UUID(hook["id"]),
+                                            organization_id=uuid.UUID(campaign["organizationId"]),
+                                            event_type="webhook.test", campaign_id=None, body="{}")
+        await pool.execute("UPDATE webhook_deliveries SET status = 'succeeded', workflow_started = true, "
+                           "completed_at = now() - make_interval(days => $2) WHERE id = $1", delivery_id, age_days)
+        ids.append(delivery_id)
+    assert await Dispatcher(temporal_client, pool, settings).prune() >= 1
+    left = {r["id"] for r in await pool.fetch("SELECT id FROM webhook_deliveries WHERE id = ANY($1)", ids)}
+    assert left == {ids[1]}

@@ -213,6 +213,20 @@ async def unstarted(conn: Conn, *, older_than_s: float, limit: int) -> list[asyn
     )
 
 
+async def delete_finished_before(conn: Conn, *, days: float, limit: int) -> int:
+    """Forget up to `limit` deliveries finished more than `days` ago (attempts go with them)."""
+    result = await conn.execute(
+        """
+        DELETE FROM webhook_deliveries WHERE id IN (
+            SELECT id FROM webhook_deliveries
+            WHERE status <> 'pending' AND completed_at < now() - make_interval(secs => $1) LIMIT $2
+        )
+        """,
+        days * 86400, limit,
+    )
+    return int(result.split()[-1])
+
+
 # --- Attempts -----------------------------------------------------------------------------
 
 
