@@ -94,7 +94,8 @@ class WebhookActivities:
                 return AttemptOutcome(final=True, status="failed", summary=str(err))
             async with self.limiter.slot(str(row["endpoint_id"]), row["max_concurrency"], wait_s=SLOT_WAIT_S) as ok:
                 if not ok:
-                    return AttemptOutcome(final=False, status="pending", counted=False, retry_in=0.2 + random.random(),
+                    return AttemptOutcome(final=False, status="pending", counted=False,
+                                          retry_in=throttle_delay(request.throttled, random.random()),
                                           summary="waiting for a free slot under the concurrency limit")
                 started_at = datetime.now(UTC)
                 response = await self.sender.post(row["url"], headers, body)

@@ -196,6 +196,14 @@ class AttemptRequest(BaseModel):
     delivery_id: str
     run: int
     attempt: int
+    throttled: int = 0  # how many times in a row this attempt found no free slot
+
+
+def throttle_delay(throttled: int, rand: float) -> float:
+    """How long an attempt that found the endpoint's concurrency limit reached waits before
+    asking again: growing, so a long backlog does not churn, and jittered, so the waiters
+    do not ask all at once."""
+    return min(10.0, 0.25 * 2 ** throttled) * (0.5 + rand)
 
 
 class AttemptOutcome(BaseModel):

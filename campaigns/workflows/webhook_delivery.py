@@ -33,11 +33,11 @@ _RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), maximu
 class WebhookDeliveryWorkflow:
     @workflow.run
     async def run(self, delivery: DeliveryInput) -> str:
-        attempt = 1
+        attempt, throttled = 1, 0
         while True:
             outcome = await workflow.execute_local_activity_method(
                 WebhookActivities.attempt_delivery,
-                AttemptRequest(delivery_id=delivery.delivery_id, run=delivery.run, attempt=attempt),
+                AttemptRequest(delivery_id=delivery.delivery_id, run=delivery.run, attempt=attempt, throttled=throttled),
                 start_to_close_timeout=timedelta(seconds=delivery.attempt_timeout_s),
                 retry_policy=_RECORD_RETRY,
                 summary=f"attempt {attempt}",
@@ -45,5 +45,7 @@ class WebhookDeliveryWorkflow:
             if outcome.final:
                 return outcome.status
             if outcome.counted:
-                attempt += 1
+                attempt, throttled = attempt + 1, 0
+            else:  # the endpoint's concurrency limit was reached: ask again, not an attempt
+                throttled += 1
             await workflow.sleep(timedelta(seconds=outcome.retry_in or 1.0), summary=outcome.summary[:200])
