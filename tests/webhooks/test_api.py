@@ -185,3 +185,9 @@ async def test_missing_things_are_404(api: httpx.AsyncClient, campaign: dict):
     assert r.status_code == 400 and "query.since" in fields(r)
     r = await api.post(f"{hooks(campaign)}/{hook['id']}/recover", json={"since": "2030-01-01T00:00:00"})
     assert r.status_code == 400 and "since" in fields(r)
+
+
+async def test_null_is_refused_where_a_value_is_required(api: httpx.AsyncClient, campaign: dict):
+    hook = (await api.post(hooks(campaign), json=HOOK)).json()["webhook"]
+    r = await api.put(f"{hooks(campaign)}/{hook['id']}", json={"url": None, "eventTypes": None})
+    assert r.status_code == 400 and {"url", "eventTypes"} <= set(fields(r))

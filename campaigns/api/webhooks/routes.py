@@ -88,8 +88,12 @@ def _endpoint_routes(
     plural = singular + "s"
 
     def add(path: str, fn: Any, method: str, model: Any = None, status: int = 200) -> None:
-        router.add_api_route(path, fn, methods=[method], response_model=model, status_code=status, tags=[tag],
-                             name=f"{fn.__name__}_{prefix.strip('/').replace('/', '_').replace('{', '').replace('}', '')}")
+        scope_name = "organization" if "{id}" not in prefix else "campaign"
+        router.add_api_route(
+            path, fn, methods=[method], response_model=model, status_code=status, tags=[tag],
+            name=f"{fn.__name__}_{scope_name}_{singular}", summary=(fn.__doc__ or "").rstrip("."),
+            description=f"{'Organization-wide' if scope_name == 'organization' else 'A campaign’s'} {plural}.",
+        )
 
     async def create(body: create_model, scope: ScopeDep, db: Db, settings: Config, response: Response) -> dict:
         row, secret = await service.create(pool=db, settings=settings, scope=scope, body=body)

@@ -253,6 +253,10 @@ async def update(
 ) -> asyncpg.Record:
     """Change the fields given; `enabled: true` re-enables a disabled endpoint."""
     given = body.model_fields_set
+    nulled = [n for n in given - {"description"} if getattr(body, n) is None]
+    if nulled:
+        alias = {n: type(body).model_fields[n].alias or n for n in nulled}
+        raise invalid([{"field": alias[n], "reason": "cannot be null (leave it out to keep it)"} for n in sorted(nulled)])
     if body.url is not None:
         await check_destination(settings, body.url)
     async with pool.acquire() as conn, conn.transaction():
