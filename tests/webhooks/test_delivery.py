@@ -504,3 +504,17 @@ async def test_finished_deliveries_are_forgotten_after_the_retention(api, campai
     assert await Dispatcher(temporal_client, pool, settings).prune() >= 1
     left = {r["id"] for r in await pool.fetch("SELECT id FROM webhook_deliveries WHERE id = ANY($1)", ids)}
     assert left == {ids[1]}
+
+
+async def test_a_first_time_success_is_one_workflow_task(api, campaign, pool, receiver: Receiver, temporal_client):
+    """The volume design: an attempt is a local activity, so a delivery that succeeds at once
+    is a handful of history events and a single workflow task."""
+    base, _ = await subscribe(api, campaign, receiver.url, ["lead.created"])
+    await record(pool, campaign, "lead.created")
+    [delivery] = await wait_deliveries(api, base, count=1, status="succeeded")
+    handle = temporal_client.get_workflow_handle(workflow_id(delivery["id"]))
+    assert await handle.result() == "succeeded"
+    events = [e async for e in handle.fetch_history_events()]
+    kinds = [e.WhichOneof("attributes") for e in events]
+    assert kinds.count("workflow_task_completed_event_attributes") == 1, kinds
+    assert "activity_task_scheduled_event_attributes" not in kinds and len(events) <= 8, kinds
