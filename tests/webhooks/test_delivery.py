@@ -518,3 +518,32 @@ async def test_a_first_time_success_is_one_workflow_task(api, campaign, pool, re
     kinds = [e.WhichOneof("attributes") for e in events]
     assert kinds.count("workflow_task_completed_event_attributes") == 1, kinds
     assert "activity_task_scheduled_event_attributes" not in kinds and len(events) <= 8, kinds
+
+
+async def test_histories_replay_deterministically(api, campaign, pool, temporal_client):
+    """Replaying recorded histories (a retry included) with the current code must not diverge."""
+    from temporalio.worker import Replayer
+
+    from campaigns.workflows.webhook_delivery import WebhookDeliveryWorkflow
+
+    receiver = await Receiver(lambda n, r: Answer(500) if n == 1 else Answer()).start()
+    try:
+        base, _ = await subscribe(api, campaign, receiver.url, ["lead.created"], retryConfig=FAST_RETRY)
+        await record(pool, campaign, "lead.created")
+        [delivery] = await wait_deliveries(api, base, count=1, status="succeeded")
+        handle = temporal_client.get_workflow_handle(workflow_id(delivery["id"]))
+        await handle.result()
+        history = await handle.fetch_history()
+        replayer = Replayer(workflows=[WebhookDeliveryWorkflow], data_converter=temporal_client.data_converter)
+        await replayer.replay_workflow(history)
+    finally:
+        await receiver.stop()
+
+
+async def test_campaign_created_reaches_organization_wide_webhooks(api, receiver: Receiver):
+    _, hook = await subscribe(api, None, receiver.url, ["campaign.created"])
+    created = (await api.post("/api/campaigns", json={"name": "New", "type": "inbound", "channel": "web",
+                                                       "flowId": "f"})).json()["campaign"]
+    [request] = await receiver.wait_for(1)
+    body = Webhook(hook["secret"]).verify(request.body, request.headers)
+    assert body["type"] == "campaign.created" and body["campaignId"] == created["id"] and body["sequence"] == 1
