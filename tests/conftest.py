@@ -81,7 +81,7 @@ async def settings(data_dir: Path) -> AsyncIterator[Settings]:
             # Test receivers listen on loopback; short timeouts keep the slow-receiver test short.
             webhook_allowed_networks="127.0.0.0/8,::1/128",
             webhook_connect_timeout_s=2,
-            webhook_timeout_s=2,
+            webhook_timeout_s=3,
         )
     finally:
         await sup.stop()

@@ -234,7 +234,7 @@ async def test_a_redirect_is_a_failed_attempt(api, campaign, pool):
 
 
 async def test_a_slow_receiver_times_out(api, campaign, pool):
-    receiver = await Receiver(lambda n, r: Answer(delay=4)).start()  # the tests' limit is 2 s
+    receiver = await Receiver(lambda n, r: Answer(delay=6)).start()  # the tests' limit is 3 s
     try:
         base, _ = await subscribe(api, campaign, receiver.url, ["lead.created"],
                                   retryConfig={**FAST_RETRY, "maxAttempts": 1})
