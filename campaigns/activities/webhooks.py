@@ -120,6 +120,13 @@ class WebhookActivities:
     async def _record(
         self, row: asyncpg.Record, request: AttemptRequest, started_at: datetime, response: Response
     ) -> AttemptOutcome:
+        if response.ok:
+            await repo.record_delivered(
+                self.pool, delivery_id=row["id"], endpoint_id=row["endpoint_id"], run=request.run,
+                attempt=request.attempt, started_at=started_at, latency_ms=round(response.latency_ms, 2),
+                status_code=response.status_code, excerpt=response.excerpt,
+            )
+            return AttemptOutcome(final=True, status="succeeded", summary=f"HTTP {response.status_code}")
         retry = RetryConfig.model_validate(row["retry_config"] or {})
         endpoint_id = row["endpoint_id"]
         async with self.pool.acquire() as conn, conn.transaction():
@@ -136,11 +143,6 @@ class WebhookActivities:
                 error=response.error,
                 retry_after_s=response.retry_after_s,
             )
-            if response.ok:
-                await repo.record_success(conn, endpoint_id)
-                await self._set(conn, row, request, "succeeded", response)
-                return AttemptOutcome(final=True, status="succeeded", summary=f"HTTP {response.status_code}")
-
             failing_since = await repo.record_failure(conn, endpoint_id)
             if response.status_code == 410:
                 await self._disable(conn, row, "gone", "the endpoint answered 410 Gone")

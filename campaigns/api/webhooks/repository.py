@@ -108,18 +108,6 @@ async def rotate_secret(
 # --- Endpoint health (written by the delivery activity) ---------------------------------
 
 
-async def record_success(conn: Conn, endpoint_id: UUID) -> None:
-    # Written at most once a minute while healthy, so a busy endpoint is not a hot row.
-    await conn.execute(
-        """
-        UPDATE webhook_endpoints SET last_success_at = now(), failing_since = NULL
-        WHERE id = $1 AND (failing_since IS NOT NULL OR last_success_at IS NULL
-                           OR last_success_at < now() - interval '1 minute')
-        """,
-        endpoint_id,
-    )
-
-
 async def record_failure(conn: Conn, endpoint_id: UUID) -> datetime | None:
     """Note a failure; return since when the endpoint has been failing."""
     return await conn.fetchval(
@@ -269,6 +257,43 @@ async def record_attempt(
             error = EXCLUDED.error, retry_after_s = EXCLUDED.retry_after_s
         """,
         delivery_id, run, attempt, started_at, latency_ms, status_code, excerpt, error_class, error, retry_after_s,
+    )
+
+
+async def record_delivered(
+    conn: Conn,
+    *,
+    delivery_id: UUID,
+    endpoint_id: UUID,
+    run: int,
+    attempt: int,
+    started_at: datetime,
+    latency_ms: float,
+    status_code: int,
+    excerpt: str | None,
+) -> None:
+    """The common case in one statement (one round trip, atomic): the attempt, the delivery
+    done, and the endpoint's health (written at most once a minute while healthy)."""
+    await conn.execute(
+        """
+        WITH attempt AS (
+            INSERT INTO webhook_attempts (delivery_id, run, attempt, started_at, latency_ms, status_code,
+                                          response_excerpt)
+            VALUES ($1, $3, $4, $5, $6, $7, $8)
+            ON CONFLICT (delivery_id, run, attempt) DO UPDATE SET
+                started_at = EXCLUDED.started_at, latency_ms = EXCLUDED.latency_ms,
+                status_code = EXCLUDED.status_code, response_excerpt = EXCLUDED.response_excerpt,
+                error_class = NULL, error = NULL, retry_after_s = NULL
+        ), delivery AS (
+            UPDATE webhook_deliveries SET status = 'succeeded', attempts = $4, last_status_code = $7,
+                   last_error_class = NULL, last_error = NULL, next_attempt_at = NULL, completed_at = now()
+            WHERE id = $1 AND run = $3
+        )
+        UPDATE webhook_endpoints SET last_success_at = now(), failing_since = NULL
+        WHERE id = $2 AND (failing_since IS NOT NULL OR last_success_at IS NULL
+                           OR last_success_at < now() - interval '1 minute')
+        """,
+        delivery_id, endpoint_id, run, attempt, started_at, latency_ms, status_code, excerpt,
     )
 
 
