@@ -28,6 +28,7 @@ from campaigns.domain.webhooks import (
     RetryConfig,
     message_id,
     next_delay,
+    throttle_delay,
 )
 from campaigns.settings import Settings
 from campaigns.webhooks import secrets

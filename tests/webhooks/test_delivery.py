@@ -547,3 +547,19 @@ async def test_campaign_created_reaches_organization_wide_webhooks(api, receiver
     [request] = await receiver.wait_for(1)
     body = Webhook(hook["secret"]).verify(request.body, request.headers)
     assert body["type"] == "campaign.created" and body["campaignId"] == created["id"] and body["sequence"] == 1
+
+
+async def test_an_attempt_that_finds_no_free_slot_waits_without_counting(api, campaign, pool):
+    """With one slot and a receiver slower than an attempt waits for a slot, the second
+    delivery is handed back to its workflow, waits, and is sent as attempt 1 all the same."""
+    receiver = await Receiver(lambda n, r: Answer(delay=2.5)).start()
+    try:
+        base, _ = await subscribe(api, campaign, receiver.url, ["lead.created"], maxConcurrency=1)
+        for n in range(2):
+            await record(pool, campaign, "lead.created", {"n": n})
+        done = await wait_deliveries(api, base, count=2, status="succeeded", timeout=40)
+        assert sorted(d["attempts"] for d in done) == [1, 1] and len(receiver.requests) == 2
+        first, second = sorted(r.at for r in receiver.requests)
+        assert second - first >= 2.4  # one at a time
+    finally:
+        await receiver.stop()
