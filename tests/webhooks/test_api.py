@@ -79,6 +79,7 @@ async def test_delete(api: httpx.AsyncClient, campaign: dict):
         ({**HOOK, "url": "http://169.254.169.254/latest/meta-data"}, "url", "link-local"),
         ({**HOOK, "url": "http://[::ffff:192.168.0.1]/"}, "url", "private"),
         ({**HOOK, "url": "http://0.0.0.0:80/"}, "url", "refused"),
+        ({**HOOK, "url": "http://167772161/"}, "url", "private"),  # 10.0.0.1 spelled as one number
         ({**HOOK, "url": "https://user:pw@example.com/"}, "url", "credentials"),
         ({**HOOK, "eventTypes": []}, "eventTypes", "at least 1"),
         ({**HOOK, "eventTypes": ["campaign.launched"]}, "eventTypes[0]", "not a known event"),
