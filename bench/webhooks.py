@@ -11,7 +11,9 @@ Printed:
           measured below saturation): event-to-receipt latency p50 / p99 / max, from the
           commit of the event to the arrival of each request at the receiver;
   floor   on the same server, workflows that do nothing but one local activity: the most
-          that one workflow per delivery can reach here, whatever the delivery does.
+          that one workflow per delivery can reach here, whatever the delivery does;
+  direct  the attempt activity called without Temporal (read, sign, send, record): what the
+          rest of the delivery path costs.
 Targets: p50 < 100 ms, p99 < 500 ms, at least 200 deliveries/s.
 
     .venv/bin/python -m bench.webhooks [--endpoints 50] [--events 40] [--rate R] [--temporal sqlite|memory]
@@ -35,9 +37,11 @@ from temporalio.worker import Worker
 
 from bench.stack import embedded_stack, percentile
 from campaigns import db, temporal
+from campaigns.activities.webhooks import WebhookActivities
 from campaigns.api.auth.service import create_key
 from campaigns.api.campaigns import repository as campaigns_repo
 from campaigns.api.webhooks import repository as webhooks_repo
+from campaigns.domain.webhooks import AttemptRequest
 from campaigns.webhooks import secrets
 
 
@@ -110,6 +114,36 @@ async def floor_rate(settings, n: int, temporal_pid: int) -> tuple[float, float,
         elapsed = time.time() - t0
         cpu1 = cpu_seconds(who)
         return n / elapsed, (cpu1["t"] - cpu0["t"]) * 1000 / n, (cpu1["w"] - cpu0["w"]) * 1000 / n
+
+
+async def direct_rate(settings, pool, org, port: int, n: int) -> float:
+    """Attempts per second when the activity is called directly, 50 at a time."""
+    import redis.asyncio as aioredis
+
+    endpoint = uuid.uuid4()
+    await webhooks_repo.insert_endpoint(
+        pool, endpoint_id=endpoint, organization_id=org, campaign_id=None, kind="webhook",
+        url=f"http://127.0.0.1:{port}/direct", event_types=["*"],
+        secret=secrets.encrypt(settings, secrets.new_secret()), max_concurrency=100,
+    )
+    ids = [uuid.uuid4() for _ in range(n)]
+    for delivery in ids:
+        await webhooks_repo.insert_delivery(pool, delivery_id=delivery, endpoint_id=endpoint, organization_id=org,
+                                            event_type="lead.created", campaign_id=None, body='{"type":"lead.created"}')
+    redis = aioredis.from_url(settings.redis_dsn)
+    activities = WebhookActivities(pool, settings.model_copy(update={"webhook_allowed_networks": "127.0.0.0/8"}), redis)
+    gate = asyncio.Semaphore(50)
+
+    async def one(delivery: uuid.UUID) -> None:
+        async with gate:
+            await activities.attempt_delivery(AttemptRequest(delivery_id=str(delivery), run=0, attempt=1))
+
+    t0 = time.time()
+    await asyncio.gather(*(one(d) for d in ids))
+    elapsed = time.time() - t0
+    await activities.aclose()
+    await redis.aclose()
+    return n / elapsed
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
@@ -212,6 +246,7 @@ async def main() -> None:
         paced_rate = len(new) / (max(new.values()) - paced_start)
         missing = expected - len(receiver.arrivals)
 
+        direct = await direct_rate(settings, pool, org, port, 1000)
         server.should_exit = True
         await server_task
         await pool.close()
@@ -226,6 +261,7 @@ async def main() -> None:
     print("  CPU per delivery (burst): " + ", ".join(f"{k} {v:.1f} ms" for k, v in cpu_per_delivery.items()))
     print(f"  floor  one-local-activity workflows on the same server: {floor:.0f}/s "
           f"(CPU each: temporal {floor_cpu:.1f} ms, starter + worker {floor_worker_cpu:.1f} ms)")
+    print(f"  direct the attempt path without Temporal (receiver in this process): {direct:.0f} attempts/s")
     print(f"  received twice: {receiver.duplicates}; never received: {missing}")
 
 
