@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from uuid import UUID
 
@@ -37,6 +38,8 @@ BATCH = 100
 POLL_S = 2.0  # look at the outbox this often even without a notification
 SWEEP_S = 5.0  # look for deliveries whose workflow a crash left unstarted
 SWEEP_AGE_S = 10.0  # …once they are this old (younger ones are being started right now)
+MAX_UNSTARTED = 2000  # stop claiming events while this many deliveries wait to be started
+STARTS_AT_ONCE = 64  # start requests in flight to Temporal at once
 PRUNE_S = 600.0  # forget deliveries past their retention this often, a batch at a time
 
 
@@ -73,6 +76,9 @@ class Dispatcher:
         self.settings = settings
         self._wake = asyncio.Event()
         self._starts: set[asyncio.Task] = set()
+        self._gate = asyncio.Semaphore(STARTS_AT_ONCE)
+        self._unstarted = 0  # deliveries handed to background starts and not yet started
+        self._drained = asyncio.Event()
 
     async def run(self) -> None:
         """Dispatch until cancelled, surviving Postgres and Temporal outages."""
@@ -114,6 +120,10 @@ class Dispatcher:
 
     async def dispatch_batch(self) -> int:
         """Fan out one batch of events; return how many events it took (0: outbox empty)."""
+        while self._unstarted >= MAX_UNSTARTED:
+            # Backpressure after an outage: a backlog stays in the outbox, not in memory.
+            self._drained.clear()
+            await self._drained.wait()
         async with self.pool.acquire() as conn, conn.transaction():
             events = await repo.claim_events(conn, BATCH)
             if not events:
@@ -124,13 +134,16 @@ class Dispatcher:
         pending = [Pending(r[0], 0, r[4], r[8]) for r in rows if r[0] in inserted]
         if pending:
             # Started in the background so the next batch is claimed meanwhile.
-            task = asyncio.create_task(start_all(self.client, self.pool, self.settings, pending))
+            self._unstarted += len(pending)
+            task = asyncio.create_task(start_all(self.client, self.pool, self.settings, pending, gate=self._gate))
             self._starts.add(task)
-            task.add_done_callback(self._started)
+            task.add_done_callback(functools.partial(self._started, count=len(pending)))
         return len(events)
 
-    def _started(self, task: asyncio.Task) -> None:
+    def _started(self, task: asyncio.Task, count: int) -> None:
         self._starts.discard(task)
+        self._unstarted -= count
+        self._drained.set()
         if not task.cancelled() and task.exception() is not None:
             log.warning("starting delivery workflows failed: %r; the sweep will retry", task.exception())
 
@@ -149,5 +162,6 @@ class Dispatcher:
             return 0
         log.info("starting %d delivery workflow(s) left unstarted", len(rows))
         return await start_all(
-            self.client, self.pool, self.settings, [Pending(r["id"], r["run"], r["event_type"], r["url"]) for r in rows]
+            self.client, self.pool, self.settings, [Pending(r["id"], r["run"], r["event_type"], r["url"]) for r in rows],
+            gate=self._gate,
         )

@@ -64,9 +64,10 @@ async def start_one(client: Client, settings: Settings, item: Pending) -> bool:
 
 
 async def start_all(client: Client, pool: asyncpg.Pool, settings: Settings, items: list[Pending], *,
-                    concurrency: int = 64) -> int:
-    """Start many delivery workflows concurrently and mark the ones started; return how many."""
-    gate = asyncio.Semaphore(concurrency)
+                    gate: asyncio.Semaphore | None = None) -> int:
+    """Start many delivery workflows concurrently (at most as many at once as `gate` lets
+    through) and mark the ones started; return how many."""
+    gate = gate or asyncio.Semaphore(64)
 
     async def one(item: Pending) -> UUID | None:
         async with gate:
