@@ -31,3 +31,21 @@ def local_to_utc(local: datetime, tz: str) -> datetime:
 def utc_to_local(instant: datetime, tz: str) -> datetime:
     """An aware instant → the naive wall-clock time in zone `tz`."""
     return instant.astimezone(zone(tz)).replace(tzinfo=None)
+
+
+def readings(local: datetime, tz: str) -> tuple[datetime, datetime]:
+    """Both instants a local time could mean: the rule's (fold=0) and the other reading
+    (fold=1). They differ only when the clock skips or repeats that local time."""
+    z = zone(tz)
+    return (
+        local.replace(tzinfo=z, fold=0).astimezone(UTC),
+        local.replace(tzinfo=z, fold=1).astimezone(UTC),
+    )
+
+
+def clock_shift(local: datetime, tz: str) -> str | None:
+    """'gap' if zone `tz` skips this local time, 'repeat' if it shows it twice, else None."""
+    first, second = readings(local, tz)
+    if first == second:
+        return None
+    return "repeat" if utc_to_local(first, tz) == local else "gap"
