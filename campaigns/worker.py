@@ -17,14 +17,16 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from campaigns import db
+from campaigns.activities.recurrence import RecurrenceActivities
 from campaigns.activities.store import StoreActivities
 from campaigns.settings import Settings, get_settings
 from campaigns.temporal import connect
 from campaigns.workflows.campaign import CampaignWorkflow
+from campaigns.workflows.run_window import RunWindowWorkflow
 
 log = logging.getLogger("campaigns.worker")
 
-WORKFLOWS: Sequence[type] = (CampaignWorkflow,)
+WORKFLOWS: Sequence[type] = (CampaignWorkflow, RunWindowWorkflow)
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:
@@ -39,16 +41,20 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     )
 
 
-def activities(pool: asyncpg.Pool) -> list:
-    return [*StoreActivities(pool).all()]
+def activities(pool: asyncpg.Pool, client: Client, task_queue: str) -> list:
+    return [*StoreActivities(pool).all(), *RecurrenceActivities(client, task_queue).all()]
 
 
-def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str, **options) -> Worker:
+def build_worker(
+    client: Client, pool: asyncpg.Pool, task_queue: str, *, schedules_client: Client | None = None, **options
+) -> Worker:
+    """`schedules_client`: where recurrence Schedules live, when not on `client`'s server
+    (tests on the time-skipping server, which has no Schedules)."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
-        activities=activities(pool),
+        activities=activities(pool, schedules_client or client, task_queue),
         workflow_runner=sandbox_runner(),
         **options,
     )

@@ -12,7 +12,8 @@ import asyncpg
 from temporalio import activity
 
 from campaigns.api.campaigns import repository as repo
-from campaigns.domain.messages import DomainEvent, PersistTransition
+from campaigns.api.scheduling import repository as scheduling_repo
+from campaigns.domain.messages import DomainEvent, PersistTransition, PersistWindow
 
 
 class StoreActivities:
@@ -76,5 +77,14 @@ class StoreActivities:
             )
         return True
 
+    @activity.defn
+    async def persist_window(self, change: PersistWindow) -> None:
+        """Project the calling window (open, next change) onto the campaign row; ordered by
+        `at`, so a retried older write never overwrites a newer one."""
+        await scheduling_repo.apply_window(
+            self.pool, campaign_id=UUID(change.campaign_id), open_=change.open,
+            next_change=change.next_change, at=change.at,
+        )
+
     def all(self) -> list:
-        return [self.persist_transition, self.record_event]
+        return [self.persist_transition, self.record_event, self.persist_window]

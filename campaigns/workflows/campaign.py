@@ -28,11 +28,14 @@ with workflow.unsafe.imports_passed_through():
         CampaignState,
         DomainEvent,
         PersistTransition,
+        RunWindowFired,
         StatusRequest,
         StatusResult,
         WorkflowConfig,
     )
     from campaigns.domain.timeutil import utc_to_local
+
+from campaigns.workflows.calling_window import CallingWindow
 
 S = CampaignStatus
 
@@ -56,6 +59,8 @@ class CampaignWorkflow:
         # Status changes run one at a time: each one's activity finishes before the next starts.
         self._lock = asyncio.Lock()
         self._woken = False  # set by signals that change what the main loop waits for
+        self._wake_reason = "window"  # why the calling window is re-planned after a wake
+        self._window = CallingWindow(self.state, record_event=self._record_event, publish=self._publish)
 
     @workflow.run
     async def run(self, state: CampaignState) -> CampaignState:
@@ -68,6 +73,8 @@ class CampaignWorkflow:
                 return self.state
             self.state.created_recorded = True
 
+        # Catch up with the clock first: a run continued or rebuilt may find a change due.
+        await self._apply_due_transitions()
         while self.state.status != S.ARCHIVED:
             await self._sleep_until_something_to_do()
             if self.state.status == S.ARCHIVED:
@@ -90,6 +97,7 @@ class CampaignWorkflow:
             previous = self.state.status
             transition = self._plan(request)  # re-checked: an earlier update may have changed things
             await self._apply(transition, request.actor)
+            await self._window.sync("status")  # the window (and recurrence) follow before the caller reads
             return self._result(previous)
 
     @change_status.validator
@@ -103,7 +111,15 @@ class CampaignWorkflow:
             return  # an older signal arriving late
         self.state.config = config
         self._woken = True
+        self._wake_reason = "schedule_changed"
         self._publish()
+
+    @workflow.signal
+    def run_window_fired(self, fired: RunWindowFired) -> None:
+        """The recurrence's Temporal Schedule fired: a run window opens."""
+        if self._window.on_fired(fired):
+            self._woken = True
+            self._wake_reason = "run_window"
 
     @workflow.query
     def current(self) -> CampaignState:
@@ -133,6 +149,9 @@ class CampaignWorkflow:
         wake = lifecycle.next_wakeup(
             self.state.status, schedule=self.state.config.schedule, timezone=self.state.config.timezone
         )
+        window_wake = self._window.wakeup(workflow.now())
+        if window_wake is not None and (wake is None or window_wake < wake):
+            wake = window_wake
         wake_condition = lambda: (  # noqa: E731
             self._woken or self.state.status == S.ARCHIVED or workflow.info().is_continue_as_new_suggested()
         )
@@ -143,7 +162,7 @@ class CampaignWorkflow:
             if delay > 0:
                 try:
                     await workflow.wait_condition(
-                        wake_condition, timeout=delay, timeout_summary=f"next transition at {wake.isoformat()}"
+                        wake_condition, timeout=delay, timeout_summary=f"next change at {wake.isoformat()}"
                     )
                 except TimeoutError:
                     pass
@@ -159,6 +178,8 @@ class CampaignWorkflow:
             )
             if due is not None:
                 await self._apply(due, SYSTEM)
+            reason, self._wake_reason = ("status" if due else self._wake_reason), "window"
+            await self._window.sync(reason)
 
     async def _apply(self, transition: Transition, actor: Actor) -> None:
         now = workflow.now()
@@ -232,6 +253,7 @@ class CampaignWorkflow:
                 sa.STATUS.value_set(s.status.value),
                 sa.TYPE.value_set(c.type.value),
                 sa.CHANNEL.value_set(c.channel.value),
+                sa.WINDOW_OPEN.value_set(s.window.open),
             ]
         )
         workflow.set_current_details(self._details())
@@ -246,6 +268,9 @@ class CampaignWorkflow:
         if wake is not None:
             what = "becomes active" if s.status == S.SCHEDULED else "ends"
             lines.append(f"Next: {what} at {_local(wake, c.timezone)} ({wake:%Y-%m-%d %H:%M} UTC)")
+        window = self._window.details()
+        if window:
+            lines.append(window)
         return "\n\n".join(lines)
 
 
