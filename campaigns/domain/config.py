@@ -249,7 +249,7 @@ def parse_range(text: str) -> tuple[int, int]:
     if not ((h2 <= 23 and m2 <= 59) or (h2 == 24 and m2 == 0)):
         raise ValueError(f"{text!r}: end must be a time between 00:00 and 24:00")
     start, end = h1 * 60 + m1, h2 * 60 + m2
-    if start == end % 1440:
+    if start == end % 1440 and (start, end) != (0, 1440):  # '00:00-24:00' is the whole day
         raise ValueError(f"{text!r} is empty (start equals end)")
     return start, end
 
