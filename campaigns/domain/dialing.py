@@ -3,8 +3,9 @@ outbound dial, failing closed: when anything is unknown, the answer is no, with 
 
 A dial is allowed when all hold:
 * the campaign places outbound calls (outbound or hybrid) and is `active`;
-* its calling window is open, both by its schedule (weekly windows, blackout dates,
-  start/end, recurrence) and as its workflow last recorded it;
+* its calling window is open: by its schedule's weekly windows, blackout dates and
+  start/end (checked here, whatever the projection says) and as its workflow last
+  recorded it (the word on recurring run windows, which only the workflow sees open);
 * the recipient's local time is inside the campaign's `recipientHours`
   (default 08:00-21:00), in the recipient's own timezone.
 
@@ -25,7 +26,7 @@ from phonenumbers import timezone as phone_timezones
 
 from campaigns.domain import validators
 from campaigns.domain.config import CampaignSchedule, CampaignStatus, CampaignType
-from campaigns.domain.schedule import campaign_timeline, weekly_timeline
+from campaigns.domain.schedule import base_timeline, campaign_timeline, weekly_timeline
 from campaigns.domain.timeutil import utc_to_local, zone
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -135,13 +136,16 @@ def decide(
     campaign_type: CampaignType,
     status: CampaignStatus,
     window_open: bool,
+    window_next_change: datetime | None = None,
     schedule: CampaignSchedule,
     timezone: str,
     recipient: RecipientZone,
     now: datetime,
 ) -> Decision:
-    """The answer for one dial at `now`. `window_open` is what the campaign's workflow last
-    recorded; the schedule is checked here too, so a late projection never allows a call."""
+    """The answer for one dial at `now`. `window_open` / `window_next_change` are what the
+    campaign's workflow last recorded: they are the word on run windows (which its
+    recurrence's Schedule opens, or an operator triggers); the weekly windows, blackout
+    dates and start/end are checked here again, so a late projection never allows a call."""
 
     def no(reason: Reason, message: str, next_at: datetime | None = None) -> Decision:
         return Decision(False, reason, message, next_at, None, recipient)
@@ -151,35 +155,48 @@ def decide(
     if recipient.zone is None:
         return no(recipient.reason or Reason.UNKNOWN_TIMEZONE, recipient.message or "unknown timezone")
 
-    campaign = campaign_timeline(schedule, timezone)
+    base = base_timeline(schedule, timezone)
     person = weekly_timeline(schedule.recipient_hours, recipient.zone)
-    both = campaign & person
+    expected = campaign_timeline(schedule, timezone) & person  # run windows as predicted
+
+    def next_opening(strictly_after: bool = False) -> datetime | None:
+        for w in expected.windows(now):
+            if w.opens_at is not None and w.opens_at > now:
+                return w.opens_at
+            if not strictly_after:
+                return now
+        return None
+
     if status == CampaignStatus.SCHEDULED:
-        return no(Reason.NOT_STARTED, "the campaign has not started yet", both.next_opening(now))
+        return no(Reason.NOT_STARTED, "the campaign has not started yet", next_opening())
     if status != CampaignStatus.ACTIVE:
         return no(Reason.NOT_ACTIVE, f"the campaign is {status.value}")
 
-    if not campaign.is_open(now):
-        next_at = both.next_opening(now)
+    if not base.is_open(now):
         local_day = utc_to_local(now, timezone).date()
         if local_day in schedule.blackout_dates:
-            return no(Reason.BLACKOUT_DATE, f"{local_day} is a blackout date in {timezone}", next_at)
-        return no(Reason.OUTSIDE_CAMPAIGN_WINDOW, "the campaign's calling window is closed", next_at)
+            return no(Reason.BLACKOUT_DATE, f"{local_day} is a blackout date in {timezone}", next_opening())
+        return no(Reason.OUTSIDE_CAMPAIGN_WINDOW, "the campaign's calling window is closed", next_opening())
     if not person.is_open(now):
         local = utc_to_local(now, recipient.zone)
         return no(
             Reason.OUTSIDE_RECIPIENT_HOURS,
             f"it is {local:%A %H:%M} for the recipient ({recipient.zone}), outside the campaign's recipient hours",
-            both.next_opening(now),
+            next_opening(),
         )
     if not window_open:
-        return no(
-            Reason.WINDOW_NOT_OPENED,
-            "the campaign's workflow has not opened its calling window (a recurring run not yet "
-            "started, or its Temporal Schedule paused)",
-        )
-    window = both.window_at(now)
-    return Decision(True, Reason.ALLOWED, "the dial is allowed", None, window.closes_at if window else None, recipient)
+        if schedule.recurrence is not None:
+            return no(
+                Reason.OUTSIDE_CAMPAIGN_WINDOW,
+                "no run window of the campaign's recurrence is open (or its Temporal Schedule is paused)",
+                next_opening(strictly_after=True),
+            )
+        return no(Reason.WINDOW_NOT_OPENED, "the campaign's workflow has not opened its calling window yet")
+    window = (base & person).window_at(now)
+    until = window.closes_at if window else None
+    if window_next_change is not None and (until is None or window_next_change < until):
+        until = window_next_change
+    return Decision(True, Reason.ALLOWED, "the dial is allowed", None, until, recipient)
 
 
 def local_time(now: datetime, tz: str) -> datetime:

@@ -127,7 +127,8 @@ class CallingWindowState(BaseModel):
 
     open: bool = False
     next_change: datetime | None = None  # as last persisted
-    changed_at: datetime | None = None
+    changed_at: datetime | None = None  # when it last opened or closed
+    checked_at: datetime | None = None  # when the workflow last looked
     runs: list[RunWindow] = Field(default_factory=list)
     # Run windows on clock-change days (which the Schedule leaves out) up to here are handled.
     shifted_checked_until: datetime | None = None

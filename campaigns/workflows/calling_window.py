@@ -139,11 +139,11 @@ class CallingWindow:
         now = workflow.now()
         w.runs = [r for r in w.runs if r.closes_at > now - KEEP_RUNS]
         is_open, change = self.target(now)
+        checked, w.checked_at = w.checked_at, now
         if is_open == w.open and change == w.next_change:
             return
         flipped = is_open != w.open
-        # A change that happens as planned is reported against its planned instant.
-        planned = w.next_change if flipped and w.next_change is not None and w.next_change <= now else now
+        planned = self._planned(is_open, checked, now) if flipped else now
         writes = [
             workflow.execute_activity_method(
                 StoreActivities.persist_window,
@@ -172,6 +172,19 @@ class CallingWindow:
         if flipped:
             w.changed_at = now
         self._publish()
+
+    def _planned(self, opening: bool, checked: datetime | None, now: datetime) -> datetime:
+        """The instant the timeline put this change at, when it fell due since the last
+        check (a boundary, the start or end, a run window); otherwise (a status change, an
+        edit) now. Reported with the event, so lateness can be measured."""
+        timeline = self.timeline()
+        if opening:
+            window = timeline.window_at(now)
+            at = window.opens_at if window else None
+        else:
+            window = timeline.window_at(checked) if checked else None
+            at = window.closes_at if window else None
+        return at if at is not None and checked is not None and checked < at <= now else now
 
     async def _sync_recurrence(self) -> None:
         """Create, pause, resume, update or delete the recurrence's Schedule as needed."""

@@ -16,10 +16,11 @@ WEEKDAYS_9_TO_5 = CampaignSchedule.model_validate(
 )
 
 
-def check(*, recipient="America/Chicago", status=CampaignStatus.ACTIVE, window_open=True, schedule=WEEKDAYS_9_TO_5,
-          at=MONDAY_NOON_NY, campaign_type=CampaignType.OUTBOUND):
-    return decide(campaign_type=campaign_type, status=status, window_open=window_open, schedule=schedule,
-                  timezone=NY, recipient=zone_of_name(recipient), now=at)
+def check(*, recipient="America/Chicago", status=CampaignStatus.ACTIVE, window_open=True, window_next_change=None,
+          schedule=WEEKDAYS_9_TO_5, at=MONDAY_NOON_NY, campaign_type=CampaignType.OUTBOUND):
+    return decide(campaign_type=campaign_type, status=status, window_open=window_open,
+                  window_next_change=window_next_change, schedule=schedule, timezone=NY,
+                  recipient=zone_of_name(recipient), now=at)
 
 
 def test_allowed_inside_both_windows_until_the_first_to_close():
@@ -69,6 +70,21 @@ def test_a_scheduled_campaign_says_when_its_first_dial_may_happen():
     s = CampaignSchedule.model_validate({**WEEKDAYS_9_TO_5.model_dump(mode="json", by_alias=True), "startAt": "2026-12-09T12:30:00"})
     d = check(status=CampaignStatus.SCHEDULED, schedule=s)
     assert d.reason == Reason.NOT_STARTED and d.next_allowed_at == datetime(2026, 12, 9, 17, 30, tzinfo=UTC)
+
+
+def test_recurring_run_windows_are_the_workflows_word():
+    s = CampaignSchedule.model_validate({**WEEKDAYS_9_TO_5.model_dump(mode="json", by_alias=True),
+                                         "recurrence": {"at": ["10:00"], "durationMinutes": 60}})
+    # Predicted open at 12:00? No: the 10:00 run closed at 11:00; the next is tomorrow 10:00.
+    d = check(schedule=s, window_open=False)
+    assert d.reason == Reason.OUTSIDE_CAMPAIGN_WINDOW and d.next_allowed_at == datetime(2026, 12, 8, 15, tzinfo=UTC)
+    # A run the predictions do not know (triggered by an operator) is open if the workflow says so.
+    until = datetime(2026, 12, 7, 17, 30, tzinfo=UTC)
+    d = check(schedule=s, window_open=True, window_next_change=until)
+    assert d.allowed and d.allowed_until == until
+    # ...but never outside the weekly windows.
+    d = check(schedule=s, window_open=True, at=datetime(2026, 12, 7, 23, tzinfo=UTC))
+    assert not d.allowed and d.reason == Reason.OUTSIDE_CAMPAIGN_WINDOW
 
 
 def test_recipient_zone_from_a_phone_number():

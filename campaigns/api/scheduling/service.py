@@ -89,6 +89,7 @@ async def dial_check(
         campaign_type=CampaignType(row["type"]),
         status=CampaignStatus(row["status"]),
         window_open=row["window_open"],
+        window_next_change=row["next_window_change"],
         schedule=config.schedule,
         timezone=config.timezone,
         recipient=recipient,
