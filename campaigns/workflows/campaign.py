@@ -98,6 +98,8 @@ class CampaignWorkflow:
             transition = self._plan(request)  # re-checked: an earlier update may have changed things
             await self._apply(transition, request.actor)
             await self._window.sync("status")  # the window (and recurrence) follow before the caller reads
+            # The main loop may be waiting with a deadline (or none) computed for the old status.
+            self._woken = True
             return self._result(previous)
 
     @change_status.validator

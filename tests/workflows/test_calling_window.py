@@ -89,6 +89,18 @@ async def test_weeks_of_windows_across_a_clock_change_run_by_themselves(start_ca
     assert timers <= len(expected) + 3
 
 
+async def test_a_campaign_activated_while_its_workflow_idles_still_starts_by_itself(start_campaign, time_env):
+    c = await start_campaign(timezone="Asia/Kolkata")
+    await time_env.sleep(timedelta(minutes=5))  # the workflow is waiting in its main loop, as a draft
+    now = await time_env.get_current_time()
+    start = utc_to_local(now + timedelta(days=1), "Asia/Kolkata").replace(microsecond=0)
+    await c.reconfigure(schedule={"startAt": start.isoformat()})
+    assert (await c.set_status(S.ACTIVE)).status == S.SCHEDULED
+    await c.sleep_until(now + timedelta(days=1, minutes=1))
+    row = await c.row()
+    assert row["status"] == "active" and row["window_open"] is True
+
+
 async def test_pause_resume_and_edits_replan_the_window(start_campaign, time_env):
     now = await time_env.get_current_time()
     day = now.date() + timedelta(days=1)
