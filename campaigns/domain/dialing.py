@@ -16,10 +16,10 @@ prefix maps to exactly one zone. An unknown or ambiguous zone is a refusal.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import timezone as phone_timezones

@@ -29,7 +29,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from campaigns.domain.config import WEEKDAYS, CampaignSchedule, Recurrence, WeeklyRanges, parse_range
+from campaigns.domain.config import (
+    WEEKDAYS,
+    CampaignSchedule,
+    Recurrence,
+    WeeklyRanges,
+    parse_range,
+)
 from campaigns.domain.timeutil import clock_shift, local_to_utc, readings, utc_to_local, zone
 
 HORIZON = timedelta(days=3 * 366)

@@ -188,7 +188,9 @@ class CampaignWorkflow:
         state = self.state
         started_at = state.started_at or (now if transition.target == S.ACTIVE else None)
         ended_at = now if transition.target == S.ENDED else state.ended_at
-        await workflow.execute_activity_method(
+        # A local activity: one short transaction, run in this worker at once, so a change due
+        # at an instant (a scheduled start or end) is recorded without a server round trip.
+        await workflow.execute_local_activity_method(
             StoreActivities.persist_transition,
             PersistTransition(
                 transition_id=str(workflow.uuid4()),
@@ -220,20 +222,19 @@ class CampaignWorkflow:
         state.transitions += 1
         self._publish()
 
-    async def _record_event(self, event_type: str, data: dict) -> bool:
-        return await workflow.execute_activity_method(
-            StoreActivities.record_event,
-            DomainEvent(
-                id=str(workflow.uuid4()),
-                organization_id=self.state.organization_id,
-                campaign_id=self.state.campaign_id,
-                type=event_type,
-                data={"campaignId": self.state.campaign_id, **data},
-                occurred_at=workflow.now(),
-            ),
-            summary=event_type,
-            **_STORE,
+    async def _record_event(self, event_type: str, data: dict, *, local: bool = False) -> bool:
+        """`local`: as a local activity (in this worker at once, no server round trip), for
+        events whose latency matters (calling windows opening on time)."""
+        event = DomainEvent(
+            id=str(workflow.uuid4()),
+            organization_id=self.state.organization_id,
+            campaign_id=self.state.campaign_id,
+            type=event_type,
+            data={"campaignId": self.state.campaign_id, **data},
+            occurred_at=workflow.now(),
         )
+        run = workflow.execute_local_activity_method if local else workflow.execute_activity_method
+        return await run(StoreActivities.record_event, event, summary=event_type, **_STORE)
 
     def _result(self, previous: CampaignStatus) -> StatusResult:
         s = self.state

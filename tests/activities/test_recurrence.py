@@ -9,9 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from temporalio.client import Client, ScheduleCalendarSpec, ScheduleRange
+from temporalio.client import Client, ScheduleCalendarSpec
 
-from campaigns.activities.recurrence import RecurrenceActivities, build_schedule, calendars, schedule_id
+from campaigns.activities.recurrence import (
+    RecurrenceActivities,
+    build_schedule,
+    calendars,
+    schedule_id,
+)
 from campaigns.domain.config import CampaignSchedule, Recurrence, Weekday
 from campaigns.domain.messages import SyncRecurrence
 from campaigns.domain.schedule import matches, occurrences

@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 import pytest
 
 from campaigns.domain.config import CampaignSchedule, CampaignStatus, CampaignType
-from campaigns.domain.dialing import Reason, decide, normalize_e164, same_clock, zone_of_name, zone_of_number
+from campaigns.domain.dialing import (
+    Reason,
+    decide,
+    normalize_e164,
+    same_clock,
+    zone_of_name,
+    zone_of_number,
+)
 
 NY = "America/New_York"
 MONDAY_NOON_NY = datetime(2026, 12, 7, 17, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import zoneinfo
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cache
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -190,7 +190,7 @@ zones = st.one_of(st.sampled_from(ZONES), st.sampled_from(ALL_ZONES))
 years = st.integers(2005, 2035)
 
 
-@lru_cache(maxsize=None)
+@cache
 def transitions(tz: str, year: int) -> tuple[datetime, ...]:
     """Instants (to the minute) at which the zone's UTC offset changes during the year."""
     z = ZoneInfo(tz)

@@ -10,7 +10,12 @@ from fastapi import APIRouter, Path, Query
 
 from campaigns.api.deps import Caller, Db
 from campaigns.api.scheduling import service
-from campaigns.api.scheduling.schemas import DialCheck, DialCheckRequest, PreviewEnvelope, PreviewRequest
+from campaigns.api.scheduling.schemas import (
+    DialCheck,
+    DialCheckRequest,
+    PreviewEnvelope,
+    PreviewRequest,
+)
 
 router = APIRouter(prefix="/api", tags=["scheduling"])
 

@@ -11,9 +11,20 @@ import asyncpg
 from campaigns.api.auth.service import Principal
 from campaigns.api.errors import NotFound, invalid
 from campaigns.api.scheduling import repository as repo
-from campaigns.api.scheduling.schemas import DialCheck, DialCheckRequest, Preview, PreviewWindow, Recipient
+from campaigns.api.scheduling.schemas import (
+    DialCheck,
+    DialCheckRequest,
+    Preview,
+    PreviewWindow,
+    Recipient,
+)
 from campaigns.domain import dialing
-from campaigns.domain.config import CampaignConfiguration, CampaignSchedule, CampaignStatus, CampaignType
+from campaigns.domain.config import (
+    CampaignConfiguration,
+    CampaignSchedule,
+    CampaignStatus,
+    CampaignType,
+)
 from campaigns.domain.schedule import campaign_timeline
 from campaigns.domain.timeutil import zone
 
