@@ -94,6 +94,8 @@ class CampaignWorkflow:
     @workflow.update
     async def change_status(self, request: StatusRequest) -> StatusResult:
         async with self._lock:
+            # The campaign's creation is recorded first, so its events stay in order.
+            await workflow.wait_condition(lambda: self.state.created_recorded)
             previous = self.state.status
             transition = self._plan(request)  # re-checked: an earlier update may have changed things
             await self._apply(transition, request.actor)

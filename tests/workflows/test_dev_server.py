@@ -30,7 +30,7 @@ async def test_a_campaign_starts_opens_closes_and_ends_by_itself(api: httpx.Asyn
         got = (await api.get(url)).json()["campaign"]
         return got["status"] == "ended" and not got["windowOpen"]
 
-    await eventually(ended, "the campaign to end by itself", timeout=30)
+    await eventually(ended, "the campaign to end by itself", within=30)
     rows = await pool.fetch(
         "SELECT type, data, recorded_at FROM domain_events WHERE campaign_id = $1 ORDER BY seq", uuid.UUID(c["id"])
     )
@@ -80,9 +80,10 @@ async def test_a_recurrence_is_a_schedule_that_opens_run_windows(api: httpx.Asyn
     await api.post(url + "/resume")
     assert not (await schedule.describe()).schedule.state.paused
     assert (await api.get(url)).json()["campaign"]["windowOpen"] is True  # still inside the run window
-    await api.post(url + "/end")
+    await api.post(url + "/pause")
+    assert (await api.delete(url)).json()["campaign"]["status"] == "archived"
     try:
         await schedule.describe()
-        raise AssertionError("the Schedule should be deleted with the ended campaign")
+        raise AssertionError("the Schedule should be deleted with the archived campaign")
     except RPCError as err:
         assert err.status == RPCStatusCode.NOT_FOUND
