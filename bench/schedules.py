@@ -110,8 +110,10 @@ def summary(name: str, values: np.ndarray) -> str:
     return f"{name:<34} p50 {p50:7.3f} s   p99 {p99:7.3f} s   max {values.max():7.3f} s"
 
 
-async def run(count: int, spread: float, concurrency: int) -> int:
+async def run(count: int, spread: float, concurrency: int, data_dir: Path | None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-schedules-") as tmp:
+        if data_dir is not None:  # kept afterwards, with the logs
+            tmp = str(data_dir / f"run-{datetime.now(UTC):%Y%m%d-%H%M%S}")
         settings = stack_settings(Path(tmp))
         sup = Supervisor(restart=False)
         try:
@@ -154,14 +156,23 @@ async def measure(app, settings: Settings, count: int, spread: float, concurrenc
 
         async def schedule(i: int, cid: str, tz: str) -> str:
             body = {"schedule": schedule_for(tz, planned[cid], with_window=i % 3 == 0), "status": "active"}
-            r = await api.put(f"/api/campaigns/{cid}", json=body)
+            for attempt in range(5):
+                # A 503 asks for a retry; the same Idempotency-Key joins the pending change.
+                r = await api.put(f"/api/campaigns/{cid}", json=body, headers={"Idempotency-Key": f"bench-{cid}"})
+                if r.status_code != 503:
+                    break
+                retried.append(cid)
             r.raise_for_status()
             return r.json()["campaign"]["status"]
+
+        retried: list[str] = []
 
         t0 = time.perf_counter()
         statuses = await gather_limited(concurrency, (schedule(i, cid, tz) for i, (cid, tz) in enumerate(campaigns)))
         scheduled_s = time.perf_counter() - t0
         late_setup = datetime.now(UTC) > first
+        if retried:
+            print(f"({len(retried)} set-up requests answered 503 and were retried)")
         print(f"scheduled {statuses.count('scheduled')} of them in {scheduled_s:.1f} s; "
               f"openings from {first:%H:%M:%S} to {first + timedelta(seconds=spread):%H:%M:%S} UTC", flush=True)
         if late_setup:
@@ -215,8 +226,9 @@ def main() -> None:
     parser.add_argument("--campaigns", type=int, default=1000)
     parser.add_argument("--spread", type=float, default=60.0, help="seconds over which the openings are spread")
     parser.add_argument("--concurrency", type=int, default=8, help="API requests in flight during set-up")
+    parser.add_argument("--data-dir", type=Path, help="keep the stack's data and logs under this directory")
     args = parser.parse_args()
-    sys.exit(asyncio.run(run(args.campaigns, args.spread, args.concurrency)))
+    sys.exit(asyncio.run(run(args.campaigns, args.spread, args.concurrency, args.data_dir)))
 
 
 if __name__ == "__main__":

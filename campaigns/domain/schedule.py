@@ -129,13 +129,15 @@ def _merge_minutes(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def _weekly_local(spans: list[tuple[int, int]] | None, since: datetime, until: datetime) -> Iterator[LocalSpan]:
-    """Local windows from the weekly pattern, from two weeks before `since` (windows chained
-    across days last less than a week) until a window starts after `until`. A pattern
-    covering every minute is one endless window."""
+    """Local windows from the weekly pattern, from the week of eight days before `since`
+    (windows chained across days last less than a week, and a clock change moves them by
+    less than a day) until a window starts after `until`. A pattern covering every minute is
+    one endless window."""
     if spans is None:
         yield (None, None)
         return
-    week = datetime.combine(since.date() - timedelta(days=since.weekday() + 14), time())
+    first = since.date() - timedelta(days=8)
+    week = datetime.combine(first - timedelta(days=first.weekday()), time())
     carry: list[datetime] | None = None
     while True:  # ends: a pattern that is not the whole week has a gap every week
         for s, e in spans:

@@ -14,6 +14,7 @@ Both are what `zoneinfo` gives for `fold=0`, which is why the code is this short
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 
@@ -25,6 +26,12 @@ def local_to_utc(local: datetime, tz: str) -> datetime:
     """A naive local date-time in zone `tz` → an aware UTC instant, by the rule above."""
     if local.tzinfo is not None:
         raise ValueError("expected a naive local date-time")
+    return _local_to_utc(local, tz)
+
+
+@lru_cache(maxsize=1 << 16)
+def _local_to_utc(local: datetime, tz: str) -> datetime:
+    # Pure, and asked again and again for the same window boundaries: worth remembering.
     return local.replace(tzinfo=zone(tz), fold=0).astimezone(UTC)
 
 
