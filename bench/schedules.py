@@ -75,6 +75,7 @@ def worker_spec(settings: Settings) -> services.ServiceSpec:
         "POSTGRES_PORT": str(settings.postgres_port),
         "REDIS_PORT": str(settings.redis_port),
         "TEMPORAL_PORT": str(settings.temporal_port),
+        **({"TEMPORAL_ADDRESS": settings.temporal_address} if settings.temporal_address else {}),
         "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
         "LOG_LEVEL": "warning",
     }
@@ -110,7 +111,7 @@ def summary(name: str, values: np.ndarray) -> str:
     return f"{name:<34} p50 {p50:7.3f} s   p99 {p99:7.3f} s   max {values.max():7.3f} s"
 
 
-async def run(count: int, spread: float, concurrency: int, data_dir: Path | None) -> int:
+async def run(count: int, spread: float, concurrency: int, data_dir: Path | None, memory: bool) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-schedules-") as tmp:
         if data_dir is not None:  # kept afterwards, with the logs
             tmp = str(data_dir / f"run-{datetime.now(UTC):%Y%m%d-%H%M%S}")
@@ -118,17 +119,21 @@ async def run(count: int, spread: float, concurrency: int, data_dir: Path | None
         sup = Supervisor(restart=False)
         try:
             print(f"starting the embedded stack in {tmp} …", flush=True)
+            if memory:  # the dev server keeping its state in memory instead of SQLite
+                spec, address = services.temporal(None, settings.temporal_port, None, log_dir=settings.data_dir)
+                await sup.start(spec)
+                settings.temporal_address = address
             await platform.start_infrastructure(sup, settings)
             await db.migrate(settings.database_dsn)
             await sup.start(worker_spec(settings))
             app = create_app(settings)
             async with app.router.lifespan_context(app):
-                return await measure(app, settings, count, spread, concurrency)
+                return await measure(app, settings, count, spread, concurrency, memory)
         finally:
             await sup.stop()
 
 
-async def measure(app, settings: Settings, count: int, spread: float, concurrency: int) -> int:
+async def measure(app, settings: Settings, count: int, spread: float, concurrency: int, memory: bool) -> int:
     pool = app.state.pool
     key, _ = await create_key(pool, organization="bench")
     rng = random.Random(7)
@@ -202,7 +207,8 @@ async def measure(app, settings: Settings, count: int, spread: float, concurrenc
 
     print()
     print(f"bench/schedules.py: {count} scheduled campaigns, openings spread over {spread:.0f} s, "
-          f"embedded stack (Temporal dev server on SQLite, one worker process), {os.cpu_count()} CPUs")
+          f"embedded stack (Temporal dev server {'in memory' if memory else 'on SQLite'}, one worker process), "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     print(f"window openings observed: {len(rows)}/{count}" + (f"  (plannedAt differs for {mismatched})" if mismatched else ""))
     if not len(rows):
         return 1
@@ -227,8 +233,9 @@ def main() -> None:
     parser.add_argument("--spread", type=float, default=60.0, help="seconds over which the openings are spread")
     parser.add_argument("--concurrency", type=int, default=8, help="API requests in flight during set-up")
     parser.add_argument("--data-dir", type=Path, help="keep the stack's data and logs under this directory")
+    parser.add_argument("--temporal-memory", action="store_true", help="run the dev server in memory, not on SQLite")
     args = parser.parse_args()
-    sys.exit(asyncio.run(run(args.campaigns, args.spread, args.concurrency, args.data_dir)))
+    sys.exit(asyncio.run(run(args.campaigns, args.spread, args.concurrency, args.data_dir, args.temporal_memory)))
 
 
 if __name__ == "__main__":

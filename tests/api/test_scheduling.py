@@ -140,6 +140,8 @@ async def test_preview_of_a_recurrence_and_of_an_unsaved_schedule(api: httpx.Asy
     assert [w["opensAtLocal"] for w in p["windows"]] == ["2030-01-07T10:00:00+05:45", "2030-02-04T10:00:00+05:45"]
     r = await api.post("/api/schedule/preview", json={**body, "schedule": {"windows": {"monday": ["9-5"]}}})
     assert r.status_code == 400 and "schedule.windows" in fields(r)
+    r = await api.post("/api/schedule/preview", json={**body, "from": "2030-01-01T00:00:00", "count": 0})
+    assert r.status_code == 400 and {"from", "count"} <= set(fields(r))
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from campaigns.domain.base import ApiModel, ResponseModel
 from campaigns.domain.config import CampaignSchedule, Timezone
@@ -42,11 +42,12 @@ class PreviewRequest(ApiModel):
     count: Count = 10
     from_: datetime | None = Field(default=None, alias="from", description="Default: now")
 
-    @model_validator(mode="after")
-    def _aware(self) -> PreviewRequest:
-        if self.from_ is not None and self.from_.tzinfo is None:
-            raise ValueError("from must be an instant with an offset (e.g. '2026-12-01T08:00:00Z')")
-        return self
+    @field_validator("from_")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must be an instant with an offset (e.g. '2026-12-01T08:00:00Z')")
+        return value
 
 
 class DialCheckRequest(ApiModel):
