@@ -79,12 +79,20 @@ class StoreActivities:
 
     @activity.defn
     async def persist_window(self, change: PersistWindow) -> None:
-        """Project the calling window (open, next change) onto the campaign row; ordered by
-        `at`, so a retried older write never overwrites a newer one."""
-        await scheduling_repo.apply_window(
-            self.pool, campaign_id=UUID(change.campaign_id), open_=change.open,
-            next_change=change.next_change, at=change.at,
-        )
+        """Project the calling window (open, next change) onto the campaign row and record its
+        event, in one transaction. Ordered by `at`, so a retried older write never overwrites
+        a newer one; the event is recorded once, by id."""
+        campaign_id = UUID(change.campaign_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await scheduling_repo.apply_window(
+                conn, campaign_id=campaign_id, open_=change.open, next_change=change.next_change, at=change.at
+            )
+            if change.event is not None:
+                e = change.event
+                await repo.record_event(
+                    conn, event_id=UUID(e.id), organization_id=UUID(e.organization_id), campaign_id=campaign_id,
+                    type_=e.type, data=e.data, occurred_at=e.occurred_at,
+                )
 
     def all(self) -> list:
         return [self.persist_transition, self.record_event, self.persist_window]

@@ -150,12 +150,15 @@ class RunWindowRequest(BaseModel):
 
 
 class PersistWindow(BaseModel):
-    """The calling-window projection; a write older than the row's is ignored."""
+    """The calling-window projection and, when it opened or closed, its event: written in
+    one transaction, at most once (the event by id; a projection older than the row's is
+    ignored)."""
 
     campaign_id: str
     open: bool
     next_change: datetime | None
     at: datetime
+    event: DomainEvent | None = None
 
 
 class SyncRecurrence(BaseModel):

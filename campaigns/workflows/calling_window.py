@@ -15,9 +15,8 @@ rule's instant, if the Schedule is not paused.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -30,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from campaigns.domain.lifecycle import schedule_bounds
     from campaigns.domain.messages import (
         CampaignState,
+        DomainEvent,
         PersistWindow,
         RunWindow,
         RunWindowFired,
@@ -55,18 +55,14 @@ SHIFTED_LOOKAHEAD = timedelta(days=400)
 # Writes retry until they succeed: they are idempotent, and a window change must not be lost.
 _RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
 _ACTIVITY = {"start_to_close_timeout": timedelta(seconds=30), "retry_policy": _RETRY}
-# The window's own writes are short Postgres statements, run as local activities: in the
-# worker at once, without a round trip through the server, so an opening is recorded
-# within milliseconds of its timer.
+# The window's write (projection and event, one short transaction) runs as a local
+# activity: in the worker at once, without a round trip through the server, so an opening
+# is recorded within milliseconds of its timer.
 _LOCAL = {"start_to_close_timeout": timedelta(seconds=10), "retry_policy": _RETRY}
 
-RecordEvent = Callable[..., Awaitable[bool]]
-
-
 class CallingWindow:
-    def __init__(self, state: CampaignState, *, record_event: RecordEvent, publish: Callable[[], None]) -> None:
+    def __init__(self, state: CampaignState, *, publish: Callable[[], None]) -> None:
         self._state = state
-        self._record_event = record_event
         self._publish = publish
 
     # --- What the timeline says --------------------------------------------------------
@@ -158,31 +154,31 @@ class CallingWindow:
             return
         flipped = is_open != w.open
         planned = self._planned(is_open, checked, now) if flipped else now
-        writes = [
-            workflow.execute_local_activity_method(
-                StoreActivities.persist_window,
-                PersistWindow(campaign_id=s.campaign_id, open=is_open, next_change=change, at=now),
-                summary=f"window {'open' if is_open else 'closed'}",
-                **_LOCAL,
-            )
-        ]
+        event = None
         if flipped:
-            writes.append(
-                self._record_event(
-                    "campaign.window_opened" if is_open else "campaign.window_closed",
-                    {
-                        "windowOpen": is_open,
-                        "reason": reason,
-                        "status": s.status.value,
-                        "plannedAt": planned.isoformat(),
-                        "nextWindowChange": change.isoformat() if change else None,
-                        "timezone": c.timezone,
-                        "localTime": utc_to_local(now, c.timezone).isoformat(),
-                    },
-                    local=True,
-                )
+            event = DomainEvent(
+                id=str(workflow.uuid4()),
+                organization_id=s.organization_id,
+                campaign_id=s.campaign_id,
+                type="campaign.window_opened" if is_open else "campaign.window_closed",
+                data={
+                    "campaignId": s.campaign_id,
+                    "windowOpen": is_open,
+                    "reason": reason,
+                    "status": s.status.value,
+                    "plannedAt": planned.isoformat(),
+                    "nextWindowChange": change.isoformat() if change else None,
+                    "timezone": c.timezone,
+                    "localTime": utc_to_local(now, c.timezone).isoformat(),
+                },
+                occurred_at=now,
             )
-        await asyncio.gather(*writes)
+        await workflow.execute_local_activity_method(
+            StoreActivities.persist_window,
+            PersistWindow(campaign_id=s.campaign_id, open=is_open, next_change=change, at=now, event=event),
+            summary=event.type if event else "window: next change",
+            **_LOCAL,
+        )
         w.open, w.next_change = is_open, change
         if flipped:
             w.changed_at = now

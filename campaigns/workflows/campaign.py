@@ -47,6 +47,10 @@ _STORE = {
 }
 
 
+FINAL_TIMER_S = 5.0
+CREATION_CHECKS = (timedelta(seconds=1), timedelta(seconds=4), timedelta(seconds=15), timedelta(seconds=40), None)
+
+
 def workflow_id(campaign_id: str) -> str:
     return f"campaign-{campaign_id}"
 
@@ -60,17 +64,22 @@ class CampaignWorkflow:
         self._lock = asyncio.Lock()
         self._woken = False  # set by signals that change what the main loop waits for
         self._wake_reason = "window"  # why the calling window is re-planned after a wake
-        self._window = CallingWindow(self.state, record_event=self._record_event, publish=self._publish)
+        self._window = CallingWindow(self.state, publish=self._publish)
 
     @workflow.run
     async def run(self, state: CampaignState) -> CampaignState:
         # Search attributes and details do not all survive continue-as-new: set them every run.
         self._publish()
         if not self.state.created_recorded:
-            exists = await self._record_event("campaign.created", {"name": self.state.config.name})
-            if not exists:
-                # The API's transaction never committed: there is no campaign to run.
-                return self.state
+            # The API starts this workflow just before its transaction commits: a busy API may
+            # commit after our first look, so look again for a while before concluding that
+            # the transaction never committed and there is no campaign to run.
+            for pause in CREATION_CHECKS:
+                if await self._record_event("campaign.created", {"name": self.state.config.name}):
+                    break
+                if pause is None:
+                    return self.state
+                await workflow.sleep(pause)
             self.state.created_recorded = True
 
         # Catch up with the clock first: a run continued or rebuilt may find a change due.
@@ -162,12 +171,16 @@ class CampaignWorkflow:
         if wake is None:
             await workflow.wait_condition(wake_condition)
         else:
-            delay = (wake - workflow.now()).total_seconds()
-            if delay > 0:
+            # A timer runs from when its workflow task completes, which a busy worker may delay:
+            # a long sleep ends FINAL_TIMER early and sets a short timer from a task that does
+            # nothing else, so the change happens on time.
+            while (delay := (wake - workflow.now()).total_seconds()) > 0:
+                step = delay - FINAL_TIMER_S if delay > 2 * FINAL_TIMER_S else delay
                 try:
                     await workflow.wait_condition(
-                        wake_condition, timeout=delay, timeout_summary=f"next change at {wake.isoformat()}"
+                        wake_condition, timeout=step, timeout_summary=f"next change at {wake.isoformat()}"
                     )
+                    break  # woken by a signal or an update
                 except TimeoutError:
                     pass
         self._woken = False
@@ -224,19 +237,20 @@ class CampaignWorkflow:
         state.transitions += 1
         self._publish()
 
-    async def _record_event(self, event_type: str, data: dict, *, local: bool = False) -> bool:
-        """`local`: as a local activity (in this worker at once, no server round trip), for
-        events whose latency matters (calling windows opening on time)."""
-        event = DomainEvent(
-            id=str(workflow.uuid4()),
-            organization_id=self.state.organization_id,
-            campaign_id=self.state.campaign_id,
-            type=event_type,
-            data={"campaignId": self.state.campaign_id, **data},
-            occurred_at=workflow.now(),
+    async def _record_event(self, event_type: str, data: dict) -> bool:
+        return await workflow.execute_activity_method(
+            StoreActivities.record_event,
+            DomainEvent(
+                id=str(workflow.uuid4()),
+                organization_id=self.state.organization_id,
+                campaign_id=self.state.campaign_id,
+                type=event_type,
+                data={"campaignId": self.state.campaign_id, **data},
+                occurred_at=workflow.now(),
+            ),
+            summary=event_type,
+            **_STORE,
         )
-        run = workflow.execute_local_activity_method if local else workflow.execute_activity_method
-        return await run(StoreActivities.record_event, event, summary=event_type, **_STORE)
 
     def _result(self, previous: CampaignStatus) -> StatusResult:
         s = self.state
