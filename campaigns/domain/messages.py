@@ -96,6 +96,7 @@ class PersistTransition(BaseModel):
     ended_at: datetime | None
     event_type: str
     event_data: dict[str, Any] = Field(default_factory=dict)
+    window: PersistWindow | None = None  # the calling-window change the status change causes
 
 
 class DomainEvent(BaseModel):

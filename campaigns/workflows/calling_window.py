@@ -83,10 +83,10 @@ class CallingWindow:
                 return w.opens_at
         return None
 
-    def target(self, now: datetime) -> tuple[bool, datetime | None]:
-        """(open, next change) as they should be at `now`."""
-        s, c = self._state, self._state.config
-        if s.status == S.ACTIVE:
+    def target(self, now: datetime, status: CampaignStatus) -> tuple[bool, datetime | None]:
+        """(open, next change) as they should be at `now` for a campaign in `status`."""
+        c = self._state.config
+        if status == S.ACTIVE:
             known = self.timeline()
             is_open, change = known.is_open(now), known.next_change(now)
             if c.schedule.recurrence is not None and not is_open:
@@ -94,7 +94,7 @@ class CallingWindow:
                 if expected is not None and (change is None or expected < change):
                     change = expected
             return is_open, change
-        if s.status == S.SCHEDULED:
+        if status == S.SCHEDULED:
             start, _ = schedule_bounds(c.schedule, c.timezone)
             since = max(start, now) if start else now
             return False, campaign_timeline(c.schedule, c.timezone).next_opening(since)
@@ -145,17 +145,32 @@ class CallingWindow:
         """Make the Schedule, the projection and the events agree with the timeline now."""
         await self._sync_recurrence()
         await self._open_shifted_runs()
+        write = self.plan(reason)
+        if write is None:
+            return
+        await workflow.execute_local_activity_method(
+            StoreActivities.persist_window, write,
+            summary=write.event.type if write.event else "window: next change", **_LOCAL,
+        )
+        self.applied(write)
+        self._publish()
+
+    def plan(self, reason: str, *, status: CampaignStatus | None = None) -> PersistWindow | None:
+        """The projection write (with its event, when the window opens or closes) that brings
+        the window in line with the timeline now; None if nothing changes. `status`: as if
+        the campaign had it already, so a status change and the window change it causes are
+        written in one transaction."""
         s, c, w = self._state, self._state.config, self._state.window
         now = workflow.now()
+        status = status or s.status
         w.runs = [r for r in w.runs if r.closes_at > now - KEEP_RUNS]
-        is_open, change = self.target(now)
+        is_open, change = self.target(now, status)
         checked, w.checked_at = w.checked_at, now
         if is_open == w.open and change == w.next_change:
-            return
-        flipped = is_open != w.open
-        planned = self._planned(is_open, checked, now) if flipped else now
+            return None
         event = None
-        if flipped:
+        if is_open != w.open:
+            planned = self._planned(is_open, checked, now)
             event = DomainEvent(
                 id=str(workflow.uuid4()),
                 organization_id=s.organization_id,
@@ -165,7 +180,7 @@ class CallingWindow:
                     "campaignId": s.campaign_id,
                     "windowOpen": is_open,
                     "reason": reason,
-                    "status": s.status.value,
+                    "status": status.value,
                     "plannedAt": planned.isoformat(),
                     "nextWindowChange": change.isoformat() if change else None,
                     "timezone": c.timezone,
@@ -173,16 +188,14 @@ class CallingWindow:
                 },
                 occurred_at=now,
             )
-        await workflow.execute_local_activity_method(
-            StoreActivities.persist_window,
-            PersistWindow(campaign_id=s.campaign_id, open=is_open, next_change=change, at=now, event=event),
-            summary=event.type if event else "window: next change",
-            **_LOCAL,
-        )
-        w.open, w.next_change = is_open, change
-        if flipped:
-            w.changed_at = now
-        self._publish()
+        return PersistWindow(campaign_id=s.campaign_id, open=is_open, next_change=change, at=now, event=event)
+
+    def applied(self, write: PersistWindow) -> None:
+        """Take a persisted write as the window's state."""
+        w = self._state.window
+        if write.open != w.open:
+            w.changed_at = write.at
+        w.open, w.next_change = write.open, write.next_change
 
     def _planned(self, opening: bool, checked: datetime | None, now: datetime) -> datetime:
         """The instant the timeline put this change at, when it fell due since the last

@@ -203,6 +203,8 @@ class CampaignWorkflow:
         state = self.state
         started_at = state.started_at or (now if transition.target == S.ACTIVE else None)
         ended_at = now if transition.target == S.ENDED else state.ended_at
+        # The calling-window change this causes is written in the same transaction.
+        window = self._window.plan("status", status=transition.target)
         # A local activity: one short transaction, run in this worker at once, so a change due
         # at an instant (a scheduled start or end) is recorded without a server round trip.
         await workflow.execute_local_activity_method(
@@ -227,6 +229,7 @@ class CampaignWorkflow:
                     "reason": transition.reason,
                     "actor": actor.model_dump(),
                 },
+                window=window,
             ),
             summary=f"{transition.source.value} → {transition.target.value}",
             **_STORE,
@@ -235,6 +238,8 @@ class CampaignWorkflow:
         state.status_reason = transition.reason
         state.started_at, state.ended_at, state.changed_at = started_at, ended_at, now
         state.transitions += 1
+        if window is not None:
+            self._window.applied(window)
         self._publish()
 
     async def _record_event(self, event_type: str, data: dict) -> bool:
