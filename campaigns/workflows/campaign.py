@@ -47,7 +47,6 @@ _STORE = {
 }
 
 
-FINAL_TIMER_S = 5.0
 CREATION_CHECKS = (timedelta(seconds=1), timedelta(seconds=4), timedelta(seconds=15), timedelta(seconds=40), None)
 
 
@@ -171,16 +170,12 @@ class CampaignWorkflow:
         if wake is None:
             await workflow.wait_condition(wake_condition)
         else:
-            # A timer runs from when its workflow task completes, which a busy worker may delay:
-            # a long sleep ends FINAL_TIMER early and sets a short timer from a task that does
-            # nothing else, so the change happens on time.
-            while (delay := (wake - workflow.now()).total_seconds()) > 0:
-                step = delay - FINAL_TIMER_S if delay > 2 * FINAL_TIMER_S else delay
+            delay = (wake - workflow.now()).total_seconds()
+            if delay > 0:
                 try:
                     await workflow.wait_condition(
-                        wake_condition, timeout=step, timeout_summary=f"next change at {wake.isoformat()}"
+                        wake_condition, timeout=delay, timeout_summary=f"next change at {wake.isoformat()}"
                     )
-                    break  # woken by a signal or an update
                 except TimeoutError:
                     pass
         self._woken = False
