@@ -112,6 +112,19 @@ async def test_a_campaign_activated_while_its_workflow_idles_still_starts_by_its
     assert row["status"] == "active" and row["window_open"] is True
 
 
+async def test_moving_a_scheduled_campaigns_start_replans_it(start_campaign, time_env):
+    now = await time_env.get_current_time()
+    start = utc_to_local(now + timedelta(days=30), "Asia/Kathmandu").replace(microsecond=0)
+    c = await start_campaign(timezone="Asia/Kathmandu", schedule={"startAt": start.isoformat()})
+    assert (await c.set_status(S.ACTIVE)).status == S.SCHEDULED
+    sooner = start - timedelta(days=28)
+    await c.reconfigure(schedule={"startAt": sooner.isoformat()})
+    await c.sleep_until(local_to_utc(sooner, "Asia/Kathmandu") + timedelta(minutes=1))
+    row = await c.row()
+    assert row["status"] == "active"
+    assert timedelta(0) <= row["started_at"] - local_to_utc(sooner, "Asia/Kathmandu") < timedelta(seconds=5)
+
+
 async def test_pause_resume_and_edits_replan_the_window(start_campaign, time_env):
     now = await time_env.get_current_time()
     day = now.date() + timedelta(days=1)
