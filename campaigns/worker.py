@@ -18,17 +18,19 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from campaigns import db
+from campaigns.activities.recurrence import RecurrenceActivities
 from campaigns.activities.store import StoreActivities
 from campaigns.activities.webhooks import WebhookActivities
 from campaigns.settings import Settings, get_settings
 from campaigns.temporal import connect
 from campaigns.webhooks.dispatcher import Dispatcher
 from campaigns.workflows.campaign import CampaignWorkflow
+from campaigns.workflows.run_window import RunWindowWorkflow
 from campaigns.workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = logging.getLogger("campaigns.worker")
 
-WORKFLOWS: Sequence[type] = (CampaignWorkflow, WebhookDeliveryWorkflow)
+WORKFLOWS: Sequence[type] = (CampaignWorkflow, RunWindowWorkflow, WebhookDeliveryWorkflow)
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:
@@ -43,21 +45,29 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     )
 
 
-def activities(pool: asyncpg.Pool, settings: Settings, redis: aioredis.Redis) -> list:
-    return [*StoreActivities(pool).all(), *WebhookActivities(pool, settings, redis).all()]
+def activities(
+    pool: asyncpg.Pool, settings: Settings, redis: aioredis.Redis, client: Client, task_queue: str
+) -> list:
+    return [
+        *StoreActivities(pool).all(),
+        *RecurrenceActivities(client, task_queue).all(),
+        *WebhookActivities(pool, settings, redis).all(),
+    ]
 
 
 def build_worker(
     client: Client, pool: asyncpg.Pool, task_queue: str, *, settings: Settings | None = None,
-    redis: aioredis.Redis | None = None, **options,
+    redis: aioredis.Redis | None = None, schedules_client: Client | None = None, **options,
 ) -> Worker:
+    """`schedules_client`: where recurrence Schedules live, when not on `client`'s server
+    (tests on the time-skipping server, which has no Schedules)."""
     settings = settings or get_settings()
     redis = redis or aioredis.from_url(settings.redis_dsn)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
-        activities=activities(pool, settings, redis),
+        activities=activities(pool, settings, redis, schedules_client or client, task_queue),
         workflow_runner=sandbox_runner(),
         **options,
     )

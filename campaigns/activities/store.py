@@ -12,7 +12,8 @@ import asyncpg
 from temporalio import activity
 
 from campaigns.api.campaigns import repository as repo
-from campaigns.domain.messages import DomainEvent, PersistTransition
+from campaigns.api.scheduling import repository as scheduling_repo
+from campaigns.domain.messages import DomainEvent, PersistTransition, PersistWindow
 
 
 class StoreActivities:
@@ -57,6 +58,8 @@ class StoreActivities:
                 data=change.event_data,
                 occurred_at=change.at,
             )
+            if change.window is not None:
+                await self._write_window(conn, change.window)
 
     @activity.defn
     async def record_event(self, event: DomainEvent) -> bool:
@@ -76,5 +79,26 @@ class StoreActivities:
             )
         return True
 
+    @activity.defn
+    async def persist_window(self, change: PersistWindow) -> None:
+        """Project the calling window (open, next change) onto the campaign row and record its
+        event, in one transaction. Ordered by `at`, so a retried older write never overwrites
+        a newer one; the event is recorded once, by id."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._write_window(conn, change)
+
+    @staticmethod
+    async def _write_window(conn: asyncpg.Connection, change: PersistWindow) -> None:
+        campaign_id = UUID(change.campaign_id)
+        await scheduling_repo.apply_window(
+            conn, campaign_id=campaign_id, open_=change.open, next_change=change.next_change, at=change.at
+        )
+        if change.event is not None:
+            e = change.event
+            await repo.record_event(
+                conn, event_id=UUID(e.id), organization_id=UUID(e.organization_id), campaign_id=campaign_id,
+                type_=e.type, data=e.data, occurred_at=e.occurred_at,
+            )
+
     def all(self) -> list:
-        return [self.persist_transition, self.record_event]
+        return [self.persist_transition, self.record_event, self.persist_window]

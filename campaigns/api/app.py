@@ -14,6 +14,7 @@ from campaigns.api.campaigns.routes import router as campaigns_router
 from campaigns.api.health.routes import router as health_router
 from campaigns.api.keys.routes import router as keys_router
 from campaigns.api.metrics import MetricsMiddleware
+from campaigns.api.scheduling.routes import router as scheduling_router
 from campaigns.api.webhooks.routes import router as webhooks_router
 from campaigns.settings import Settings, get_settings
 
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(MetricsMiddleware)
     app.include_router(campaigns_router)
+    app.include_router(scheduling_router)
     app.include_router(keys_router)
     app.include_router(webhooks_router)
     app.include_router(health_router)

@@ -28,11 +28,14 @@ with workflow.unsafe.imports_passed_through():
         CampaignState,
         DomainEvent,
         PersistTransition,
+        RunWindowFired,
         StatusRequest,
         StatusResult,
         WorkflowConfig,
     )
     from campaigns.domain.timeutil import utc_to_local
+
+from campaigns.workflows.calling_window import CallingWindow
 
 S = CampaignStatus
 
@@ -56,12 +59,16 @@ class CampaignWorkflow:
         # Status changes run one at a time: each one's activity finishes before the next starts.
         self._lock = asyncio.Lock()
         self._woken = False  # set by signals that change what the main loop waits for
+        self._wake_reason = "window"  # why the calling window is re-planned after a wake
+        self._window = CallingWindow(self.state, publish=self._publish)
 
     @workflow.run
     async def run(self, state: CampaignState) -> CampaignState:
         # Search attributes and details do not all survive continue-as-new: set them every run.
         self._publish()
 
+        # Catch up with the clock first: a run continued or rebuilt may find a change due.
+        await self._apply_due_transitions()
         while self.state.status != S.ARCHIVED:
             await self._sleep_until_something_to_do()
             if self.state.status == S.ARCHIVED:
@@ -84,6 +91,9 @@ class CampaignWorkflow:
             previous = self.state.status
             transition = self._plan(request)  # re-checked: an earlier update may have changed things
             await self._apply(transition, request.actor)
+            await self._window.sync("status")  # the window (and recurrence) follow before the caller reads
+            # The main loop may be waiting with a deadline (or none) computed for the old status.
+            self._woken = True
             return self._result(previous)
 
     @change_status.validator
@@ -97,7 +107,15 @@ class CampaignWorkflow:
             return  # an older signal arriving late
         self.state.config = config
         self._woken = True
+        self._wake_reason = "schedule_changed"
         self._publish()
+
+    @workflow.signal
+    def run_window_fired(self, fired: RunWindowFired) -> None:
+        """The recurrence's Temporal Schedule fired: a run window opens."""
+        if self._window.on_fired(fired):
+            self._woken = True
+            self._wake_reason = "run_window"
 
     @workflow.query
     def current(self) -> CampaignState:
@@ -127,6 +145,9 @@ class CampaignWorkflow:
         wake = lifecycle.next_wakeup(
             self.state.status, schedule=self.state.config.schedule, timezone=self.state.config.timezone
         )
+        window_wake = self._window.wakeup(workflow.now())
+        if window_wake is not None and (wake is None or window_wake < wake):
+            wake = window_wake
         wake_condition = lambda: (  # noqa: E731
             self._woken or self.state.status == S.ARCHIVED or workflow.info().is_continue_as_new_suggested()
         )
@@ -137,7 +158,7 @@ class CampaignWorkflow:
             if delay > 0:
                 try:
                     await workflow.wait_condition(
-                        wake_condition, timeout=delay, timeout_summary=f"next transition at {wake.isoformat()}"
+                        wake_condition, timeout=delay, timeout_summary=f"next change at {wake.isoformat()}"
                     )
                 except TimeoutError:
                     pass
@@ -153,13 +174,19 @@ class CampaignWorkflow:
             )
             if due is not None:
                 await self._apply(due, SYSTEM)
+            reason, self._wake_reason = ("status" if due else self._wake_reason), "window"
+            await self._window.sync(reason)
 
     async def _apply(self, transition: Transition, actor: Actor) -> None:
         now = workflow.now()
         state = self.state
         started_at = state.started_at or (now if transition.target == S.ACTIVE else None)
         ended_at = now if transition.target == S.ENDED else state.ended_at
-        await workflow.execute_activity_method(
+        # The calling-window change this causes is written in the same transaction.
+        window = self._window.plan("status", status=transition.target)
+        # A local activity: one short transaction, run in this worker at once, so a change due
+        # at an instant (a scheduled start or end) is recorded without a server round trip.
+        await workflow.execute_local_activity_method(
             StoreActivities.persist_transition,
             PersistTransition(
                 transition_id=str(workflow.uuid4()),
@@ -181,6 +208,7 @@ class CampaignWorkflow:
                     "reason": transition.reason,
                     "actor": actor.model_dump(),
                 },
+                window=window,
             ),
             summary=f"{transition.source.value} → {transition.target.value}",
             **_STORE,
@@ -189,6 +217,8 @@ class CampaignWorkflow:
         state.status_reason = transition.reason
         state.started_at, state.ended_at, state.changed_at = started_at, ended_at, now
         state.transitions += 1
+        if window is not None:
+            self._window.applied(window)
         self._woken = True  # the main loop re-plans its timer for the new status
         self._publish()
 
@@ -226,6 +256,7 @@ class CampaignWorkflow:
             sa.STATUS: s.status.value,
             sa.TYPE: c.type.value,
             sa.CHANNEL: c.channel.value,
+            sa.WINDOW_OPEN: s.window.open,
         }
         current = workflow.info().typed_search_attributes
         # Only what changed: an upsert is a history event, and most runs start with these set.
@@ -244,6 +275,9 @@ class CampaignWorkflow:
         if wake is not None:
             what = "becomes active" if s.status == S.SCHEDULED else "ends"
             lines.append(f"Next: {what} at {_local(wake, c.timezone)} ({wake:%Y-%m-%d %H:%M} UTC)")
+        window = self._window.details()
+        if window:
+            lines.append(window)
         return "\n\n".join(lines)
 
 

@@ -91,6 +91,8 @@ def to_campaign(row: asyncpg.Record) -> Campaign:
         status_changed_at=row["status_changed_at"],
         started_at=row["started_at"],
         ended_at=row["ended_at"],
+        window_open=row["window_open"],
+        next_window_change=row["next_window_change"],
     )
 
 

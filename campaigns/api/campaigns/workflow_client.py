@@ -26,7 +26,7 @@ from temporalio.service import RPCError
 from campaigns import search_attributes as sa
 from campaigns.api.errors import Conflict, Unavailable
 from campaigns.domain.config import CampaignConfiguration, CampaignStatus
-from campaigns.domain.messages import CampaignState, StatusRequest, StatusResult, WorkflowConfig
+from campaigns.domain.messages import CallingWindowState, CampaignState, StatusRequest, StatusResult, WorkflowConfig
 from campaigns.settings import Settings
 from campaigns.workflows.campaign import CampaignWorkflow, workflow_id
 
@@ -56,6 +56,7 @@ def state_from_row(row: asyncpg.Record) -> CampaignState:
         started_at=row["started_at"],
         ended_at=row["ended_at"],
         changed_at=row["status_changed_at"],
+        window=CallingWindowState(open=row["window_open"], next_change=row["next_window_change"]),
     )
 
 
