@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
+from campaigns.analytics.runtime import AnalyticsRuntime
 from campaigns.api.auth.service import Principal, authenticate
 from campaigns.api.errors import Forbidden, Unauthorized
 from campaigns.settings import Settings
@@ -25,6 +26,10 @@ def get_redis(request: Request) -> aioredis.Redis:
 
 def get_temporal(request: Request) -> Client:
     return request.app.state.temporal
+
+
+def get_analytics(request: Request) -> AnalyticsRuntime:
+    return request.app.state.analytics
 
 
 def get_settings(request: Request) -> Settings:
@@ -61,4 +66,5 @@ Db = Annotated[asyncpg.Pool, Depends(get_pool)]
 Redis = Annotated[aioredis.Redis, Depends(get_redis)]
 Temporal = Annotated[Client, Depends(get_temporal)]
 Config = Annotated[Settings, Depends(get_settings)]
+Analytics = Annotated[AnalyticsRuntime, Depends(get_analytics)]
 Caller = Annotated[Principal, Depends(current_principal)]

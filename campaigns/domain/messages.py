@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from campaigns.domain.budget import BudgetSpend
 from campaigns.domain.config import (
     CampaignBudget,
     CampaignChannel,
@@ -62,6 +63,7 @@ class CampaignState(BaseModel):
     changed_at: datetime | None = None
     created_recorded: bool = False
     transitions: int = 0
+    spend: BudgetSpend | None = None  # the latest spend reported against a budget cap
     runs: int = 1  # how many runs this campaign's history spans (continue-as-new)
 
 

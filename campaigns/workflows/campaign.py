@@ -19,7 +19,8 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from campaigns import search_attributes as sa
     from campaigns.activities.store import StoreActivities
-    from campaigns.domain import lifecycle
+    from campaigns.domain import budget, lifecycle
+    from campaigns.domain.budget import BudgetSpend
     from campaigns.domain.config import CampaignStatus
     from campaigns.domain.lifecycle import Transition, TransitionError
     from campaigns.domain.messages import (
@@ -73,6 +74,7 @@ class CampaignWorkflow:
             if self.state.status == S.ARCHIVED:
                 break
             await self._apply_due_transitions()
+            await self._apply_budget()
             if workflow.info().is_continue_as_new_suggested():
                 # Let in-flight updates and signals finish first, so none is lost in the hand-over.
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -105,6 +107,13 @@ class CampaignWorkflow:
         self._woken = True
         self._publish()
 
+    @workflow.signal
+    def spend_reported(self, spend: BudgetSpend) -> None:
+        """The analytics side reports spend that reached a budget cap."""
+        if self.state.spend is None or spend.at >= self.state.spend.at:
+            self.state.spend = spend
+            self._woken = True
+
     @workflow.query
     def current(self) -> CampaignState:
         return self.state
@@ -113,7 +122,7 @@ class CampaignWorkflow:
 
     def _plan(self, request: StatusRequest) -> Transition:
         try:
-            return lifecycle.plan_request(
+            transition = lifecycle.plan_request(
                 self.state.status,
                 request.target,
                 schedule=self.state.config.schedule,
@@ -121,6 +130,13 @@ class CampaignWorkflow:
                 now=workflow.now(),
                 reason=request.reason,
             )
+            if transition.target in (S.ACTIVE, S.SCHEDULED):
+                refusal = budget.refusal(
+                    self.state.config.budget, self.state.spend, now=workflow.now(), tz=self.state.config.timezone
+                )
+                if refusal:
+                    raise TransitionError(f"cannot {transition.action}: {refusal}", code=budget.REASON)
+            return transition
         except TransitionError as err:
             raise ApplicationError(
                 str(err),
@@ -130,8 +146,10 @@ class CampaignWorkflow:
             ) from None
 
     async def _sleep_until_something_to_do(self) -> None:
-        wake = lifecycle.next_wakeup(
-            self.state.status, schedule=self.state.config.schedule, timezone=self.state.config.timezone
+        s, c = self.state, self.state.config
+        wake = _earliest(
+            lifecycle.next_wakeup(s.status, schedule=c.schedule, timezone=c.timezone),
+            budget.next_wakeup(s.status, s.status_reason, c.budget, s.spend, now=workflow.now(), tz=c.timezone),
         )
         wake_condition = lambda: (  # noqa: E731
             self._woken or self.state.status == S.ARCHIVED or workflow.info().is_continue_as_new_suggested()
@@ -159,6 +177,22 @@ class CampaignWorkflow:
             )
             if due is not None:
                 await self._apply(due, SYSTEM)
+
+    async def _apply_budget(self) -> None:
+        """Pause when spend reached a cap; resume once it no longer does (next local midnight
+        for a daily cap, or a raised budget). Resuming goes through the lifecycle, so a
+        schedule that ended meanwhile ends the campaign instead."""
+        async with self._lock:
+            s, c = self.state, self.state.config
+            action = budget.due(s.status, s.status_reason, c.budget, s.spend, now=workflow.now(), tz=c.timezone)
+            if action == "pause":
+                await self._apply(Transition(S.ACTIVE, S.PAUSED, "pause", budget.REASON), SYSTEM)
+            elif action == "resume":
+                transition = lifecycle.plan_request(
+                    S.PAUSED, S.ACTIVE, schedule=c.schedule, timezone=c.timezone, now=workflow.now(),
+                    reason=budget.RESUME_REASON,
+                )
+                await self._apply(transition, SYSTEM)
 
     async def _apply(self, transition: Transition, actor: Actor) -> None:
         now = workflow.now()
@@ -247,6 +281,10 @@ class CampaignWorkflow:
             what = "becomes active" if s.status == S.SCHEDULED else "ends"
             lines.append(f"Next: {what} at {_local(wake, c.timezone)} ({wake:%Y-%m-%d %H:%M} UTC)")
         return "\n\n".join(lines)
+
+
+def _earliest(*instants: datetime | None) -> datetime | None:
+    return min((i for i in instants if i is not None), default=None)
 
 
 def _local(instant: datetime, tz: str) -> str:
