@@ -41,8 +41,7 @@ class RealtimeHub:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=5)
 
     @contextlib.asynccontextmanager
     async def listen(self, campaign_id: str) -> AsyncIterator[asyncio.Event]:

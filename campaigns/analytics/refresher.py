@@ -222,15 +222,18 @@ class Refresher:
         self._task: asyncio.Task | None = None
         self._last_sweep = 0.0
         self._wake = asyncio.Event()
+        self._stopping = False
 
     async def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._loop(), name="analytics-refresher")
 
     async def stop(self) -> None:
+        """Let the current tick finish (it is one transaction either way), then end."""
+        self._stopping = True
+        self._wake.set()
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task, grace=5.0)
 
     def nudge(self) -> None:
         """New batches are waiting: tick now rather than at the next interval."""
@@ -279,7 +282,7 @@ class Refresher:
                 log.warning("could not report spend to campaign %s: %r", campaign_id, exc)
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 sweep = time.monotonic() - self._last_sweep >= self.sweep_every
                 if sweep:
@@ -292,6 +295,17 @@ class Refresher:
             except Exception:  # noqa: BLE001 - a dependency may be down; try again shortly
                 log.exception("analytics refresh failed; retrying")
                 await asyncio.sleep(1)
+            if self._stopping:
+                return
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._wake.wait()
+
+
+async def stop_task(task: asyncio.Task, *, grace: float) -> None:
+    """Wait up to `grace` seconds for a background task to end by itself, then cancel it."""
+    done, _ = await asyncio.wait({task}, timeout=grace)
+    if not done:
+        task.cancel()
+        await asyncio.wait({task}, timeout=grace)
