@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, NotRequired, Union
 
-import orjson
+import pydantic_core
 from pydantic import AwareDatetime, ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
@@ -225,8 +225,9 @@ def parse_batch(body: bytes, *, now: datetime) -> Parsed:
         envelope = _envelope_error(err)
         if envelope is not None:
             raise envelope from None
-        # Some events are bad: validate one by one to keep the good ones.
-        raws = orjson.loads(body)["events"]
+        # Some events are bad: validate one by one to keep the good ones. (The same JSON
+        # parser as validate_json, which reads NaN and Infinity, so the number rule reports them.)
+        raws = pydantic_core.from_json(body, allow_inf_nan=True)["events"]
         parsed = Parsed()
         per_event = []
         for index, raw in enumerate(raws):
