@@ -9,7 +9,6 @@ from this one object, none can count an event the others did not.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -17,7 +16,7 @@ import orjson
 
 from campaigns.domain import metrics
 from campaigns.domain.events import CALL_ENDS
-from campaigns.domain.periods import bucket_of
+from campaigns.domain.periods import BUCKET_SECONDS
 
 RollupKey = tuple[str, int, str]  # (campaign id, bucket, variant id or '')
 
@@ -63,17 +62,15 @@ class Delta:
         )
 
 
-def build(batch_id: UUID | str, organization_id: UUID | str, events: list[dict[str, Any]]) -> Delta:
-    """The delta of accepted events (validated dicts, see domain.events)."""
+def build(batch_id: UUID | str, organization_id: UUID | str, events: list[tuple[int, dict[str, Any], float]]) -> Delta:
+    """The delta of accepted events (as domain.events.parse_batch gives them)."""
     delta = Delta(str(batch_id), str(organization_id))
     rollups = delta.rollups
     last = delta.last_event_at
     accumulate = metrics.accumulate
-    for event in events:
-        campaign = str(event["campaignId"])
-        occurred: datetime = event["occurredAt"]
-        ts = occurred.timestamp()
-        key = (campaign, bucket_of(occurred), event.get("variantId") or "")
+    for _, event, ts in events:
+        campaign = event["campaignId"]
+        key = (campaign, int(ts) // BUCKET_SECONDS, event.get("variantId") or "")
         vector = rollups.get(key)
         if vector is None:
             vector = rollups[key] = metrics.zero()
@@ -94,7 +91,7 @@ def build(batch_id: UUID | str, organization_id: UUID | str, events: list[dict[s
                     "subjectId": event.get("subjectId"),
                     "callId": event.get("callId"),
                     "variantId": event.get("variantId"),
-                    "occurredAt": occurred.isoformat(),
+                    "occurredAt": event["occurredAt"].isoformat(),
                 }
             )
     return delta

@@ -39,6 +39,10 @@ APPLIED_TTL = int(timedelta(days=2).total_seconds())  # longer than any outbox r
 
 FIELDS = tuple(m.name for m in metrics.METRICS if m.kind != "square")
 _INTEGRAL = {m.name for m in metrics.METRICS if m.integral}
+_FIELD_INDEX = [(k, metrics.INDEX[name]) for k, name in enumerate(FIELDS)]
+# The same list inside Lua (1-based), and which fields HINCRBY (integers) rather than HINCRBYFLOAT.
+_LUA_FIELDS = "{" + ", ".join(f"'{name}'" for name in FIELDS) + "}"
+_LUA_INTEGRAL = "{" + ", ".join("true" if name in _INTEGRAL else "false" for name in FIELDS) + "}"
 
 
 def channel(campaign_id: str) -> str:
@@ -49,24 +53,27 @@ def applied_key(batch_id: str) -> str:
     return f"{PREFIX}applied:{batch_id}"
 
 
-_APPLY = """
+_APPLY = (
+    "local FIELDS, INTEGRAL = " + _LUA_FIELDS + ", " + _LUA_INTEGRAL + """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) then return 0 end
 local p = cjson.decode(ARGV[1])
 local ttl = ARGV[2]
 local now = tonumber(ARGV[4])
 local pre = 'qc:rt:'
-local touched = {}
-for _, x in ipairs(p.i) do
-  local key = pre .. x[1] .. ':' .. x[2]
-  redis.call('HINCRBY', key, x[3], x[4])
-  touched[key] = true
+-- b: [campaign, slot, [field index, value, field index, value, ...]]
+for _, x in ipairs(p.b) do
+  local key = pre .. x[1] .. ':' .. string.format('%d', x[2])
+  local flat = x[3]
+  for j = 1, #flat, 2 do
+    local k = flat[j] + 1
+    if INTEGRAL[k] then
+      redis.call('HINCRBY', key, FIELDS[k], string.format('%d', flat[j + 1]))
+    else
+      redis.call('HINCRBYFLOAT', key, FIELDS[k], string.format('%.17g', flat[j + 1]))
+    end
+  end
+  redis.call('EXPIRE', key, ttl)
 end
-for _, x in ipairs(p.f) do
-  local key = pre .. x[1] .. ':' .. x[2]
-  redis.call('HINCRBYFLOAT', key, x[3], x[4])
-  touched[key] = true
-end
-for key in pairs(touched) do redis.call('EXPIRE', key, ttl) end
 for _, x in ipairs(p.s) do
   if not redis.call('ZSCORE', pre .. x[1] .. ':ended', x[2]) then
     redis.call('ZADD', pre .. x[1] .. ':calls', x[3], x[2])
@@ -88,6 +95,7 @@ for _, c in ipairs(p.c) do
 end
 return 1
 """
+)
 
 _READ = """
 local pre = 'qc:rt:' .. ARGV[1]
@@ -139,21 +147,18 @@ class Realtime:
                 sums[(campaign, bucket)] = list(vector)
             else:
                 metrics.add(into, vector)
-        ints: list[list[Any]] = []
-        floats: list[list[Any]] = []
+        slots = []
         for (campaign, bucket), vector in sums.items():
-            for name in FIELDS:
-                value = vector[metrics.INDEX[name]]
+            flat = []
+            for field, index in _FIELD_INDEX:
+                value = vector[index]
                 if value:
-                    if name in _INTEGRAL:
-                        ints.append([campaign, bucket, name, str(int(value))])
-                    else:
-                        floats.append([campaign, bucket, name, repr(float(value))])
+                    flat += (field, value)
+            slots.append((campaign, bucket, flat))
         fresh = now - CALL_MEMORY
         return orjson.dumps(
             {
-                "i": ints,
-                "f": floats,
+                "b": slots,
                 "s": [list(x) for x in delta.call_starts if x[2] >= fresh],
                 "e": [list(x) for x in delta.call_ends if x[2] >= fresh],
                 "c": sorted(delta.campaigns),

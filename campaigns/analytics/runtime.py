@@ -18,16 +18,17 @@ from campaigns.analytics.refresher import Refresher
 
 
 class CampaignDirectory:
-    """Which organization each campaign belongs to, cached in-process: a campaign never
-    changes organization, so the cache can never be wrong, only incomplete."""
+    """Which organization each campaign belongs to (by the campaign id's canonical text),
+    cached in-process: a campaign never changes organization, so the cache can never be
+    wrong, only incomplete."""
 
     def __init__(self, pool: asyncpg.Pool, *, size: int = 200_000) -> None:
         self.pool = pool
         self.size = size
-        self._known: OrderedDict[UUID, UUID] = OrderedDict()
+        self._known: OrderedDict[str, UUID] = OrderedDict()
 
-    async def organizations(self, campaign_ids: Iterable[UUID]) -> dict[UUID, UUID]:
-        out: dict[UUID, UUID] = {}
+    async def organizations(self, campaign_ids: Iterable[str]) -> dict[str, UUID]:
+        out: dict[str, UUID] = {}
         missing = []
         for cid in campaign_ids:
             org = self._known.get(cid)
@@ -36,10 +37,10 @@ class CampaignDirectory:
             else:
                 out[cid] = org
         if missing:
-            found = await repo.campaign_organizations(self.pool, missing)
+            found = await repo.campaign_organizations(self.pool, [UUID(c) for c in missing])
             for cid, org in found.items():
-                self._known[cid] = org
-                out[cid] = org
+                self._known[str(cid)] = org
+                out[str(cid)] = org
             while len(self._known) > self.size:
                 self._known.popitem(last=False)
         return out

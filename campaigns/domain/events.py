@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, NotRequired, Union
 
 import pydantic_core
-from pydantic import AwareDatetime, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 MAX_BATCH = 5000
@@ -44,6 +44,12 @@ _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=F
 EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 VariantId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Ref = Annotated[str, Field(min_length=1, max_length=128)]
+# The campaign's id in canonical form (kept as text: it is a dict key and a Redis key on the hot path).
+CampaignRef = Annotated[
+    str,
+    Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
+    AfterValidator(str.lower),
+]
 Money = Annotated[float, Field(ge=0, le=1e9)]
 Seconds = Annotated[float, Field(ge=0, le=86_400)]
 
@@ -100,7 +106,7 @@ def _event(type_: str, data: Any, *, data_required: bool, call: bool) -> type:
     """The TypedDict of one event type (the common fields plus its `type` and `data`)."""
     annotations: dict[str, Any] = {
         "id": EventId,
-        "campaignId": uuid.UUID,
+        "campaignId": CampaignRef,
         "type": Literal[type_],  # type: ignore[valid-type]
         "occurredAt": AwareDatetime,
         "variantId": NotRequired[VariantId | None],
@@ -126,7 +132,6 @@ EVENT_TYPES: dict[str, type] = {
 TYPES = tuple(EVENT_TYPES)
 CALL_TYPES = frozenset(t for t in TYPES if t.startswith("call."))
 CALL_ENDS = frozenset({"call.completed", "call.failed"})
-_MONEY_FIELDS = {"cost": "amount", "conversion": "revenue"}
 _OPTIONAL_DATA = frozenset({"call.started", "call.completed", "conversion"})
 
 Event = Annotated[Union[tuple(EVENT_TYPES.values())], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
@@ -151,7 +156,8 @@ class Rejection:
 
 @dataclass
 class Parsed:
-    events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (index in the batch, event)
+    # (index in the batch, event, occurredAt as seconds since the epoch)
+    events: list[tuple[int, dict[str, Any], float]] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
 
 
@@ -182,6 +188,8 @@ def _reason(error: dict[str, Any]) -> str:
         return "needs a UTC offset (e.g. '2026-05-01T12:00:00Z')"
     if kind == "string_pattern_mismatch" and error["loc"][-1] == "id":
         return "must be 1–128 visible ASCII characters (no spaces)"
+    if kind == "string_pattern_mismatch" and error["loc"][-1] == "campaignId":
+        return "must be a UUID (e.g. '1b4e28ba-2fa1-41d2-883f-0016d3cca427')"
     return str(error["msg"])
 
 
@@ -235,25 +243,28 @@ def parse_batch(body: bytes, *, now: datetime) -> Parsed:
                 per_event.append((index, _EVENT.validate_python(raw)))
             except ValidationError as e:
                 parsed.rejected.extend(_rejection(index, raw, x) for x in e.errors()[:1])
-    earliest, latest = now - MAX_AGE, now + MAX_FUTURE
+    earliest, latest = (now - MAX_AGE).timestamp(), (now + MAX_FUTURE).timestamp()
+    accept = parsed.events.append
     for index, event in per_event:
-        at = event["occurredAt"]
-        if at > latest:
+        ts = event["occurredAt"].timestamp()  # compared as numbers: aware datetimes compare slowly
+        if ts > latest:
             parsed.rejected.append(Rejection(index, event["id"], "occurredAt", "is in the future (more than 5 minutes ahead)"))
             continue
-        if at < earliest:
+        if ts < earliest:
             parsed.rejected.append(Rejection(index, event["id"], "occurredAt", "is more than a year old"))
             continue
         type_ = event["type"]
         data = event.get("data")
         if data is None:
-            data = event["data"] = {}
-        elif type_ in _OPTIONAL_DATA and None in data.values():
-            data = event["data"] = {k: v for k, v in data.items() if v is not None}
-        money_field = _MONEY_FIELDS.get(type_)
-        if money_field is not None and money_field in data:
-            data[money_field] = round(data[money_field], 6)
-        parsed.events.append((index, event))
+            event["data"] = {}
+        elif type_ in _OPTIONAL_DATA:
+            if None in data.values():
+                data = event["data"] = {k: v for k, v in data.items() if v is not None}
+            if type_ == "conversion" and "revenue" in data:
+                data["revenue"] = round(data["revenue"], 6)
+        elif type_ == "cost":
+            data["amount"] = round(data["amount"], 6)
+        accept((index, event, ts))
     if raws is not None:
         parsed.rejected.sort(key=lambda r: r.index)
     return parsed

@@ -122,14 +122,15 @@ async def test_a_batch_that_never_reached_redis_is_applied_once(api: httpx.Async
     """The process died between its commit and Redis: the outbox row is all that is left."""
     cid = campaign["id"]
     body = httpx.Request("POST", "/", json={"events": call(cid, lead=90, cost=4)}).content
-    events = [e for _, e in parse_batch(body, now=datetime.now(UTC)).events]
+    parsed = parse_batch(body, now=datetime.now(UTC)).events
+    events = [e for _, e, _ in parsed]
     org = uuid.UUID(campaign["organizationId"])
     records = [(org, e["id"], e["campaignId"], e["type"], e["occurredAt"], None, None, e.get("callId"),
                 __import__("orjson").dumps(e["data"]).decode()) for e in events]
     batch = uuid.uuid4()
     async with pool.acquire() as conn, conn.transaction():
         assert len(await repo.store_events(conn, records)) == len(events)
-        delta = build(batch, org, events)
+        delta = build(batch, org, parsed)
         await repo.add_outbox(conn, batch_id=batch, payload=delta.encode())
     assert (await realtime(api, cid))["todayLeads"] == 0
     await drained(app)

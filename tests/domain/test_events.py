@@ -41,11 +41,17 @@ VALID = [
 ]
 
 
+def test_campaign_ids_are_canonical():
+    (_, event, _), = parse(ev("widget.click") | {"campaignId": CID.upper()}).events
+    assert event["campaignId"] == CID
+
+
 def test_every_type_is_accepted():
     parsed = parse(*VALID)
-    assert parsed.rejected == [] and [i for i, _ in parsed.events] == list(range(len(VALID)))
-    event = parsed.events[2][1]
-    assert event["campaignId"] == uuid.UUID(CID) and event["occurredAt"] == datetime(2026, 5, 1, 11, 59, tzinfo=UTC)
+    assert parsed.rejected == [] and [i for i, _, _ in parsed.events] == list(range(len(VALID)))
+    _, event, ts = parsed.events[2]
+    assert event["campaignId"] == CID and event["occurredAt"] == datetime(2026, 5, 1, 11, 59, tzinfo=UTC)
+    assert ts == event["occurredAt"].timestamp()
 
 
 @pytest.mark.parametrize(
@@ -71,12 +77,13 @@ def test_every_type_is_accepted():
         (ev("widget.click", id="x" * 129), "id", "128"),
         (ev("widget.click", variantId="a b"), "variantId", "pattern"),
         ({**ev("widget.click"), "campaignId": "c-1"}, "campaignId", "UUID"),
+        ({**ev("widget.click"), "campaignId": CID.replace("-", "")}, "campaignId", "UUID"),
         ({"id": "a", "campaignId": CID, "occurredAt": "2026-05-01T11:00:00Z"}, "type", "missing"),
     ],
 )
 def test_a_bad_event_names_its_field(event, field, words):
     parsed = parse(VALID[0], event)
-    assert [i for i, _ in parsed.events] == [0]
+    assert [i for i, _, _ in parsed.events] == [0]
     (rejection,) = parsed.rejected
     assert rejection.index == 1 and rejection.field == field
     assert words.lower() in rejection.reason.lower(), rejection.reason

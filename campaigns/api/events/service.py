@@ -60,8 +60,9 @@ async def ingest(
     result = Ingested(rejected=parsed.rejected)
 
     first_index: dict[str, int] = {}
-    candidates: list[tuple[int, dict]] = []
-    for index, event in parsed.events:
+    candidates = []
+    for item in parsed.events:
+        index, event, _ = item
         if event["id"] in first_index:
             result.duplicates.append((index, event["id"]))
             continue
@@ -69,35 +70,37 @@ async def ingest(
             result.rejected.append(Rejection(index, event["id"], "type", "this key may not send this type of event"))
             continue
         first_index[event["id"]] = index
-        candidates.append((index, event))
+        candidates.append(item)
 
-    owners = await directory.organizations({e["campaignId"] for _, e in candidates})
+    owners = await directory.organizations({e["campaignId"] for _, e, _ in candidates})
+    allowed = {c for c, org in owners.items() if org == organization_id}
+    if only_campaign is not None:
+        allowed &= {str(only_campaign)}
     events = []
-    for index, event in candidates:
-        cid = event["campaignId"]
-        if owners.get(cid) != organization_id or (only_campaign is not None and cid != only_campaign):
-            result.rejected.append(Rejection(index, event["id"], "campaignId", UNKNOWN_CAMPAIGN))
+    for item in candidates:
+        if item[1]["campaignId"] in allowed:
+            events.append(item)
         else:
-            events.append(event)
+            result.rejected.append(Rejection(item[0], item[1]["id"], "campaignId", UNKNOWN_CAMPAIGN))
 
     if events:
         dumps = orjson.dumps
         records = [
             (organization_id, e["id"], e["campaignId"], e["type"], e["occurredAt"], e.get("variantId"),
              e.get("subjectId"), e.get("callId"), dumps(e["data"]).decode())
-            for e in events
+            for _, e, _ in events
         ]
         batch_id = uuid.uuid4()
         delta = None
         async with pool.acquire() as conn, conn.transaction():
             stored = set(await repo.store_events(conn, records))
             if stored:
-                accepted = events if len(stored) == len(events) else [e for e in events if e["id"] in stored]
+                accepted = events if len(stored) == len(events) else [x for x in events if x[1]["id"] in stored]
                 delta = build(batch_id, organization_id, accepted)
                 await repo.add_outbox(conn, batch_id=batch_id, payload=delta.encode())
         result.accepted = len(stored)
         if len(stored) < len(events):
-            result.duplicates += [(first_index[e["id"]], e["id"]) for e in events if e["id"] not in stored]
+            result.duplicates += [(i, e["id"]) for i, e, _ in events if e["id"] not in stored]
         if delta is not None:
             try:
                 await realtime.apply(delta)
