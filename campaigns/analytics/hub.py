@@ -3,7 +3,8 @@
 One Redis pub/sub connection per process, subscribed to the channels of the campaigns
 somebody in this process is watching (not one connection per viewer). A change wakes
 every local viewer of that campaign; viewers of one campaign share one read of its
-metrics (`snapshot`), so a thousand dashboards cost one Redis read per change.
+metrics (`snapshot`), so a thousand dashboards cost one Redis read per change. A shared
+read is reused only by viewers whose latest change it has seen: none misses an update.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -27,13 +27,13 @@ _POLL = 0.2  # how long a new subscription may wait for the reader to pick it up
 
 
 class RealtimeHub:
-    def __init__(self, redis: aioredis.Redis, *, share_for: float = 0.05) -> None:
+    def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
         self._listeners: dict[str, set[asyncio.Event]] = {}
+        self._versions: dict[str, int] = {}  # changes seen per watched campaign
         self._wanted = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self._share_for = share_for
-        self._snapshots: dict[str, tuple[float, asyncio.Future]] = {}
+        self._snapshots: dict[str, tuple[int, asyncio.Future]] = {}
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="realtime-hub")
@@ -57,18 +57,22 @@ class RealtimeHub:
                 viewers.discard(changed)
                 if not viewers:
                     del self._listeners[campaign_id]
+                    self._versions.pop(campaign_id, None)
+                    self._snapshots.pop(campaign_id, None)
             self._wanted.set()
 
-    async def snapshot(self, campaign_id: str, load: Callable[[], Awaitable[Any]]) -> Any:
-        """`load()`, shared by every viewer of the campaign asking within `share_for` seconds."""
-        now = time.monotonic()
+    def version(self, campaign_id: str) -> int:
+        """How many changes of the campaign this process has heard of."""
+        return self._versions.get(campaign_id, 0)
+
+    async def snapshot(self, campaign_id: str, load: Callable[[], Awaitable[Any]], *, seen: int) -> Any:
+        """`load()`, shared between viewers: a read started after change `seen` is reused,
+        an older one is not (it may predate the change the viewer was woken for)."""
         held = self._snapshots.get(campaign_id)
-        if held is not None and now - held[0] < self._share_for and not (held[1].done() and held[1].exception()):
+        if held is not None and held[0] >= seen and not (held[1].done() and held[1].exception()):
             return await asyncio.shield(held[1])
         future: asyncio.Future = asyncio.ensure_future(load())
-        self._snapshots[campaign_id] = (now, future)
-        if len(self._snapshots) > 10_000:
-            self._snapshots = {k: v for k, v in self._snapshots.items() if now - v[0] < self._share_for}
+        self._snapshots[campaign_id] = (self.version(campaign_id), future)
         return await asyncio.shield(future)
 
     async def _run(self) -> None:
@@ -98,8 +102,9 @@ class RealtimeHub:
                 log.warning("real-time pub/sub connection lost (%r); reconnecting", exc)
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
-                # Viewers re-read on their own timer meanwhile; wake them so they notice at once.
-                for viewers in self._listeners.values():
+                # Changes may have been missed: wake every viewer to re-read now.
+                for campaign_id, viewers in self._listeners.items():
+                    self._versions[campaign_id] = self._versions.get(campaign_id, 0) + 1
                     for v in viewers:
                         v.set()
                 await asyncio.sleep(1)
@@ -110,5 +115,9 @@ class RealtimeHub:
             name = name.decode()
         if not name or not name.startswith(_CHANNEL_PREFIX):
             return
-        for viewer in self._listeners.get(name[len(_CHANNEL_PREFIX):], ()):
-            viewer.set()
+        campaign_id = name[len(_CHANNEL_PREFIX):]
+        viewers = self._listeners.get(campaign_id)
+        if viewers:
+            self._versions[campaign_id] = self._versions.get(campaign_id, 0) + 1
+            for viewer in viewers:
+                viewer.set()

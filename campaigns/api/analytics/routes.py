@@ -76,7 +76,7 @@ async def realtime_stream(
             last = None
             for n in itertools.count(1):
                 changed.clear()  # before reading: a change during the read wakes the next round
-                data = await analytics.hub.snapshot(key, load)
+                data = await analytics.hub.snapshot(key, load, seen=analytics.hub.version(key))
                 if data != last:
                     last = data
                     yield ServerSentEvent(data=data, event="metrics", id=str(n))
