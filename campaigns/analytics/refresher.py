@@ -35,11 +35,13 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from prometheus_client import Counter, Gauge, Histogram
 from temporalio.client import Client
 
 from campaigns.analytics import repository as repo
 from campaigns.analytics.delta import Delta, merge, per_campaign
 from campaigns.analytics.realtime import Realtime
+from campaigns.api.metrics import REGISTRY
 from campaigns.api.campaigns import repository as campaigns_repo
 from campaigns.domain import goals as goal_rules
 from campaigns.domain import periods
@@ -48,6 +50,12 @@ from campaigns.domain.config import CampaignBudget, CampaignGoal, CampaignStatus
 from campaigns.domain.metrics import MICROS
 
 log = logging.getLogger("campaigns.analytics.refresher")
+
+APPLIED = Counter("analytics_batches_applied_total", "Accepted batches applied to the derived views", registry=REGISTRY)
+LAG = Gauge("analytics_refresh_lag_seconds", "Age of the oldest batch the refresher has not applied yet",
+            registry=REGISTRY)
+TICK = Histogram("analytics_refresh_seconds", "Duration of one refresher pass that applied batches",
+                 buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=REGISTRY)
 
 LOCK = 7_240_204  # advisory lock: one refresher (or rebuild) at a time, across processes
 _NS = uuid.NAMESPACE_URL
@@ -247,13 +255,19 @@ class Refresher:
             log.warning("real-time counters are missing (Redis restarted empty?); rebuilding them from Postgres")
             await rebuild(self.pool, self.realtime, redis_only=True)
         now = datetime.now(UTC)
+        started = time.perf_counter()
         outcome = Outcome()
         async with self.pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", LOCK):
                 return 0
+            _, oldest = await repo.outbox_backlog(conn)
+            LAG.set((now - oldest).total_seconds() if oldest else 0.0)
             outcome = await consume(conn, self.realtime, limit=self.batch, now=now)
             if sweep:
                 outcome.signals += await evaluate(conn, None, now=now)
+        if outcome.batches:
+            APPLIED.inc(outcome.batches)
+            TICK.observe(time.perf_counter() - started)
         await self._signal(outcome.signals)
         return outcome.batches
 

@@ -242,3 +242,12 @@ async def test_today_follows_the_campaign_timezone(api: httpx.AsyncClient, tz: s
     live = await realtime(api, c["id"])
     assert live["timezone"] == tz and live["day"] == periods.local_date(now, tz).isoformat()
     assert live["todayLeads"] == 1 and live["todayCost"] == 5
+
+
+async def test_ingestion_is_on_the_metrics_page(api: httpx.AsyncClient, anonymous: httpx.AsyncClient, app,
+                                                campaign: dict):
+    await send(api, [event(campaign["id"], "widget.click")])
+    await drained(app)
+    text = (await anonymous.get("/metrics")).text
+    assert 'analytics_events_total{result="accepted"}' in text
+    assert "analytics_batches_applied_total" in text and "analytics_refresh_lag_seconds" in text

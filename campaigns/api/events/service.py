@@ -23,14 +23,18 @@ from uuid import UUID
 import asyncpg
 import orjson
 import redis.exceptions
+from prometheus_client import Counter
 
 from campaigns.analytics import repository as repo
 from campaigns.analytics.delta import build
 from campaigns.analytics.realtime import Realtime
 from campaigns.analytics.runtime import CampaignDirectory
+from campaigns.api.metrics import REGISTRY
 from campaigns.domain.events import BatchError, Rejection, parse_batch
 
 log = logging.getLogger("campaigns.events")
+
+EVENTS = Counter("analytics_events_total", "Events received, by what became of them", ["result"], registry=REGISTRY)
 
 UNKNOWN_CAMPAIGN = "no such campaign in your organization"
 
@@ -109,6 +113,9 @@ async def ingest(
 
     result.duplicates.sort()
     result.rejected.sort(key=lambda r: r.index)
+    EVENTS.labels("accepted").inc(result.accepted)
+    EVENTS.labels("duplicate").inc(len(result.duplicates))
+    EVENTS.labels("rejected").inc(len(result.rejected))
     return result
 
 
