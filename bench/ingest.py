@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -45,6 +46,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import psutil
 import httpx_sse
 import orjson
 
@@ -223,6 +225,25 @@ def _merge(a: dict, b: dict) -> dict:
     return out
 
 
+def _cpu_seconds(sup: Supervisor, extra: dict[str, int]) -> dict[str, float]:
+    """CPU time used so far by each piece of the stack (a process and its children)."""
+    out: dict[str, float] = {}
+    pids = {c.spec.name: c.process.pid for c in sup.children if c.process} | extra
+    for name, pid in pids.items():
+        total = 0.0
+        try:
+            root = psutil.Process(pid)
+            # The bench's own process is the parent of everything: count it alone.
+            for proc in [root, *(root.children(recursive=True) if pid != os.getpid() else [])]:
+                with contextlib.suppress(psutil.Error):
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+        except psutil.Error:
+            pass
+        out[name] = total
+    return out
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -304,6 +325,12 @@ async def run(args: argparse.Namespace) -> int:
             t = time.monotonic()
             await asyncio.gather(*(make(i) for i in range(args.campaigns + 1)))
             probe_cid = campaigns.pop()
+            # Each new campaign's workflow records `campaign.created` through the worker: let
+            # that settle, so the load does not share the machine with a thousand workflow starts.
+            org = await pool.fetchval("SELECT organization_id FROM campaigns WHERE id = $1", uuid.UUID(probe_cid))
+            while await pool.fetchval("SELECT count(*) FROM domain_events WHERE organization_id = $1 AND "
+                                      "type = 'campaign.created'", org) < len(campaigns) + 1:
+                await asyncio.sleep(0.5)
             print(f"  done in {time.monotonic() - t:.1f}s", flush=True)
 
             def start_load(rate: float | None, tag: str) -> tuple[mp.Process, mp.Queue]:
@@ -317,11 +344,14 @@ async def run(args: argparse.Namespace) -> int:
             async def phase(rate: float | None, tag: str) -> tuple[dict, dict]:
                 process, queue = start_load(rate, tag)
                 await asyncio.sleep(args.warmup)
+                cpu_before = _cpu_seconds(sup, {"load generator": process.pid, "bench (probe)": os.getpid()})
                 probe = await _probe(http, url, key, probe_cid, time.monotonic() + args.duration, args.probe_every,
                                      sent_before=probes_sent[0])
+                cpu_after = _cpu_seconds(sup, {"load generator": process.pid, "bench (probe)": os.getpid()})
                 probes_sent[0] += probe["sent"]
                 load = await asyncio.to_thread(queue.get)
                 process.join()
+                load["cpu"] = {k: cpu_after[k] - cpu_before.get(k, 0.0) for k in cpu_after}
                 return load, probe
 
             probes_sent = [0]
@@ -342,7 +372,6 @@ async def run(args: argparse.Namespace) -> int:
                 await asyncio.sleep(0.2)
             drain_s = time.monotonic() - drain_start
 
-            org = await pool.fetchval("SELECT organization_id FROM campaigns WHERE id = $1", uuid.UUID(probe_cid))
             rows = await pool.fetchval("SELECT count(*) FROM analytics_events WHERE organization_id = $1", org)
             perf = {str(r["campaign_id"]): r for r in await pool.fetch(
                 "SELECT campaign_id, total_calls, qualified_leads, total_cost FROM campaign_performance "
@@ -390,6 +419,12 @@ async def run(args: argparse.Namespace) -> int:
     print(f"  accepted → pushed on SSE                 {ms(probe2['accepted_sse'])}")
     print(f"freshness while saturated (phase 1):   real-time {ms(probe1['realtime'])}, SSE {ms(probe1['sse'])}")
     print(f"summary (Postgres) caught up {drain_s:.1f} s after the load stopped")
+    events_1 = max(load1["window_accepted"], 1)
+    per_event = {k: v / events_1 * 1e6 for k, v in load1["cpu"].items()}
+    stack = sum(v for k, v in per_event.items() if k not in ("load generator", "bench (probe)"))
+    print("CPU per accepted event in phase 1: " + ", ".join(f"{k} {v:.1f} µs" for k, v in per_event.items()))
+    print(f"  the stack itself: {stack:.1f} µs/event → about {os.cpu_count() * 1e6 / stack:,.0f} events/s on "
+          f"{os.cpu_count()} otherwise idle cores (clients elsewhere)")
     print()
     lost = sent - rows
     checks = {

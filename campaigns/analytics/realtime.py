@@ -39,10 +39,9 @@ APPLIED_TTL = int(timedelta(days=2).total_seconds())  # longer than any outbox r
 
 FIELDS = tuple(m.name for m in metrics.METRICS if m.kind != "square")
 _INTEGRAL = {m.name for m in metrics.METRICS if m.integral}
-_FIELD_INDEX = [(k, metrics.INDEX[name]) for k, name in enumerate(FIELDS)]
-# The same list inside Lua (1-based), and which fields HINCRBY (integers) rather than HINCRBYFLOAT.
-_LUA_FIELDS = "{" + ", ".join(f"'{name}'" for name in FIELDS) + "}"
-_LUA_INTEGRAL = "{" + ", ".join("true" if name in _INTEGRAL else "false" for name in FIELDS) + "}"
+_REALTIME = set(FIELDS)
+# Which fields the script adds with HINCRBY (integers) rather than HINCRBYFLOAT.
+_LUA_INTEGRAL = "{" + ", ".join(f"{name} = {'true' if name in _INTEGRAL else 'false'}" for name in FIELDS) + "}"
 
 
 def channel(campaign_id: str) -> str:
@@ -54,42 +53,57 @@ def applied_key(batch_id: str) -> str:
 
 
 _APPLY = (
-    "local FIELDS, INTEGRAL = " + _LUA_FIELDS + ", " + _LUA_INTEGRAL + """
+    "local INTEGRAL = " + _LUA_INTEGRAL + """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) then return 0 end
 local p = cjson.decode(ARGV[1])
 local ttl = ARGV[2]
 local now = tonumber(ARGV[4])
+local oldest = tonumber(ARGV[6])
 local pre = 'qc:rt:'
--- b: [campaign, slot, [field index, value, field index, value, ...]]
-for _, x in ipairs(p.b) do
-  local key = pre .. x[1] .. ':' .. string.format('%d', x[2])
-  local flat = x[3]
-  for j = 1, #flat, 2 do
-    local k = flat[j] + 1
-    if INTEGRAL[k] then
-      redis.call('HINCRBY', key, FIELDS[k], string.format('%d', flat[j + 1]))
-    else
-      redis.call('HINCRBYFLOAT', key, FIELDS[k], string.format('%.17g', flat[j + 1]))
+-- k: [[campaign, slot], ...]; c: {metric: [value per key]} (a key per slot and variant: the
+-- variants of one slot add up in the same hash). Slots too old for anyone's today are skipped.
+local names = {}
+for i, k in ipairs(p.k) do
+  if k[2] >= oldest then names[i] = pre .. k[1] .. ':' .. string.format('%d', k[2]) end
+end
+for field, values in pairs(p.c) do
+  local integral = INTEGRAL[field]
+  for i, v in ipairs(values) do
+    local key = names[i]
+    if v ~= 0 and key then
+      if integral then
+        redis.call('HINCRBY', key, field, string.format('%d', v))
+      else
+        redis.call('HINCRBYFLOAT', key, field, string.format('%.17g', v))
+      end
     end
   end
-  redis.call('EXPIRE', key, ttl)
 end
+local expired = {}
+for _, key in pairs(names) do
+  if not expired[key] then redis.call('EXPIRE', key, ttl); expired[key] = true end
+end
+local with_calls = {}
 for _, x in ipairs(p.s) do
   if not redis.call('ZSCORE', pre .. x[1] .. ':ended', x[2]) then
     redis.call('ZADD', pre .. x[1] .. ':calls', x[3], x[2])
   end
+  with_calls[x[1]] = true
 end
 for _, x in ipairs(p.e) do
   redis.call('ZREM', pre .. x[1] .. ':calls', x[2])
   redis.call('ZADD', pre .. x[1] .. ':ended', x[3], x[2])
+  with_calls[x[1]] = true
 end
-local stamp = tostring(math.floor(now * 1000))
-for _, c in ipairs(p.c) do
+for c in pairs(with_calls) do
   local calls, ended = pre .. c .. ':calls', pre .. c .. ':ended'
   redis.call('ZREMRANGEBYSCORE', calls, '-inf', now - ARGV[5])
   redis.call('ZREMRANGEBYSCORE', ended, '-inf', now - ARGV[5])
-  redis.call('EXPIRE', calls, ARGV[2])
-  redis.call('EXPIRE', ended, ARGV[2])
+  redis.call('EXPIRE', calls, ttl)
+  redis.call('EXPIRE', ended, ttl)
+end
+local stamp = tostring(math.floor(now * 1000))
+for _, c in ipairs(p.u) do
   redis.call('SET', pre .. c .. ':updated', stamp)
   redis.call('PUBLISH', pre .. 'chan:' .. c, stamp)
 end
@@ -134,43 +148,26 @@ class Realtime:
 
     # --- Writing ---------------------------------------------------------------------
 
-    def payload(self, delta: Delta, *, now: float) -> bytes:
-        """The Redis side of a delta: per campaign and slot, summed over variants. Slots too
-        old to be part of anyone's "today" are left out."""
-        oldest = int(now - BUCKET_TTL) // periods.BUCKET_SECONDS
-        sums: dict[tuple[str, int], list[Any]] = {}
-        for (campaign, bucket, _), vector in delta.rollups.items():
-            if bucket < oldest:
-                continue
-            into = sums.get((campaign, bucket))
-            if into is None:
-                sums[(campaign, bucket)] = list(vector)
-            else:
-                metrics.add(into, vector)
-        slots = []
-        for (campaign, bucket), vector in sums.items():
-            flat = []
-            for field, index in _FIELD_INDEX:
-                value = vector[index]
-                if value:
-                    flat += (field, value)
-            slots.append((campaign, bucket, flat))
-        fresh = now - CALL_MEMORY
+    @staticmethod
+    def payload(delta: Delta) -> bytes:
+        """The Redis side of a delta: its keys and real-time columns as they are."""
         return orjson.dumps(
             {
-                "b": slots,
-                "s": [list(x) for x in delta.call_starts if x[2] >= fresh],
-                "e": [list(x) for x in delta.call_ends if x[2] >= fresh],
-                "c": sorted(delta.campaigns),
+                "k": [(c, slot) for c, slot, _ in delta.keys],
+                "c": {name: values for name, values in delta.columns.items() if name in _REALTIME},
+                "s": delta.call_starts,
+                "e": delta.call_ends,
+                "u": delta.campaigns,
             }
         )
 
     async def apply(self, delta: Delta) -> bool:
         """Apply a batch once. False if it had been applied already."""
         now = time.time()
+        oldest = int(now - BUCKET_TTL) // periods.BUCKET_SECONDS
         done = await self._apply(
             keys=[applied_key(delta.batch_id)],
-            args=[self.payload(delta, now=now), BUCKET_TTL, APPLIED_TTL, repr(now), CALL_MEMORY],
+            args=[self.payload(delta), BUCKET_TTL, APPLIED_TTL, repr(now), CALL_MEMORY, oldest],
         )
         return bool(done)
 

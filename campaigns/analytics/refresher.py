@@ -39,7 +39,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from temporalio.client import Client
 
 from campaigns.analytics import repository as repo
-from campaigns.analytics.delta import Delta, merge, per_campaign
+from campaigns.analytics.delta import Delta, leads_of
 from campaigns.analytics.realtime import Realtime
 from campaigns.api.metrics import REGISTRY
 from campaigns.api.campaigns import repository as campaigns_repo
@@ -85,12 +85,10 @@ async def consume(conn: asyncpg.Connection, realtime: Realtime, *, limit: int, n
         return Outcome()
     deltas = [Delta.decode(r["payload"]) for r in rows]
     await realtime.apply_missing(deltas)
-    merged = merge(deltas)
-    await repo.add_to_rollups(conn, merged.rollups)
-    totals = per_campaign(merged.rollups)
-    await repo.add_to_performance(conn, totals, merged.last_event_at)
-    await repo.record_leads(conn, merged.leads)
-    signals = await evaluate(conn, [UUID(c) for c in totals], now=now)
+    await repo.apply_deltas(conn, deltas)
+    await repo.record_leads(conn, leads_of(deltas))
+    touched = sorted({c for d in deltas for c in d.last_event_at})
+    signals = await evaluate(conn, [UUID(c) for c in touched], now=now)
     await repo.delete_outbox(conn, [r["id"] for r in rows])
     return Outcome(len(rows), signals)
 

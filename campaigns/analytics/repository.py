@@ -3,6 +3,7 @@ performance summary. Functions take a connection (or pool) and plain values."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
@@ -10,8 +11,10 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from campaigns.domain import metrics
+from campaigns.domain.periods import BUCKET_SECONDS
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
@@ -81,36 +84,35 @@ def _array_type(m: metrics.Metric) -> str:
     return "bigint[]" if m.integral else "float8[]"
 
 
-_UPSERT_ROLLUPS = f"""
-INSERT INTO analytics_rollups (campaign_id, bucket, variant_id, {", ".join(metrics.NAMES)})
-SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[],
-                     {", ".join(f"${i + 4}::{_array_type(m)}" for i, m in enumerate(metrics.METRICS))})
-ORDER BY 1, 2, 3
-ON CONFLICT (campaign_id, bucket, variant_id) DO UPDATE SET
-    {", ".join(f"{n} = analytics_rollups.{n} + excluded.{n}" for n in metrics.NAMES)}
-"""
-
-
-async def add_to_rollups(conn: asyncpg.Connection, rollups: dict[tuple[str, int, str], list[Any]]) -> None:
-    """Add deltas to the rollups (sorted, so two writers lock rows in the same order)."""
-    if not rollups:
-        return
-    from campaigns.domain.periods import bucket_start
-
-    keys = sorted(rollups)
-    columns: list[list[Any]] = [[UUID(k[0]) for k in keys], [bucket_start(k[1]) for k in keys], [k[2] for k in keys]]
-    for i, m in enumerate(metrics.METRICS):
-        cast = int if m.integral else float
-        columns.append([cast(rollups[k][i]) for k in keys])
-    await conn.execute(_UPSERT_ROLLUPS, *columns)
-
-
 _CATEGORY_JSON = ", ".join(
-    f"'{c}', round(coalesce((p.cost_by_category->>'{c}')::numeric, 0) + u.cost_{c}::numeric / {metrics.MICROS}, 6)"
+    f"'{c}', round(coalesce((p.cost_by_category->>'{c}')::numeric, 0) + u.cost_{c}_micros::numeric / {metrics.MICROS}, 6)"
     for c in metrics.COST_CATEGORIES
 )
 
-_ADD_TO_PERFORMANCE = f"""
+
+@functools.lru_cache(maxsize=256)
+def _apply_deltas_sql(present: tuple[str, ...]) -> str:
+    """Several batches' deltas in one statement: Postgres groups the keys (the same slot may
+    come from several batches), adds them to the rollups, and adds the per-campaign totals to
+    the summary, recomputing its rates from the new totals. Only the metrics some event
+    touched are sent; the others are zeros written as constants."""
+    args = {name: f"${i + 5}" for i, name in enumerate(present)}
+    kinds = {m.name: ("bigint" if m.integral else "float8") for m in metrics.METRICS}
+    unnest = ", ".join(f"{args[n]}::text::{kinds[n]}[]" for n in present)
+    value = {n: (n if n in args else f"0::{kinds[n]}") for n in metrics.NAMES}
+    names = ", ".join(metrics.NAMES)
+    return f"""
+WITH d AS (
+    SELECT campaign_id, slot, variant_id, last_ts, {", ".join(f"{value[n]} AS {n}" for n in metrics.NAMES)}
+    FROM unnest($1::text::uuid[], $2::text::bigint[], $3::text::text[], $4::text::float8[]{", " + unnest if present else ""})
+         AS x(campaign_id, slot, variant_id, last_ts{", " + ", ".join(present) if present else ""})
+), rolled AS (
+    INSERT INTO analytics_rollups (campaign_id, bucket, variant_id, {names})
+    SELECT campaign_id, to_timestamp(slot * {BUCKET_SECONDS}), variant_id, {", ".join(f"sum({n})" for n in metrics.NAMES)}
+    FROM d GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (campaign_id, bucket, variant_id) DO UPDATE SET
+        {", ".join(f"{n} = analytics_rollups.{n} + excluded.{n}" for n in present) or "calls_started = analytics_rollups.calls_started"}
+)
 UPDATE campaign_performance p SET
     total_calls = p.total_calls + u.calls_completed + u.calls_failed,
     completed_calls = p.completed_calls + u.calls_completed,
@@ -123,15 +125,51 @@ UPDATE campaign_performance p SET
     total_cost = p.total_cost + u.cost_micros::numeric / {metrics.MICROS},
     revenue = p.revenue + u.revenue_micros::numeric / {metrics.MICROS},
     cost_by_category = jsonb_build_object({_CATEGORY_JSON}),
+    conversion_rate = coalesce((p.conversions + u.conversions)::float8
+                               / nullif(p.completed_calls + u.calls_completed, 0), 0),
+    average_call_duration = coalesce((p.duration_sum + u.duration_sum) / nullif(p.completed_calls + u.calls_completed, 0), 0),
+    cost_per_lead = round((p.total_cost + u.cost_micros::numeric / {metrics.MICROS})
+                          / nullif(p.qualified_leads + u.leads, 0), 6),
     last_event_at = greatest(p.last_event_at, u.last_event_at),
     updated_at = now()
-FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::float8[],
-            $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[],
-            $15::timestamptz[], $16::bigint[])
-     AS u(campaign_id, calls_completed, calls_connected, calls_failed, leads, conversions, duration_sum,
-          cost_micros, revenue_micros, {", ".join(f"cost_{c}" for c in metrics.COST_CATEGORIES)}, last_event_at, widget_clicks)
+FROM (
+    SELECT campaign_id, to_timestamp(max(last_ts)) AS last_event_at,
+           {", ".join(f"sum({n}) AS {n}" for n in metrics.NAMES)}
+    FROM d GROUP BY campaign_id ORDER BY campaign_id
+) u
 WHERE p.campaign_id = u.campaign_id
 """
+
+
+def _array(values: list[Any]) -> str:
+    """A Postgres array literal of numbers or uuids (they need no quoting): JSON's list syntax
+    with braces. Much faster than letting asyncpg check and encode element by element."""
+    return "{" + orjson.dumps(values)[1:-1].decode().replace('"', "") + "}"
+
+
+async def apply_deltas(conn: asyncpg.Connection, deltas: list[Any]) -> None:
+    """Add batches' deltas (analytics.delta.Delta) to the rollups and the summary."""
+    keys: list[Any] = [k for d in deltas for k in d.keys]
+    if not keys:
+        return
+    present = tuple(n for n in metrics.NAMES if any(n in d.columns for d in deltas))
+    columns: list[str] = []
+    for name in present:
+        column: list[Any] = []
+        for d in deltas:
+            values = d.columns.get(name)
+            column += values if values is not None else [0] * len(d.keys)
+        columns.append(_array(column))
+    last = [d.last_event_at[k[0]] for d in deltas for k in d.keys]
+    await conn.execute(
+        _apply_deltas_sql(present),
+        _array([k[0] for k in keys]),
+        _array([k[1] for k in keys]),
+        "{" + ",".join(f'"{k[2]}"' for k in keys) + "}",  # variant ids: [A-Za-z0-9_.:-]* (never a quote)
+        _array(last),
+        *columns,
+    )
+
 
 _DERIVE_PERFORMANCE = """
 UPDATE campaign_performance SET
@@ -140,29 +178,6 @@ UPDATE campaign_performance SET
     cost_per_lead = round(total_cost / nullif(qualified_leads, 0), 6)
 WHERE campaign_id = ANY($1::uuid[])
 """
-
-
-async def add_to_performance(
-    conn: asyncpg.Connection, totals: dict[str, list[Any]], last_event_at: dict[str, float]
-) -> None:
-    """Add per-campaign deltas to the summary and recompute its rates."""
-    if not totals:
-        return
-    ids = sorted(totals)
-    i = metrics.INDEX
-    col = lambda name, cast=int: [cast(totals[c][i[name]]) for c in ids]  # noqa: E731
-    from datetime import UTC
-
-    await conn.execute(
-        _ADD_TO_PERFORMANCE,
-        [UUID(c) for c in ids],
-        col("calls_completed"), col("calls_connected"), col("calls_failed"), col("leads"), col("conversions"),
-        col("duration_sum", float), col("cost_micros"), col("revenue_micros"),
-        *(col(f"cost_{c}_micros") for c in metrics.COST_CATEGORIES),
-        [datetime.fromtimestamp(last_event_at[c], UTC) if c in last_event_at else None for c in ids],
-        col("widget_clicks"),
-    )
-    await conn.execute(_DERIVE_PERFORMANCE, [UUID(c) for c in ids])
 
 
 def lead_event_id(organization_id: str, event_id: str) -> UUID:
@@ -195,27 +210,29 @@ async def record_leads(conn: asyncpg.Connection, leads: list[dict[str, Any]]) ->
         [UUID(c) for c in campaigns], [per_campaign[c] for c in campaigns],
     )
     next_seq = {str(r["id"]): r["last_event_seq"] - per_campaign[str(r["id"])] + 1 for r in rows}
-    records = []
+    columns: list[list[Any]] = [[], [], [], [], [], []]
     for event_id, lead in sorted(fresh, key=lambda x: x[1]["occurredAt"]):
         campaign = lead["campaignId"]
         if campaign not in next_seq:
             continue  # the campaign is gone
-        seq = next_seq[campaign]
-        next_seq[campaign] += 1
         data = {k: v for k, v in lead.items() if k != "organizationId"}
         data["leadId"] = str(event_id)
-        records.append(
-            (event_id, UUID(lead["organizationId"]), UUID(campaign), seq, "lead.created", data,
-             datetime.fromisoformat(lead["occurredAt"]))
-        )
-    await conn.executemany(
+        for column, value in zip(columns, (event_id, lead["organizationId"], campaign, next_seq[campaign],
+                                           orjson.dumps(data).decode(), datetime.fromisoformat(lead["occurredAt"])),
+                                 strict=True):
+            column.append(value)
+        next_seq[campaign] += 1
+    await conn.execute(
         """
         INSERT INTO domain_events (id, organization_id, campaign_id, seq, type, data, occurred_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING
+        SELECT id, org, campaign, seq, 'lead.created', data::jsonb, at
+        FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::text[], $6::timestamptz[])
+             AS x(id, org, campaign, seq, data, at)
+        ON CONFLICT (id) DO NOTHING
         """,
-        records,
+        *columns,
     )
-    return len(records)
+    return len(columns[0])
 
 
 async def watched_campaigns(conn: asyncpg.Connection, campaign_ids: list[UUID] | None) -> list[asyncpg.Record]:

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, NotRequired, Union
 
 import pydantic_core
-from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 MAX_BATCH = 5000
@@ -51,6 +51,9 @@ CampaignRef = Annotated[
     AfterValidator(str.lower),
 ]
 Money = Annotated[float, Field(ge=0, le=1e9)]
+# Parsed after validation with datetime.fromisoformat: its datetimes (with datetime.timezone)
+# convert to timestamps several times faster than pydantic's, on a path run for every event.
+OccurredAt = Annotated[str, Field(min_length=10, max_length=64, json_schema_extra={"format": "date-time"})]
 Seconds = Annotated[float, Field(ge=0, le=86_400)]
 
 OUTCOMES = ("connected", "transferred", "voicemail", "no_answer", "busy", "rejected")
@@ -108,7 +111,7 @@ def _event(type_: str, data: Any, *, data_required: bool, call: bool) -> type:
         "id": EventId,
         "campaignId": CampaignRef,
         "type": Literal[type_],  # type: ignore[valid-type]
-        "occurredAt": AwareDatetime,
+        "occurredAt": OccurredAt,
         "variantId": NotRequired[VariantId | None],
         "subjectId": NotRequired[Ref | None],
         "callId": Ref if call else NotRequired[Ref | None],
@@ -144,6 +147,10 @@ class Batch(TypedDict):
 
 _BATCH = TypeAdapter(Batch)
 _EVENT = TypeAdapter(Event)
+
+
+_NOT_A_TIME = "must be an ISO-8601 date-time with a UTC offset (e.g. '2026-05-01T12:00:00Z')"
+_NO_OFFSET = "needs a UTC offset (e.g. '2026-05-01T12:00:00Z')"
 
 
 @dataclass
@@ -184,8 +191,6 @@ def _reason(error: dict[str, Any]) -> str:
         return f"missing; expected one of: {', '.join(TYPES)}"
     if kind == "extra_forbidden":
         return "unknown field"
-    if kind == "timezone_aware":
-        return "needs a UTC offset (e.g. '2026-05-01T12:00:00Z')"
     if kind == "string_pattern_mismatch" and error["loc"][-1] == "id":
         return "must be 1–128 visible ASCII characters (no spaces)"
     if kind == "string_pattern_mismatch" and error["loc"][-1] == "campaignId":
@@ -246,7 +251,16 @@ def parse_batch(body: bytes, *, now: datetime) -> Parsed:
     earliest, latest = (now - MAX_AGE).timestamp(), (now + MAX_FUTURE).timestamp()
     accept = parsed.events.append
     for index, event in per_event:
-        ts = event["occurredAt"].timestamp()  # compared as numbers: aware datetimes compare slowly
+        try:
+            at = datetime.fromisoformat(event["occurredAt"])
+        except ValueError:
+            parsed.rejected.append(Rejection(index, event["id"], "occurredAt", _NOT_A_TIME))
+            continue
+        if at.tzinfo is None:
+            parsed.rejected.append(Rejection(index, event["id"], "occurredAt", _NO_OFFSET))
+            continue
+        event["occurredAt"] = at
+        ts = at.timestamp()  # compared as numbers from here on
         if ts > latest:
             parsed.rejected.append(Rejection(index, event["id"], "occurredAt", "is in the future (more than 5 minutes ahead)"))
             continue
