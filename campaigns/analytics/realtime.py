@@ -37,7 +37,12 @@ BUCKET_TTL = int(timedelta(hours=50).total_seconds())  # the longest local day, 
 CALL_MEMORY = int(timedelta(hours=3).total_seconds())  # longer than any call may last
 APPLIED_TTL = int(timedelta(days=2).total_seconds())  # longer than any outbox row waits
 
-FIELDS = tuple(m.name for m in metrics.METRICS if m.kind != "square")
+# What "today" needs (the real-time metrics and the campaign's today figures): nothing more
+# is kept in Redis, since every field is one more command per slot and batch.
+FIELDS = (
+    "calls_completed", "calls_connected", "calls_failed", "leads", "conversions", "revenue_micros", "cost_micros",
+    "wait_count", "wait_sum", "duration_sum",
+)
 _INTEGRAL = {m.name for m in metrics.METRICS if m.integral}
 _REALTIME = set(FIELDS)
 # Which fields the script adds with HINCRBY (integers) rather than HINCRBYFLOAT.
@@ -83,24 +88,15 @@ local expired = {}
 for _, key in pairs(names) do
   if not expired[key] then redis.call('EXPIRE', key, ttl); expired[key] = true end
 end
-local with_calls = {}
+-- Calls (trimming old ones is the refresher's job, once per campaign and pass: `tidy`).
 for _, x in ipairs(p.s) do
-  if not redis.call('ZSCORE', pre .. x[1] .. ':ended', x[2]) then
+  if x[3] >= now - ARGV[5] and not redis.call('ZSCORE', pre .. x[1] .. ':ended', x[2]) then
     redis.call('ZADD', pre .. x[1] .. ':calls', x[3], x[2])
   end
-  with_calls[x[1]] = true
 end
 for _, x in ipairs(p.e) do
   redis.call('ZREM', pre .. x[1] .. ':calls', x[2])
-  redis.call('ZADD', pre .. x[1] .. ':ended', x[3], x[2])
-  with_calls[x[1]] = true
-end
-for c in pairs(with_calls) do
-  local calls, ended = pre .. c .. ':calls', pre .. c .. ':ended'
-  redis.call('ZREMRANGEBYSCORE', calls, '-inf', now - ARGV[5])
-  redis.call('ZREMRANGEBYSCORE', ended, '-inf', now - ARGV[5])
-  redis.call('EXPIRE', calls, ttl)
-  redis.call('EXPIRE', ended, ttl)
+  if x[3] >= now - ARGV[5] then redis.call('ZADD', pre .. x[1] .. ':ended', x[3], x[2]) end
 end
 local stamp = tostring(math.floor(now * 1000))
 for _, c in ipairs(p.u) do
@@ -170,6 +166,20 @@ class Realtime:
             args=[self.payload(delta), BUCKET_TTL, APPLIED_TTL, repr(now), CALL_MEMORY, oldest],
         )
         return bool(done)
+
+    async def tidy(self, deltas: list[Delta]) -> None:
+        """Forget calls older than any call can last, and let idle campaigns' call sets expire:
+        once per campaign for several batches, off the ingest path."""
+        campaigns = {x[0] for d in deltas for x in (*d.call_starts, *d.call_ends)}
+        if not campaigns:
+            return
+        cutoff = time.time() - CALL_MEMORY
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for c in campaigns:
+                for name in (f"{PREFIX}{c}:calls", f"{PREFIX}{c}:ended"):
+                    pipe.zremrangebyscore(name, "-inf", cutoff)
+                    pipe.expire(name, BUCKET_TTL)
+            await pipe.execute()
 
     async def apply_missing(self, deltas: list[Delta]) -> int:
         """Apply those of `deltas` not applied yet (the refresher's catch-up); how many."""
@@ -260,10 +270,10 @@ class Realtime:
                     pipe.hset(key, mapping=mapping)
                     pipe.expire(key, BUCKET_TTL)
             for campaign, call_id, started, ended in calls:
-                if ended is not None:
-                    pipe.zadd(f"{PREFIX}{campaign}:ended", {call_id: ended})
-                elif started is not None:
-                    pipe.zadd(f"{PREFIX}{campaign}:calls", {call_id: started})
+                key = f"{PREFIX}{campaign}:ended" if ended is not None else f"{PREFIX}{campaign}:calls"
+                if ended is not None or started is not None:
+                    pipe.zadd(key, {call_id: ended if ended is not None else started})
+                    pipe.expire(key, BUCKET_TTL)
             stamp = str(int(now * 1000))
             for campaign in campaign_ids:
                 pipe.set(f"{PREFIX}{campaign}:updated", stamp)

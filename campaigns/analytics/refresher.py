@@ -85,6 +85,7 @@ async def consume(conn: asyncpg.Connection, realtime: Realtime, *, limit: int, n
         return Outcome()
     deltas = [Delta.decode(r["payload"]) for r in rows]
     await realtime.apply_missing(deltas)
+    await realtime.tidy(deltas)
     await repo.apply_deltas(conn, deltas)
     await repo.record_leads(conn, leads_of(deltas))
     touched = sorted({c for d in deltas for c in d.last_event_at})
@@ -215,7 +216,7 @@ class Refresher:
         realtime: Realtime,
         temporal: Client | None,
         *,
-        interval: float = 0.25,
+        interval: float = 1.0,
         sweep_every: float = 30.0,
         batch: int = 200,
     ) -> None:

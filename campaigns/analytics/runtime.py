@@ -53,7 +53,7 @@ class AnalyticsRuntime:
         redis: aioredis.Redis,
         temporal: Client | None,
         *,
-        refresh_interval: float = 0.25,
+        refresh_interval: float = 1.0,
         sweep_every: float = 30.0,
     ) -> None:
         self.pool = pool
