@@ -33,24 +33,34 @@ async def campaign_organizations(conn: Conn, campaign_ids: Iterable[UUID]) -> di
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS analytics_staging (
     organization_id uuid, event_id text, campaign_id uuid, type text, occurred_at timestamptz,
-    variant_id text, subject_id text, call_id text, data text
+    variant_id text, subject_id text, call_id text, data jsonb
 ) ON COMMIT DELETE ROWS
 """
 
 
 async def store_events(conn: asyncpg.Connection, records: list[tuple]) -> list[str]:
-    """Append events (tuples in EVENT_COLUMNS order, `data` as JSON text) unless their id is
+    """Append events (tuples in EVENT_COLUMNS order, `data` a dict) unless their id is
     already recorded; return the ids actually stored. Must run in a transaction.
 
-    COPY into a per-connection temporary table, then one INSERT … ON CONFLICT DO NOTHING:
-    the unique index settles duplicates, including two batches racing with the same ids
-    (the second waits for the first to commit, then skips)."""
+    Most batches hold only new events: they are COPYed straight into the table. If one is
+    already there (a retry, or a concurrent batch with the same ids, which the unique index
+    makes wait for the other's commit), that COPY fails as a whole and the batch goes the
+    careful way: COPY into a per-connection temporary table, then one INSERT … ON CONFLICT
+    DO NOTHING that reports which ids it stored. Either way rows go in id order, so two
+    batches sharing ids wait for each other instead of deadlocking."""
+    records = sorted(records, key=lambda r: r[1])
+    try:
+        async with conn.transaction():  # a savepoint: a failed COPY leaves the rest intact
+            await conn.copy_records_to_table("analytics_events", records=records, columns=EVENT_COLUMNS)
+        return [r[1] for r in records]
+    except asyncpg.UniqueViolationError:
+        pass
     await conn.execute(_STAGING)
     await conn.copy_records_to_table("analytics_staging", records=records, columns=EVENT_COLUMNS)
     rows = await conn.fetch(
         f"""
         INSERT INTO analytics_events ({", ".join(EVENT_COLUMNS)})
-        SELECT {", ".join(EVENT_COLUMNS[:-1])}, data::jsonb FROM analytics_staging
+        SELECT {", ".join(EVENT_COLUMNS)} FROM analytics_staging ORDER BY event_id
         ON CONFLICT DO NOTHING
         RETURNING event_id
         """

@@ -40,6 +40,8 @@ CREATE TABLE analytics_outbox (
     created_at  timestamptz NOT NULL DEFAULT now(),
     payload     bytea NOT NULL
 );
+-- Short-lived: compressing it would cost more than it saves.
+ALTER TABLE analytics_outbox ALTER COLUMN payload SET STORAGE EXTERNAL;
 
 -- Sufficient statistics per campaign, 15-minute UTC slot and variant ('' for none):
 -- counts, sums and sums of squares, money in integer micro-units. Fifteen minutes divides

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import asyncpg
-import orjson
 import redis.exceptions
 from prometheus_client import Counter
 
@@ -88,10 +87,9 @@ async def ingest(
             result.rejected.append(Rejection(item[0], item[1]["id"], "campaignId", UNKNOWN_CAMPAIGN))
 
     if events:
-        dumps = orjson.dumps
         records = [
             (organization_id, e["id"], e["campaignId"], e["type"], e["occurredAt"], e.get("variantId"),
-             e.get("subjectId"), e.get("callId"), dumps(e["data"]).decode())
+             e.get("subjectId"), e.get("callId"), e["data"])
             for _, e, _ in events
         ]
         batch_id = uuid.uuid4()
