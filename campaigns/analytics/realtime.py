@@ -107,6 +107,17 @@ return 1
 """
 )
 
+_TIDY = """
+for i = 3, #ARGV do
+  for _, suffix in ipairs({':calls', ':ended'}) do
+    local key = 'qc:rt:' .. ARGV[i] .. suffix
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
+    redis.call('EXPIRE', key, ARGV[2])
+  end
+end
+return 0
+"""
+
 _READ = """
 local pre = 'qc:rt:' .. ARGV[1]
 local b0, b1 = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -141,6 +152,7 @@ class Realtime:
         self.redis = redis
         self._apply = redis.register_script(_APPLY)
         self._read = redis.register_script(_READ)
+        self._tidy = redis.register_script(_TIDY)
 
     # --- Writing ---------------------------------------------------------------------
 
@@ -173,13 +185,7 @@ class Realtime:
         campaigns = {x[0] for d in deltas for x in (*d.call_starts, *d.call_ends)}
         if not campaigns:
             return
-        cutoff = time.time() - CALL_MEMORY
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for c in campaigns:
-                for name in (f"{PREFIX}{c}:calls", f"{PREFIX}{c}:ended"):
-                    pipe.zremrangebyscore(name, "-inf", cutoff)
-                    pipe.expire(name, BUCKET_TTL)
-            await pipe.execute()
+        await self._tidy(keys=[], args=[repr(time.time() - CALL_MEMORY), BUCKET_TTL, *sorted(campaigns)])
 
     async def apply_missing(self, deltas: list[Delta]) -> int:
         """Apply those of `deltas` not applied yet (the refresher's catch-up); how many."""

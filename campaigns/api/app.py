@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from contextlib import asynccontextmanager
 
@@ -57,6 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.temporal = await temporal.connect(settings, lazy=True)
         app.state.analytics = AnalyticsRuntime(app.state.pool, app.state.redis, app.state.temporal)
         await app.state.analytics.start()
+        # What is loaded by now lives as long as the process: spare it the cyclic collector's
+        # full passes (on the ingest path they cost about a quarter of the CPU).
+        gc.freeze()
         try:
             yield
         finally:
