@@ -35,20 +35,19 @@ import json
 import multiprocessing as mp
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import httpx
-import psutil
 import httpx_sse
 import orjson
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 

@@ -1,13 +1,15 @@
 """The refresher: applies accepted batches to everything derived from them, exactly once.
 
 Every API process runs one; a transaction-scoped advisory lock lets one of them work at a
-time. Each tick, in one transaction:
+time. Each pass (every second: batches arriving meanwhile are applied together, so a busy
+campaign's rollup and summary rows are written once per pass, not once per batch), in one
+transaction:
 
 1. takes the oldest outbox rows (each one an accepted batch's `Delta`);
 2. makes sure Redis has them (the ingest path applies them at once; this catches the
    batches whose process died first);
-3. adds them, coalesced, to the 15-minute rollups and to the performance summary lists
-   sort on;
+3. adds them to the 15-minute rollups and to the performance summary lists sort on (one
+   statement, Postgres doing the grouping);
 4. records a `lead.created` platform event per qualified lead;
 5. re-evaluates the goals and budgets of the campaigns they touched: goal progress is
    written back (`current`, `achieved`) and `goal.achieved` recorded once per window;
@@ -41,8 +43,8 @@ from temporalio.client import Client
 from campaigns.analytics import repository as repo
 from campaigns.analytics.delta import Delta, leads_of
 from campaigns.analytics.realtime import Realtime
-from campaigns.api.metrics import REGISTRY
 from campaigns.api.campaigns import repository as campaigns_repo
+from campaigns.api.metrics import REGISTRY
 from campaigns.domain import goals as goal_rules
 from campaigns.domain import periods
 from campaigns.domain.budget import BudgetSpend

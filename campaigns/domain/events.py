@@ -26,7 +26,6 @@ only a batch with a bad event is taken apart and validated event by event.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, NotRequired, Union

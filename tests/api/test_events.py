@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.analytics_support import active_campaign, call, drained, event, realtime, send
+from tests.analytics_support import call, drained, event, realtime, send
 
 
 async def test_a_batch_is_recorded_and_counted(api: httpx.AsyncClient, app, campaign: dict):

@@ -6,7 +6,14 @@ import pytest
 
 from campaigns.domain import insights, metrics
 from campaigns.domain.config import KPI, KpiMetric
-from campaigns.domain.insights import BudgetPace, Context, GoalPace, analyse, two_proportion_p, wilson
+from campaigns.domain.insights import (
+    BudgetPace,
+    Context,
+    GoalPace,
+    analyse,
+    two_proportion_p,
+    wilson,
+)
 
 
 def figures(completed=0, connected=None, conversions=0, leads=0, cost=0.0, failed=0, duration=60.0,

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
+from campaigns.api.analytics.service import enrich
 from campaigns.api.campaigns import repository, service
 from campaigns.api.campaigns.schemas import (
     AuditList,
@@ -17,7 +18,6 @@ from campaigns.api.campaigns.schemas import (
     CloneRequest,
     ConfigurationPatch,
 )
-from campaigns.api.analytics.service import enrich
 from campaigns.api.deps import Analytics, Caller, Config, Db, Temporal
 from campaigns.api.errors import invalid
 from campaigns.domain.config import CampaignChannel, CampaignStatus, CampaignType
