@@ -35,7 +35,7 @@ PREFIX = "qc:rt:"
 GENERATION = PREFIX + "generation"
 BUCKET_TTL = int(timedelta(hours=50).total_seconds())  # the longest local day, plus margin
 CALL_MEMORY = int(timedelta(hours=3).total_seconds())  # longer than any call may last
-APPLIED_TTL = int(timedelta(days=2).total_seconds())  # longer than any outbox row waits
+APPLIED_TTL = int(timedelta(days=3).total_seconds())  # outlives the slots it covers (BUCKET_TTL)
 
 # What "today" needs (the real-time metrics and the campaign's today figures): nothing more
 # is kept in Redis, since every field is one more command per slot and batch.
