@@ -12,19 +12,23 @@ import signal
 from collections.abc import Sequence
 
 import asyncpg
+import redis.asyncio as aioredis
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from campaigns import db
 from campaigns.activities.store import StoreActivities
+from campaigns.activities.webhooks import WebhookActivities
 from campaigns.settings import Settings, get_settings
 from campaigns.temporal import connect
+from campaigns.webhooks.dispatcher import Dispatcher
 from campaigns.workflows.campaign import CampaignWorkflow
+from campaigns.workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = logging.getLogger("campaigns.worker")
 
-WORKFLOWS: Sequence[type] = (CampaignWorkflow,)
+WORKFLOWS: Sequence[type] = (CampaignWorkflow, WebhookDeliveryWorkflow)
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:
@@ -39,16 +43,21 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     )
 
 
-def activities(pool: asyncpg.Pool) -> list:
-    return [*StoreActivities(pool).all()]
+def activities(pool: asyncpg.Pool, settings: Settings, redis: aioredis.Redis) -> list:
+    return [*StoreActivities(pool).all(), *WebhookActivities(pool, settings, redis).all()]
 
 
-def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str, **options) -> Worker:
+def build_worker(
+    client: Client, pool: asyncpg.Pool, task_queue: str, *, settings: Settings | None = None,
+    redis: aioredis.Redis | None = None, **options,
+) -> Worker:
+    settings = settings or get_settings()
+    redis = redis or aioredis.from_url(settings.redis_dsn)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
-        activities=activities(pool),
+        activities=activities(pool, settings, redis),
         workflow_runner=sandbox_runner(),
         **options,
     )
@@ -58,12 +67,34 @@ async def run(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     client = await connect(settings)
     pool = await db.create_pool(settings.database_dsn, min_size=1, max_size=settings.db_pool_max)
-    worker = build_worker(client, pool, settings.temporal_task_queue)
+    redis = aioredis.from_url(settings.redis_dsn)
+    worker = build_worker(client, pool, settings.temporal_task_queue, settings=settings, redis=redis)
+    # Turns recorded events into webhook deliveries; safe to run in every worker.
+    dispatcher = asyncio.create_task(Dispatcher(client, pool, settings).run() if settings.webhook_dispatcher
+                                     else asyncio.Event().wait())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("worker polling task queue %r", settings.temporal_task_queue)
     async with worker:
+        heartbeat = asyncio.create_task(_touch_health_file(client, settings)) if settings.worker_health_file else None
         await stop.wait()
+        if heartbeat:
+            heartbeat.cancel()
+    dispatcher.cancel()
+    await asyncio.gather(dispatcher, return_exceptions=True)
+    await redis.aclose()
     await pool.close()
+
+
+async def _touch_health_file(client: Client, settings: Settings) -> None:
+    """Liveness for container health checks: fresh while this worker can reach Temporal."""
+    assert settings.worker_health_file
+    while True:
+        try:
+            await client.service_client.check_health()
+            settings.worker_health_file.touch()
+        except Exception as exc:  # noqa: BLE001 - unhealthy: leave the file stale
+            log.warning("Temporal health check failed: %r", exc)
+        await asyncio.sleep(10)

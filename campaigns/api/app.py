@@ -18,6 +18,7 @@ from campaigns.api.events.routes import router as events_router
 from campaigns.api.health.routes import router as health_router
 from campaigns.api.keys.routes import router as keys_router
 from campaigns.api.metrics import MetricsMiddleware
+from campaigns.api.webhooks.routes import router as webhooks_router
 from campaigns.settings import Settings, get_settings
 
 log = logging.getLogger("campaigns.api")
@@ -80,5 +81,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analytics_router)
     app.include_router(events_router)
     app.include_router(keys_router)
+    app.include_router(webhooks_router)
     app.include_router(health_router)
     return app

@@ -61,7 +61,6 @@ class CampaignState(BaseModel):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     changed_at: datetime | None = None
-    created_recorded: bool = False
     transitions: int = 0
     spend: BudgetSpend | None = None  # the latest spend reported against a budget cap
     runs: int = 1  # how many runs this campaign's history spans (continue-as-new)
