@@ -5,6 +5,7 @@
     campaigns worker                   a Temporal worker alone
     campaigns migrate                  apply database migrations
     campaigns keys create --org NAME   a new API key (the organization is created if needed)
+    campaigns rebuild-analytics        recompute rollups, summaries and real-time counters from the events
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import uuid
 
 from campaigns.settings import get_settings
 
@@ -76,6 +78,31 @@ def cmd_keys_create(args: argparse.Namespace) -> None:
     print(key)  # alone on the last line, for scripts
 
 
+def cmd_rebuild_analytics(args: argparse.Namespace) -> None:
+    import redis.asyncio as aioredis
+
+    from campaigns import db
+    from campaigns.analytics.realtime import Realtime
+    from campaigns.analytics.rebuild import rebuild
+
+    async def go():
+        settings = get_settings()
+        await db.migrate(settings.database_dsn)
+        pool = await db.create_pool(settings.database_dsn, min_size=1, max_size=2)
+        redis = aioredis.from_url(settings.redis_dsn)
+        try:
+            return await rebuild(pool, Realtime(redis), campaign_ids=args.campaign or None, redis_only=args.redis_only)
+        finally:
+            await redis.aclose()
+            await pool.close()
+
+    report = asyncio.run(go())
+    scope = f"{report.campaigns} campaign(s)" if report.campaigns is not None else "all campaigns"
+    rollups = "kept" if report.rollup_rows is None else f"{report.rollup_rows} rows rebuilt"
+    print(f"rebuilt analytics of {scope}: {report.drained_batches} pending batches applied, rollups {rollups}, "
+          f"{report.redis_buckets} real-time slots and {report.calls} recent calls reloaded")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="campaigns", description="Quantum Campaigns")
     sub = p.add_subparsers(dest="command", required=True)
@@ -90,6 +117,14 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("worker", help="run a Temporal worker").set_defaults(fn=cmd_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
+
+    rebuild = sub.add_parser(
+        "rebuild-analytics",
+        help="recompute rollups, the performance summary, goal progress and real-time counters from the events",
+    )
+    rebuild.add_argument("--campaign", action="append", type=uuid.UUID, help="only this campaign (repeatable)")
+    rebuild.add_argument("--redis-only", action="store_true", help="only the real-time counters (after Redis lost data)")
+    rebuild.set_defaults(fn=cmd_rebuild_analytics)
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="create an API key; prints it alone on the last line")

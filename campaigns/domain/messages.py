@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from campaigns.domain.budget import BudgetSpend
 from campaigns.domain.config import (
     CampaignBudget,
     CampaignChannel,
@@ -61,6 +62,7 @@ class CampaignState(BaseModel):
     ended_at: datetime | None = None
     changed_at: datetime | None = None
     transitions: int = 0
+    spend: BudgetSpend | None = None  # the latest spend reported against a budget cap
     runs: int = 1  # how many runs this campaign's history spans (continue-as-new)
     window: CallingWindowState = Field(default_factory=lambda: CallingWindowState())
 
@@ -128,6 +130,7 @@ class CallingWindowState(BaseModel):
     open: bool = False
     next_change: datetime | None = None  # as last persisted
     changed_at: datetime | None = None  # when it last opened or closed
+    flips: int = 0  # how many times it opened or closed: numbers its events
     checked_at: datetime | None = None  # when the workflow last looked
     runs: list[RunWindow] = Field(default_factory=list)
     # Run windows on clock-change days (which the Schedule leaves out) up to here are handled.

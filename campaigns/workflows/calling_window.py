@@ -16,6 +16,7 @@ rule's instant, if the Schedule is not paused.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -172,7 +173,9 @@ class CallingWindow:
         if is_open != w.open:
             planned = self._planned(is_open, checked, now)
             event = DomainEvent(
-                id=str(workflow.uuid4()),
+                # Numbered, not random: a write repeated after a failed workflow task (local
+                # activities can run in one) records the same event, not a second one.
+                id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"campaign/{s.campaign_id}/window/{w.flips + 1}")),
                 organization_id=s.organization_id,
                 campaign_id=s.campaign_id,
                 type="campaign.window_opened" if is_open else "campaign.window_closed",
@@ -195,6 +198,7 @@ class CallingWindow:
         w = self._state.window
         if write.open != w.open:
             w.changed_at = write.at
+            w.flips += 1
         w.open, w.next_change = write.open, write.next_change
 
     def _planned(self, opening: bool, checked: datetime | None, now: datetime) -> datetime:

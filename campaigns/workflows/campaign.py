@@ -19,7 +19,8 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from campaigns import search_attributes as sa
     from campaigns.activities.store import StoreActivities
-    from campaigns.domain import lifecycle
+    from campaigns.domain import budget, lifecycle
+    from campaigns.domain.budget import BudgetSpend
     from campaigns.domain.config import CampaignStatus
     from campaigns.domain.lifecycle import Transition, TransitionError
     from campaigns.domain.messages import (
@@ -74,6 +75,7 @@ class CampaignWorkflow:
             if self.state.status == S.ARCHIVED:
                 break
             await self._apply_due_transitions()
+            await self._apply_budget()
             if workflow.info().is_continue_as_new_suggested():
                 # Let in-flight updates and signals finish first, so none is lost in the hand-over.
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -117,6 +119,13 @@ class CampaignWorkflow:
             self._woken = True
             self._wake_reason = "run_window"
 
+    @workflow.signal
+    def spend_reported(self, spend: BudgetSpend) -> None:
+        """The analytics side reports spend that reached a budget cap."""
+        if self.state.spend is None or spend.at >= self.state.spend.at:
+            self.state.spend = spend
+            self._woken = True
+
     @workflow.query
     def current(self) -> CampaignState:
         return self.state
@@ -125,7 +134,7 @@ class CampaignWorkflow:
 
     def _plan(self, request: StatusRequest) -> Transition:
         try:
-            return lifecycle.plan_request(
+            transition = lifecycle.plan_request(
                 self.state.status,
                 request.target,
                 schedule=self.state.config.schedule,
@@ -133,6 +142,13 @@ class CampaignWorkflow:
                 now=workflow.now(),
                 reason=request.reason,
             )
+            if transition.target in (S.ACTIVE, S.SCHEDULED):
+                refusal = budget.refusal(
+                    self.state.config.budget, self.state.spend, now=workflow.now(), tz=self.state.config.timezone
+                )
+                if refusal:
+                    raise TransitionError(f"cannot {transition.action}: {refusal}", code=budget.REASON)
+            return transition
         except TransitionError as err:
             raise ApplicationError(
                 str(err),
@@ -142,8 +158,10 @@ class CampaignWorkflow:
             ) from None
 
     async def _sleep_until_something_to_do(self) -> None:
-        wake = lifecycle.next_wakeup(
-            self.state.status, schedule=self.state.config.schedule, timezone=self.state.config.timezone
+        s, c = self.state, self.state.config
+        wake = _earliest(
+            lifecycle.next_wakeup(s.status, schedule=c.schedule, timezone=c.timezone),
+            budget.next_wakeup(s.status, s.status_reason, c.budget, s.spend, now=workflow.now(), tz=c.timezone),
         )
         window_wake = self._window.wakeup(workflow.now())
         if window_wake is not None and (wake is None or window_wake < wake):
@@ -177,6 +195,22 @@ class CampaignWorkflow:
             reason, self._wake_reason = ("status" if due else self._wake_reason), "window"
             await self._window.sync(reason)
 
+    async def _apply_budget(self) -> None:
+        """Pause when spend reached a cap; resume once it no longer does (next local midnight
+        for a daily cap, or a raised budget). Resuming goes through the lifecycle, so a
+        schedule that ended meanwhile ends the campaign instead."""
+        async with self._lock:
+            s, c = self.state, self.state.config
+            action = budget.due(s.status, s.status_reason, c.budget, s.spend, now=workflow.now(), tz=c.timezone)
+            if action == "pause":
+                await self._apply(Transition(S.ACTIVE, S.PAUSED, "pause", budget.REASON), SYSTEM)
+            elif action == "resume":
+                transition = lifecycle.plan_request(
+                    S.PAUSED, S.ACTIVE, schedule=c.schedule, timezone=c.timezone, now=workflow.now(),
+                    reason=budget.RESUME_REASON,
+                )
+                await self._apply(transition, SYSTEM)
+
     async def _apply(self, transition: Transition, actor: Actor) -> None:
         now = workflow.now()
         state = self.state
@@ -184,9 +218,10 @@ class CampaignWorkflow:
         ended_at = now if transition.target == S.ENDED else state.ended_at
         # The calling-window change this causes is written in the same transaction.
         window = self._window.plan("status", status=transition.target)
-        # A local activity: one short transaction, run in this worker at once, so a change due
-        # at an instant (a scheduled start or end) is recorded without a server round trip.
-        await workflow.execute_local_activity_method(
+        # A regular activity, not a local one: it runs only once the workflow task that decided
+        # the change is committed, so a task that fails (say, a continue-as-new racing a new
+        # update) can never leave behind a status written for a change that then did not happen.
+        await workflow.execute_activity_method(
             StoreActivities.persist_transition,
             PersistTransition(
                 transition_id=str(workflow.uuid4()),
@@ -279,6 +314,10 @@ class CampaignWorkflow:
         if window:
             lines.append(window)
         return "\n\n".join(lines)
+
+
+def _earliest(*instants: datetime | None) -> datetime | None:
+    return min((i for i in instants if i is not None), default=None)
 
 
 def _local(instant: datetime, tz: str) -> str:

@@ -30,6 +30,17 @@ SORTS = {
     "costPerLead": "p.cost_per_lead",
     "totalCost": "p.total_cost",
     "totalCalls": "p.total_calls",
+    "revenue": "p.revenue",
+}
+
+# Performance filters the list endpoint accepts: keyword → SQL (the summary is kept fresh
+# by the analytics refresher, so these cost an index range, not a computation).
+PERFORMANCE_FILTERS = {
+    "min_conversion_rate": "p.conversion_rate >= {}",
+    "max_conversion_rate": "p.conversion_rate <= {}",
+    "min_qualified_leads": "p.qualified_leads >= {}",
+    "max_cost_per_lead": "p.cost_per_lead <= {}",
+    "min_total_calls": "p.total_calls >= {}",
 }
 
 
@@ -86,6 +97,7 @@ async def list_(
     descending: bool,
     limit: int,
     offset: int,
+    performance: dict[str, float | None] | None = None,
 ) -> tuple[list[asyncpg.Record], int]:
     where = ["c.organization_id = $1"]
     args: list[Any] = [organization_id]
@@ -104,6 +116,9 @@ async def list_(
         add("c.channel = ANY({})", channels)
     if search:
         add("c.name ILIKE {}", "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+    for key, value in (performance or {}).items():
+        if value is not None:
+            add(PERFORMANCE_FILTERS[key], value)
     clause = " AND ".join(where)
     order = f"{SORTS[sort]} {'DESC' if descending else 'ASC'} NULLS LAST, c.id {'DESC' if descending else 'ASC'}"
     rows = await conn.fetch(

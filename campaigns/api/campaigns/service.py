@@ -120,8 +120,9 @@ async def list_(
     sort: str,
     page: int,
     limit: int,
-) -> tuple[list[Campaign], int]:
-    """List the organization's campaigns, filtered, sorted and paginated."""
+    performance: dict[str, float | None] | None = None,
+) -> tuple[list[asyncpg.Record], list[Campaign], int]:
+    """List the organization's campaigns, filtered, sorted and paginated (rows and campaigns)."""
     descending = sort.startswith("-")
     rows, total = await repo.list_(
         pool,
@@ -134,8 +135,9 @@ async def list_(
         descending=descending,
         limit=limit,
         offset=(page - 1) * limit,
+        performance=performance or {},
     )
-    return [to_campaign(r) for r in rows], total
+    return rows, [to_campaign(r) for r in rows], total
 
 
 # --- Creating --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ instead of failing forever. An archived campaign's closed workflow is never rest
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import asyncpg
@@ -112,21 +113,11 @@ async def change_status(
             code="invalid_transition",
             details={"from": "archived", "to": request.target.value},
         )
-    operation = WithStartWorkflowOperation(
-        CampaignWorkflow.run,
-        state_from_row(row),
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        **_start_options(row, settings),
-    )
+    # One id for every try of this request: Temporal applies an update id once per run.
+    update_id = update_id or f"status-{uuid.uuid4()}"
     try:
         return await asyncio.wait_for(
-            client.execute_update_with_start_workflow(
-                CampaignWorkflow.change_status,
-                request,
-                start_workflow_operation=operation,
-                id=update_id,
-            ),
-            timeout=settings.workflow_update_timeout_s,
+            _update_with_start(client, settings, row, request, update_id), timeout=settings.workflow_update_timeout_s
         )
     except WorkflowUpdateFailedError as err:
         cause = err.cause
@@ -145,6 +136,37 @@ async def change_status(
         ) from None
     except RPCError as err:
         raise Unavailable(f"could not reach the campaign's workflow: {err.message}", code="temporal_unavailable") from None
+
+
+async def _update_with_start(
+    client: Client, settings: Settings, row: asyncpg.Record, request: StatusRequest, update_id: str
+) -> StatusResult:
+    delay = 0.05
+    while True:
+        operation = WithStartWorkflowOperation(
+            CampaignWorkflow.run,
+            state_from_row(row),
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            **_start_options(row, settings),
+        )
+        try:
+            return await client.execute_update_with_start_workflow(
+                CampaignWorkflow.change_status, request, start_workflow_operation=operation, id=update_id
+            )
+        except RPCError as err:
+            if not _not_ready(err):
+                raise
+        # The workflow task that was to take the update failed, typically because it ended
+        # the run (continue-as-new) just as the update arrived: the update was not applied,
+        # and the next run takes it.
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+def _not_ready(err: RPCError) -> bool:
+    return any(d.type_url.endswith("WorkflowNotReadyFailure") for d in err.grpc_status.details) or (
+        "unexpected workflow task failure" in err.message
+    )
 
 
 async def configuration_changed(client: Client, settings: Settings, row: asyncpg.Record) -> None:
