@@ -12,12 +12,15 @@ import signal
 from collections.abc import Sequence
 
 import asyncpg
+import redis.asyncio as aioredis
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from campaigns import db
+from campaigns.activities.pipeline import PipelineActivities
 from campaigns.activities.store import StoreActivities
+from campaigns.api.campaigns.cache import CampaignCache
 from campaigns.settings import Settings, get_settings
 from campaigns.temporal import connect
 from campaigns.workflows.campaign import CampaignWorkflow
@@ -39,16 +42,27 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     )
 
 
-def activities(pool: asyncpg.Pool) -> list:
-    return [*StoreActivities(pool).all()]
+def activities(pool: asyncpg.Pool, settings: Settings, redis: aioredis.Redis | None = None) -> list:
+    cache = CampaignCache(redis, settings) if redis is not None else None
+    return [*StoreActivities(pool, cache).all(), *PipelineActivities(pool, settings).all()]
 
 
-def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str, **options) -> Worker:
+def build_worker(
+    client: Client,
+    pool: asyncpg.Pool,
+    task_queue: str,
+    *,
+    settings: Settings | None = None,
+    redis: aioredis.Redis | None = None,
+    **options,
+) -> Worker:
+    """`redis` lets the activities invalidate the API's campaign cache; without it the API
+    may serve a campaign's old status until the cache's TTL."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
-        activities=activities(pool),
+        activities=activities(pool, settings or get_settings(), redis),
         workflow_runner=sandbox_runner(),
         **options,
     )
@@ -58,7 +72,10 @@ async def run(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     client = await connect(settings)
     pool = await db.create_pool(settings.database_dsn, min_size=1, max_size=settings.db_pool_max)
-    worker = build_worker(client, pool, settings.temporal_task_queue)
+    redis = aioredis.from_url(settings.redis_dsn, decode_responses=True)
+    worker = build_worker(client, pool, settings.temporal_task_queue, settings=settings, redis=redis)
+    if not settings.pipeline_url:
+        log.warning("PIPELINE_URL is not set: campaigns will not be provisioned on a voice-AI pipeline")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -66,4 +83,5 @@ async def run(settings: Settings | None = None) -> None:
     log.info("worker polling task queue %r", settings.temporal_task_queue)
     async with worker:
         await stop.wait()
+    await redis.aclose()
     await pool.close()

@@ -102,9 +102,11 @@ async def temporal_client(settings: Settings) -> Client:
 
 
 @pytest.fixture(scope="session")
-async def worker(settings: Settings, temporal_client: Client, pool: asyncpg.Pool) -> AsyncIterator[None]:
+async def worker(
+    settings: Settings, temporal_client: Client, pool: asyncpg.Pool, redis_client: aioredis.Redis
+) -> AsyncIterator[None]:
     """A worker for the whole session, polling the session's task queue."""
-    w = build_worker(temporal_client, pool, settings.temporal_task_queue)
+    w = build_worker(temporal_client, pool, settings.temporal_task_queue, settings=settings, redis=redis_client)
     async with w:
         yield
 

@@ -12,12 +12,14 @@ import asyncpg
 from temporalio import activity
 
 from campaigns.api.campaigns import repository as repo
+from campaigns.api.campaigns.cache import CampaignCache
 from campaigns.domain.messages import DomainEvent, PersistTransition
 
 
 class StoreActivities:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, cache: CampaignCache | None = None) -> None:
         self.pool = pool
+        self.cache = cache  # told of every status change, so no API process serves the old one
 
     @activity.defn
     async def persist_transition(self, change: PersistTransition) -> None:
@@ -25,6 +27,15 @@ class StoreActivities:
         in one transaction."""
         campaign_id = UUID(change.campaign_id)
         organization_id = UUID(change.organization_id)
+        try:
+            await self._persist(change, campaign_id, organization_id)
+        finally:
+            # Also after a retry that found the change already written: its first attempt
+            # may have committed and then died before invalidating.
+            if self.cache is not None:
+                await self.cache.invalidate(campaign_id)
+
+    async def _persist(self, change: PersistTransition, campaign_id: UUID, organization_id: UUID) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             first_time = await repo.add_audit(
                 conn,

@@ -10,6 +10,8 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from campaigns import db, temporal
 from campaigns.api import errors
+from campaigns.api.campaigns import cache as campaign_cache
+from campaigns.api.campaigns.cache import CampaignCache
 from campaigns.api.campaigns.routes import router as campaigns_router
 from campaigns.api.health.routes import router as health_router
 from campaigns.api.keys.routes import router as keys_router
@@ -52,9 +54,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.redis = aioredis.from_url(settings.redis_dsn, decode_responses=True)
         # Lazy: the API starts (and /readyz says why it is not ready) while Temporal is down.
         app.state.temporal = await temporal.connect(settings, lazy=True)
+        app.state.cache = CampaignCache(app.state.redis, settings)
+        campaign_cache.attach(app.state.pool, app.state.cache)
+        await app.state.cache.start(app.state.pool)
         try:
             yield
         finally:
+            campaign_cache.detach(app.state.pool)
+            await app.state.cache.stop()
             await app.state.redis.aclose()
             await app.state.pool.close()
 

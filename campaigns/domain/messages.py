@@ -19,6 +19,7 @@ from campaigns.domain.config import (
     CampaignStatus,
     CampaignType,
 )
+from campaigns.domain.pipeline import PipelineApplied
 
 
 class Actor(BaseModel):
@@ -47,6 +48,8 @@ class WorkflowConfig(BaseModel):
     schedule: CampaignSchedule = Field(default_factory=CampaignSchedule)
     budget: CampaignBudget | None = None
     goals: list[CampaignGoal] = Field(default_factory=list)
+    # Digest of the flow, voice settings and knowledge bases: a change reinitializes the pipeline.
+    pipeline_fingerprint: str = ""
 
 
 class CampaignState(BaseModel):
@@ -63,6 +66,7 @@ class CampaignState(BaseModel):
     created_recorded: bool = False
     transitions: int = 0
     runs: int = 1  # how many runs this campaign's history spans (continue-as-new)
+    pipeline: PipelineApplied | None = None  # what the voice-AI pipeline last confirmed
 
 
 class StatusRequest(BaseModel):

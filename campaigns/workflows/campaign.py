@@ -14,12 +14,13 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from campaigns import search_attributes as sa
+    from campaigns.activities.pipeline import PipelineActivities
     from campaigns.activities.store import StoreActivities
-    from campaigns.domain import lifecycle
+    from campaigns.domain import lifecycle, pipeline
     from campaigns.domain.config import CampaignStatus
     from campaigns.domain.lifecycle import Transition, TransitionError
     from campaigns.domain.messages import (
@@ -44,6 +45,22 @@ _STORE = {
 }
 
 
+# The pipeline may be down for hours: retry until it answers, backing off to a minute.
+_PIPELINE = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=500),
+        maximum_interval=timedelta(seconds=60),
+        non_retryable_error_types=["pipeline_refused"],
+    ),
+}
+# A person waits on an activation: a knowledge-base check gets a few quick tries only.
+_KB_CHECK = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_attempts=3),
+}
+
+
 def workflow_id(campaign_id: str) -> str:
     return f"campaign-{campaign_id}"
 
@@ -56,6 +73,7 @@ class CampaignWorkflow:
         # Status changes run one at a time: each one's activity finishes before the next starts.
         self._lock = asyncio.Lock()
         self._woken = False  # set by signals that change what the main loop waits for
+        self._pipeline_busy = False  # an operation is on its way to the voice-AI pipeline
 
     @workflow.run
     async def run(self, state: CampaignState) -> CampaignState:
@@ -67,6 +85,8 @@ class CampaignWorkflow:
                 # The API's transaction never committed: there is no campaign to run.
                 return self.state
             self.state.created_recorded = True
+        # Runs beside the main loop, so a pipeline that is down never delays a scheduled transition.
+        pipeline_sync = asyncio.create_task(self._sync_pipeline())
 
         while self.state.status != S.ARCHIVED:
             await self._sleep_until_something_to_do()
@@ -74,12 +94,17 @@ class CampaignWorkflow:
                 break
             await self._apply_due_transitions()
             if workflow.info().is_continue_as_new_suggested():
-                # Let in-flight updates and signals finish first, so none is lost in the hand-over.
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                # Let in-flight updates, signals and pipeline calls finish first, so none is
+                # lost in the hand-over (the next run resumes from state.pipeline).
+                await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._pipeline_busy)
                 self.state.runs += 1
                 workflow.continue_as_new(self.state)
 
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        # An archived campaign is deprovisioned before its workflow completes.
+        await workflow.wait_condition(
+            lambda: workflow.all_handlers_finished() and not self._pipeline_busy and self._pipeline_next() is None
+        )
+        pipeline_sync.cancel()
         return self.state
 
     # --- The client's interface --------------------------------------------------------
@@ -157,10 +182,24 @@ class CampaignWorkflow:
                 timezone=self.state.config.timezone,
                 now=workflow.now(),
             )
-            if due is not None:
+            if due is None:
+                return
+            try:
                 await self._apply(due, SYSTEM)
+            except ApplicationError as err:
+                if err.type == "knowledge_base_missing":
+                    # Nobody is waiting on this activation to tell: pause, and say why.
+                    await self._apply(Transition(due.source, S.PAUSED, "pause", "knowledge_base_missing"), SYSTEM)
+                elif err.type == "knowledge_base_unavailable":
+                    # The bases were checked when configured; a brief outage must not block a launch.
+                    workflow.logger.warning("knowledge bases unverified at %s: %s", due.action, err.message)
+                    await self._apply(due, SYSTEM, check_knowledge_bases=False)
+                else:
+                    raise
 
-    async def _apply(self, transition: Transition, actor: Actor) -> None:
+    async def _apply(self, transition: Transition, actor: Actor, *, check_knowledge_bases: bool = True) -> None:
+        if check_knowledge_bases and transition.target in (S.ACTIVE, S.SCHEDULED):
+            await self._require_knowledge_bases()
         now = workflow.now()
         state = self.state
         started_at = state.started_at or (now if transition.target == S.ACTIVE else None)
@@ -195,7 +234,65 @@ class CampaignWorkflow:
         state.status_reason = transition.reason
         state.started_at, state.ended_at, state.changed_at = started_at, ended_at, now
         state.transitions += 1
+        self._woken = True  # the main loop re-plans its next wake-up for the new status
         self._publish()
+
+    async def _require_knowledge_bases(self) -> None:
+        """Refuse to activate (or schedule, or resume) a campaign whose knowledge base is gone."""
+        check = pipeline.KnowledgeBaseCheck(
+            campaign_id=self.state.campaign_id, organization_id=self.state.organization_id
+        )
+        try:
+            missing = await workflow.execute_activity_method(
+                PipelineActivities.missing_knowledge_bases, check, summary="check knowledge bases", **_KB_CHECK
+            )
+        except ActivityError as err:
+            raise ApplicationError(
+                f"could not check the campaign's knowledge bases: {err.cause or err}; retry shortly",
+                type="knowledge_base_unavailable",
+                non_retryable=True,
+            ) from None
+        if missing:
+            raise ApplicationError(
+                f"knowledge base(s) {', '.join(repr(m) for m in missing)} no longer exist; remove them from "
+                "knowledgeBaseIds (or restore them) before activating",
+                {"missingKnowledgeBaseIds": missing},
+                type="knowledge_base_missing",
+                non_retryable=True,
+            )
+
+    def _pipeline_next(self) -> pipeline.PipelineOperation | None:
+        s = self.state
+        return pipeline.next_operation(s.status, s.config.pipeline_fingerprint, s.pipeline)
+
+    async def _sync_pipeline(self) -> None:
+        """Keep the voice-AI pipeline in step with the status and configuration: one
+        operation at a time, each retried until the pipeline answers, so it sees them in order."""
+        while True:
+            await workflow.wait_condition(lambda: self._pipeline_next() is not None)
+            operation = self._pipeline_next()
+            assert operation is not None
+            s, applied = self.state, self.state.pipeline
+            request = pipeline.PipelineRequest(
+                campaign_id=s.campaign_id,
+                organization_id=s.organization_id,
+                operation=operation,
+                fingerprint=s.config.pipeline_fingerprint,
+                sequence=(applied.operations if applied else 0) + 1,
+                reason=s.status.value,
+            )
+            status = s.status
+            self._pipeline_busy = True
+            try:
+                await workflow.execute_activity_method(
+                    PipelineActivities.sync_pipeline, request, summary=f"pipeline {operation.value}", **_PIPELINE
+                )
+                s.pipeline = pipeline.after(applied, request)
+            except ActivityError as err:
+                workflow.logger.warning("the pipeline refused %s: %s", operation.value, err.cause or err)
+                s.pipeline = pipeline.refused(applied, request, status, str(err.cause or err))
+            finally:
+                self._pipeline_busy = False
 
     async def _record_event(self, event_type: str, data: dict) -> bool:
         return await workflow.execute_activity_method(
