@@ -13,9 +13,11 @@ from campaigns.api import errors
 from campaigns.api.campaigns import cache as campaign_cache
 from campaigns.api.campaigns.cache import CampaignCache
 from campaigns.api.campaigns.routes import router as campaigns_router
+from campaigns.api.embed.routes import router as embed_router
 from campaigns.api.health.routes import router as health_router
 from campaigns.api.keys.routes import router as keys_router
 from campaigns.api.metrics import MetricsMiddleware
+from campaigns.api.widget.routes import router as widget_router
 from campaigns.settings import Settings, get_settings
 
 log = logging.getLogger("campaigns.api")
@@ -74,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(MetricsMiddleware)
     app.include_router(campaigns_router)
+    app.include_router(widget_router)
+    app.include_router(embed_router)
     app.include_router(keys_router)
     app.include_router(health_router)
     return app
