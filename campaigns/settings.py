@@ -41,7 +41,11 @@ class Settings(BaseSettings):
     # How long the API waits on the campaign workflow before answering 503.
     workflow_update_timeout_s: float = 15.0
 
+    # Requests a second per API key, shared by all API replicas (0: no limit).
+    rate_limit_per_second: int = 200
     demo_organization: str = "demo"
+    # The worker touches this file every few seconds while Temporal answers (container health checks).
+    worker_health_file: Path | None = None
 
     # The voice-AI pipeline and the knowledge-base service (external HTTP services; unset:
     # not integrated, so nothing is provisioned and knowledge bases are not checked).

@@ -42,9 +42,8 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     )
 
 
-def activities(pool: asyncpg.Pool, settings: Settings, redis: aioredis.Redis | None = None) -> list:
-    cache = CampaignCache(redis, settings) if redis is not None else None
-    return [*StoreActivities(pool, cache).all(), *PipelineActivities(pool, settings).all()]
+def activities(pool: asyncpg.Pool, settings: Settings, redis: aioredis.Redis) -> list:
+    return [*StoreActivities(pool, CampaignCache(redis, settings)).all(), *PipelineActivities(pool, settings).all()]
 
 
 def build_worker(
@@ -56,13 +55,16 @@ def build_worker(
     redis: aioredis.Redis | None = None,
     **options,
 ) -> Worker:
-    """`redis` lets the activities invalidate the API's campaign cache; without it the API
-    may serve a campaign's old status until the cache's TTL."""
+    """The activities invalidate the API's campaign cache through `redis` (a client of the
+    settings' Redis when not given), so no API process serves a status they changed."""
+    settings = settings or get_settings()
+    if redis is None:
+        redis = aioredis.from_url(settings.redis_dsn, decode_responses=True)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
-        activities=activities(pool, settings or get_settings(), redis),
+        activities=activities(pool, settings, redis),
         workflow_runner=sandbox_runner(),
         **options,
     )
@@ -82,6 +84,21 @@ async def run(settings: Settings | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
     log.info("worker polling task queue %r", settings.temporal_task_queue)
     async with worker:
+        heartbeat = asyncio.create_task(_touch_health_file(client, settings)) if settings.worker_health_file else None
         await stop.wait()
+        if heartbeat:
+            heartbeat.cancel()
     await redis.aclose()
     await pool.close()
+
+
+async def _touch_health_file(client: Client, settings: Settings) -> None:
+    """Liveness for container health checks: fresh while this worker can reach Temporal."""
+    assert settings.worker_health_file
+    while True:
+        try:
+            await client.service_client.check_health()
+            settings.worker_health_file.touch()
+        except Exception as exc:  # noqa: BLE001 - unhealthy: leave the file stale
+            log.warning("Temporal health check failed: %r", exc)
+        await asyncio.sleep(10)

@@ -24,12 +24,21 @@ class AppError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None, details: Any = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.code = code or self.code
         self.status = status or self.status
         self.details = details
+        self.headers = headers
 
 
 class BadRequest(AppError):
@@ -105,18 +114,19 @@ def invalid(errors: ValidationError | list[dict[str, str]], message: str = "inva
     return BadRequest(f"{message}: {summary}" if summary else message, code="validation_error", details=details)
 
 
-def _body(status: int, message: str, code: str, details: Any = None) -> JSONResponse:
+def _body(status: int, message: str, code: str, details: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
     content: dict[str, Any] = {"error": message, "code": code}
     if details is not None:
         content["details"] = details
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     return JSONResponse(content, status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
-        return _body(exc.status, exc.message, exc.code, exc.details)
+        return _body(exc.status, exc.message, exc.code, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -63,7 +63,6 @@ class CampaignState(BaseModel):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     changed_at: datetime | None = None
-    created_recorded: bool = False
     transitions: int = 0
     runs: int = 1  # how many runs this campaign's history spans (continue-as-new)
     pipeline: PipelineApplied | None = None  # what the voice-AI pipeline last confirmed

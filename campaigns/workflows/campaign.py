@@ -40,7 +40,7 @@ S = CampaignStatus
 # Store writes retry until Postgres answers: a status change must not be lost, and the
 # write is idempotent (keyed by the transition id).
 _STORE = {
-    "start_to_close_timeout": timedelta(seconds=30),
+    "start_to_close_timeout": timedelta(seconds=10),
     "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
 }
 
@@ -79,12 +79,6 @@ class CampaignWorkflow:
     async def run(self, state: CampaignState) -> CampaignState:
         # Search attributes and details do not all survive continue-as-new: set them every run.
         self._publish()
-        if not self.state.created_recorded:
-            exists = await self._record_event("campaign.created", {"name": self.state.config.name})
-            if not exists:
-                # The API's transaction never committed: there is no campaign to run.
-                return self.state
-            self.state.created_recorded = True
         # Runs beside the main loop, so a pipeline that is down never delays a scheduled transition.
         pipeline_sync = asyncio.create_task(self._sync_pipeline())
 
@@ -234,7 +228,7 @@ class CampaignWorkflow:
         state.status_reason = transition.reason
         state.started_at, state.ended_at, state.changed_at = started_at, ended_at, now
         state.transitions += 1
-        self._woken = True  # the main loop re-plans its next wake-up for the new status
+        self._woken = True  # the main loop re-plans its timer for the new status
         self._publish()
 
     async def _require_knowledge_bases(self) -> None:
@@ -323,14 +317,17 @@ class CampaignWorkflow:
     def _publish(self) -> None:
         """Search attributes and the readable summary the Temporal UI shows."""
         s, c = self.state, self.state.config
-        workflow.upsert_search_attributes(
-            [
-                sa.ORGANIZATION.value_set(s.organization_id),
-                sa.STATUS.value_set(s.status.value),
-                sa.TYPE.value_set(c.type.value),
-                sa.CHANNEL.value_set(c.channel.value),
-            ]
-        )
+        wanted = {
+            sa.ORGANIZATION: s.organization_id,
+            sa.STATUS: s.status.value,
+            sa.TYPE: c.type.value,
+            sa.CHANNEL: c.channel.value,
+        }
+        current = workflow.info().typed_search_attributes
+        # Only what changed: an upsert is a history event, and most runs start with these set.
+        changed = [key.value_set(value) for key, value in wanted.items() if current.get(key) != value]
+        if changed:
+            workflow.upsert_search_attributes(changed)
         workflow.set_current_details(self._details())
 
     def _details(self) -> str:

@@ -458,3 +458,17 @@ async def test_openapi_documents_the_endpoints(anonymous: httpx.AsyncClient):
 async def test_voice_catalogue(api: httpx.AsyncClient):
     voices = (await api.get("/api/voices")).json()["voices"]
     assert {"aura-1", "aura-2"} <= {v["id"] for v in voices}
+
+
+async def test_rate_limit_per_key(app, make_api):
+    app.state.settings = app.state.settings.model_copy(update={"rate_limit_per_second": 3})
+    try:
+        client = await make_api()
+        answers = await asyncio.gather(*(client.get("/api/campaigns") for _ in range(8)))
+        limited = [r for r in answers if r.status_code == 429]
+        assert limited and len(limited) <= 5, [r.status_code for r in answers]
+        assert limited[0].headers["retry-after"] == "1" and limited[0].json()["code"] == "rate_limited"
+        other = await make_api()
+        assert (await other.get("/api/campaigns")).status_code == 200  # another key is not affected
+    finally:
+        app.state.settings = app.state.settings.model_copy(update={"rate_limit_per_second": 200})

@@ -116,10 +116,10 @@ async def test_pipeline_down_for_a_while_then_provisioned_once(vapi, standins):
         r = await vapi.post(f"/api/campaigns/{cid}/activate")
         # The activation does not wait for the pipeline.
         assert r.status_code == 200 and r.json()["campaign"]["status"] == "active"
-        standins.state.fail_next, standins.state.fail_status = 0, 503
     finally:
+        # Back up, but answering 503 twice more before it recovers.
+        standins.state.fail_next, standins.state.fail_status = 2, 503
         await standins.start()
-    standins.state.fail_next = 2  # …and then answers 503 twice more before it recovers
     await eventually(lambda: effective(standins, cid) == ["provision"], timeout=30)
     attempts = [op for op in standins.state.operations if op.campaign_id == cid]
     assert [op.status for op in attempts] == [503, 503, 201]

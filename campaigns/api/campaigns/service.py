@@ -210,45 +210,62 @@ async def create(
     campaign_id = uuid.uuid4()
     fingerprint = _request_hash(body.model_dump(mode="json", exclude={"organization_id"}))
 
-    async with pool.acquire() as conn, conn.transaction():
-        if idempotency_key:
-            held = await repo.claim_idempotency_key(
-                conn,
-                organization_id=principal.organization_id,
-                key=idempotency_key,
-                request_hash=fingerprint,
-                campaign_id=campaign_id,
-            )
-            if held is not None:
-                if bytes(held["request_hash"]) != fingerprint:
-                    raise Conflict(
-                        "this Idempotency-Key was already used with a different request body",
-                        code="idempotency_key_reused",
+    started = None
+    async with pool.acquire() as conn:
+        try:
+            async with conn.transaction():
+                if idempotency_key:
+                    held = await repo.claim_idempotency_key(
+                        conn,
+                        organization_id=principal.organization_id,
+                        key=idempotency_key,
+                        request_hash=fingerprint,
+                        campaign_id=campaign_id,
                     )
-                return to_campaign(await get_row(conn, principal, held["campaign_id"])), True
-        row = await repo.insert(
-            conn,
-            campaign_id=campaign_id,
-            organization_id=principal.organization_id,
-            user_id=str(principal.key_id),
-            name=body.name,
-            description=body.description,
-            type_=body.type.value,
-            channel=body.channel.value,
-            timezone=config.timezone,
-            config=_config_json(config),
-        )
-        await repo.add_audit(
-            conn,
-            organization_id=principal.organization_id,
-            campaign_id=campaign_id,
-            actor=principal.actor(),
-            action="created",
-            changes={"name": body.name, "type": body.type.value, "channel": body.channel.value},
-        )
-        # Started inside the transaction: if Temporal refuses, nothing is committed. If the
-        # commit fails after the start, the workflow finds no campaign and ends itself.
-        await workflow_client.start(temporal, settings, row)
+                    if held is not None:
+                        if bytes(held["request_hash"]) != fingerprint:
+                            raise Conflict(
+                                "this Idempotency-Key was already used with a different request body",
+                                code="idempotency_key_reused",
+                            )
+                        return to_campaign(await get_row(conn, principal, held["campaign_id"])), True
+                row = await repo.insert(
+                    conn,
+                    campaign_id=campaign_id,
+                    organization_id=principal.organization_id,
+                    user_id=str(principal.key_id),
+                    name=body.name,
+                    description=body.description,
+                    type_=body.type.value,
+                    channel=body.channel.value,
+                    timezone=config.timezone,
+                    config=_config_json(config),
+                )
+                await repo.add_audit(
+                    conn,
+                    organization_id=principal.organization_id,
+                    campaign_id=campaign_id,
+                    actor=principal.actor(),
+                    action="created",
+                    changes={"name": body.name, "type": body.type.value, "channel": body.channel.value},
+                )
+                await repo.record_event(
+                    conn,
+                    event_id=uuid.uuid4(),
+                    organization_id=principal.organization_id,
+                    campaign_id=campaign_id,
+                    type_="campaign.created",
+                    data={"campaignId": str(campaign_id), "name": body.name, "type": body.type.value,
+                          "channel": body.channel.value},
+                    occurred_at=row["created_at"],
+                )
+                # Started inside the transaction: if Temporal refuses, nothing is committed.
+                started = await workflow_client.start(temporal, settings, row)
+        except BaseException:
+            if started is not None:
+                # The commit failed after the start: no campaign, so no workflow either.
+                await workflow_client.discard(started)
+            raise
     return to_campaign(row), False
 
 

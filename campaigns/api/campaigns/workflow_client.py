@@ -15,11 +15,12 @@ import asyncpg
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from campaigns import search_attributes as sa
@@ -52,8 +53,8 @@ def workflow_config(row: asyncpg.Record | dict[str, Any]) -> WorkflowConfig:
     )
 
 
-def state_from_row(row: asyncpg.Record, *, new: bool = False) -> CampaignState:
-    """The workflow's starting state: a new campaign, or one rebuilt from its projection."""
+def state_from_row(row: asyncpg.Record) -> CampaignState:
+    """The workflow's starting state, from the campaign's row (new, or rebuilt if lost)."""
     return CampaignState(
         campaign_id=str(row["id"]),
         organization_id=str(row["organization_id"]),
@@ -63,7 +64,6 @@ def state_from_row(row: asyncpg.Record, *, new: bool = False) -> CampaignState:
         started_at=row["started_at"],
         ended_at=row["ended_at"],
         changed_at=row["status_changed_at"],
-        created_recorded=not new,
     )
 
 
@@ -80,19 +80,28 @@ def _start_options(row: asyncpg.Record, settings: Settings) -> dict[str, Any]:
             ]
         ),
         "static_summary": f"Campaign {row['name']}"[:200],
-        # A closed (archived) campaign's id is never reused.
-        "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        # An archived campaign's workflow completed and is never started again; one that was
+        # terminated or failed may be, from the projection.
+        "id_reuse_policy": WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
     }
 
 
-async def start(client: Client, settings: Settings, row: asyncpg.Record) -> None:
+async def start(client: Client, settings: Settings, row: asyncpg.Record) -> WorkflowHandle:
     """Start the workflow of a campaign just inserted (its transaction still open)."""
-    await client.start_workflow(
+    return await client.start_workflow(
         CampaignWorkflow.run,
-        state_from_row(row, new=True),
+        state_from_row(row),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         **_start_options(row, settings),
     )
+
+
+async def discard(handle: WorkflowHandle) -> None:
+    """Best effort: end the workflow of a campaign whose creation did not commit."""
+    try:
+        await handle.terminate("campaign creation was rolled back")
+    except RPCError:
+        pass  # left idle: it never acts without a request, and no request can name it
 
 
 async def change_status(
@@ -134,6 +143,9 @@ async def change_status(
                 raise Unavailable(cause.message, code=cause.type, details=details) from None
             raise Conflict(cause.message, code=cause.type or "invalid_transition", details=details) from None
         raise
+    except WorkflowAlreadyStartedError:
+        # Its workflow completed (archived) although the projection had not caught up yet.
+        raise Conflict("the campaign's lifecycle has finished (archived)", code="campaign_archived") from None
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         raise Unavailable(
             "the campaign's workflow has not confirmed the change yet; retry "

@@ -1,0 +1,12 @@
+# The API and the worker (one image, two commands). Build: docker build -t quantum-campaigns .
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY campaigns ./campaigns
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 campaigns
+USER campaigns
+
+EXPOSE 8000
+CMD ["campaigns", "api", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,142 @@
+"""Campaigns survive their worker being killed and their history being continued-as-new."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import uuid
+from contextlib import asynccontextmanager
+
+import asyncpg
+import httpx
+import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
+
+from campaigns import temporal
+from campaigns.api.app import create_app
+from campaigns.api.auth.service import create_key
+from campaigns.domain.messages import CampaignState
+from campaigns.settings import Settings
+from campaigns.stack import services
+from campaigns.stack.supervisor import Supervisor
+from campaigns.worker import build_worker
+from campaigns.workflows.campaign import CampaignWorkflow, workflow_id
+from tests.conftest import CAMPAIGN
+
+
+@asynccontextmanager
+async def api_client(settings: Settings, pool: asyncpg.Pool):
+    app = create_app(settings)
+    key, _ = await create_key(pool, organization=f"org-{uuid.uuid4().hex[:8]}")
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://api.test",
+        headers={"Authorization": f"Bearer {key}"}, timeout=120,
+    ) as client:
+        yield client
+
+
+async def consistent(client: httpx.AsyncClient, tclient, campaign_id: str) -> str:
+    """The projection, the workflow and the audit log agree; returns the status."""
+    row = (await client.get(f"/api/campaigns/{campaign_id}")).json()["campaign"]
+    state: CampaignState = await tclient.get_workflow_handle(workflow_id(campaign_id)).query(CampaignWorkflow.current)
+    assert state.status == row["status"], (state.status, row["status"])
+    audit = (await client.get(f"/api/campaigns/{campaign_id}/audit", params={"limit": 100})).json()["audit"]
+    moves = [e["changes"]["status"] for e in audit if e["action"] == "status_changed"]
+    assert len(moves) == state.transitions, (moves, state.transitions)
+    for before, after in zip(moves, moves[1:], strict=False):
+        assert before["to"] == after["from"], moves  # a chain: nothing lost, nothing doubled
+    assert (moves[-1]["to"] if moves else "draft") == row["status"]
+    return row["status"]
+
+
+def start_worker(settings: Settings) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_dsn,
+        "REDIS_URL": settings.redis_dsn,
+        "TEMPORAL_ADDRESS": settings.temporal_target,
+        "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+        "LOG_LEVEL": "warning",
+    }
+    return subprocess.Popen([sys.executable, "-m", "campaigns.cli", "worker"], env=env)
+
+
+async def test_worker_killed_mid_lifecycle(settings: Settings, pool: asyncpg.Pool):
+    """kill -9 the worker while status changes are in flight; a new worker finishes them."""
+    own = settings.model_copy(update={"temporal_task_queue": f"kill-{uuid.uuid4().hex[:6]}",
+                                      "workflow_update_timeout_s": 90})
+    tclient = await temporal.connect(own)
+    rng = random.Random(7)
+    worker = start_worker(own)
+    try:
+        async with api_client(own, pool) as client:
+            ids = []
+            for _ in range(4):
+                r = await client.post("/api/campaigns", json=CAMPAIGN)
+                assert r.status_code == 201, r.text
+                ids.append(r.json()["campaign"]["id"])
+            plan = ["active", "paused", "active", "ended"]
+            for step, target in enumerate(plan):
+                calls = [asyncio.create_task(client.put(f"/api/campaigns/{cid}", json={"status": target}))
+                         for cid in ids]
+                await asyncio.sleep(rng.uniform(0.02, 0.3))
+                if step < 3:
+                    worker.send_signal(signal.SIGKILL)
+                    worker.wait()
+                    worker = start_worker(own)
+                answers = await asyncio.gather(*calls)
+                assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200]
+                for cid in ids:
+                    assert await consistent(client, tclient, cid) == target
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+
+
+@pytest.fixture(scope="module")
+async def eager_can_server(data_dir):
+    """A dev server that suggests continue-as-new after a few dozen history events."""
+    sup = Supervisor(restart=False)
+    spec, address = services.temporal(
+        None, services.free_port(), None, log_dir=data_dir / "can",
+        extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"],
+    )
+    await sup.start(spec)
+    yield address
+    await sup.stop()
+
+
+async def test_continue_as_new_keeps_state_updates_and_summary(settings, pool, eager_can_server):
+    own = settings.model_copy(update={"temporal_address": eager_can_server,
+                                      "temporal_task_queue": f"can-{uuid.uuid4().hex[:6]}"})
+    tclient = await temporal.connect(own)
+    async with build_worker(tclient, pool, own.temporal_task_queue, settings=own), api_client(own, pool) as client:
+        cid = (await client.post("/api/campaigns", json=CAMPAIGN)).json()["campaign"]["id"]
+        assert (await client.post(f"/api/campaigns/{cid}/activate")).status_code == 200
+        ok = 0
+        for i in range(12):
+            target = "paused" if i % 2 == 0 else "active"
+            # Several requests at once, plus configuration signals, while runs hand over.
+            answers = await asyncio.gather(
+                *(client.put(f"/api/campaigns/{cid}", json={"status": target}) for _ in range(3)),
+                client.put(f"/api/campaigns/{cid}/configuration", json={"voiceSettings": {"speakingRate": 1.0 + i / 100}}),
+                client.put(f"/api/campaigns/{cid}", json={"name": f"Renamed {i}"}),
+            )
+            codes = sorted(a.status_code for a in answers[:3])
+            assert codes == [200, 409, 409], [a.text for a in answers]
+            assert all(a.status_code == 200 for a in answers[3:]), [a.text for a in answers[3:]]
+            ok += 1
+        handle = tclient.get_workflow_handle(workflow_id(cid))
+        state: CampaignState = await handle.query(CampaignWorkflow.current)
+        assert state.runs > 2, state.runs  # it really continued-as-new, more than once
+        assert state.transitions == 1 + ok
+        assert state.config.name == "Renamed 11"
+        assert await consistent(client, tclient, cid) == "active"
+        meta = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+        assert "Renamed 11" in meta.current_details  # the UI summary survives the hand-over
+        desc = await handle.describe()
+        assert desc.run_id != desc.raw_description.workflow_execution_info.first_run_id
