@@ -54,8 +54,9 @@ class Settings(BaseSettings):
     knowledge_base_url: str | None = None
     knowledge_base_api_key: str | None = None
     integration_timeout_s: float = 10.0
-    # `campaigns run --simulate` serves stand-ins for both here.
+    # `campaigns run --simulate` serves stand-ins for both here, and this many calls a second.
     simulator_port: int = 8090
+    simulator_rate: float = 2.0
 
     # The two-tier campaign cache (in-process, then Redis, then Postgres).
     cache_enabled: bool = True
