@@ -22,11 +22,11 @@ import httpx
 import uvicorn
 
 from campaigns import db
+from campaigns.settings import Settings
 from campaigns.simulator import repository
 from campaigns.simulator.progress import Progress
 from campaigns.simulator.standins import StandInState, create_app
 from campaigns.simulator.traffic import SimCampaign, Traffic
-from campaigns.settings import Settings
 
 log = logging.getLogger("campaigns.simulator")
 
@@ -133,6 +133,7 @@ async def run(
     progress_lines: bool | None = None,
 ) -> None:
     stop = asyncio.Event()
+    demo: asyncio.Task[None] | None = None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -142,15 +143,21 @@ async def run(
         if not traffic:
             await stop.wait()
             return
-        if demo_key_file is not None:
-            for _ in range(240):  # `campaigns run` writes it once the database is up
-                if demo_key_file.exists():
-                    break
-                await asyncio.sleep(0.5)
-            asyncio.create_task(ensure_demo_campaign(settings, demo_key_file.read_text().strip()))
+        demo = asyncio.create_task(_demo(settings, demo_key_file)) if demo_key_file is not None else None
         lines = progress_lines if progress_lines is not None else not sys.stderr.isatty()
         await generate(settings, Traffic(rate=rate, time_scale=time_scale, seed=seed), Progress(rate, lines=lines),
                        stop)
     finally:
+        if traffic and demo is not None:
+            demo.cancel()
         server.should_exit = True
         await serving
+
+
+async def _demo(settings: Settings, key_file: Path) -> None:
+    for _ in range(240):  # `campaigns run` writes the key once the database is up
+        if key_file.exists():  # noqa: ASYNC240 - a tiny local file
+            await ensure_demo_campaign(settings, key_file.read_text().strip())  # noqa: ASYNC240
+            return
+        await asyncio.sleep(0.5)
+    log.warning("no demo API key in %s: no demo campaign", key_file)
