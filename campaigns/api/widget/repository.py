@@ -19,6 +19,9 @@ async def get_or_create(
     conn: Conn, *, campaign_id: UUID, organization_id: UUID, settings: dict[str, Any], publishable_key: str
 ) -> asyncpg.Record:
     """The campaign's widget; made with these defaults and key the first time it is asked for."""
+    row = await conn.fetchrow("SELECT * FROM campaign_widgets WHERE campaign_id = $1", campaign_id)
+    if row is not None:
+        return row
     row = await conn.fetchrow(
         """
         INSERT INTO campaign_widgets (campaign_id, organization_id, settings, publishable_key)
@@ -26,6 +29,7 @@ async def get_or_create(
         """,
         campaign_id, organization_id, settings, publishable_key,
     )
+    # None: a concurrent first read made it.
     return row or await conn.fetchrow("SELECT * FROM campaign_widgets WHERE campaign_id = $1", campaign_id)
 
 
