@@ -37,6 +37,7 @@ CONVERT_SHARE = 0.22  # of leads that convert
 COST_PER_MINUTE = {"telephony": 0.013, "stt": 0.0059, "tts": 0.0108, "llm": 0.0085}
 WIDGET_IMPRESSIONS_PER_CALL = 4.0
 WIDGET_CLICK_THROUGH = 0.06
+WIDGET_CONVERSION = 0.12  # of visitors who clicked
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,13 @@ class Traffic:
             click = at + float(self.rng.uniform(2, 40)) / self.time_scale
             self._due(click, org, self._event(campaign, "widget.click", {}, subject_id=visitor))
             shown = int(self.rng.lognormal(np.log(25_000), 0.8))
-            self._due(click + shown / 1000 / self.time_scale, org,
+            closed = click + shown / 1000 / self.time_scale
+            self._due(closed, org,
                       self._event(campaign, "widget.display", {"ms": min(shown, 3_600_000)}, subject_id=visitor))
+            if self.rng.random() < WIDGET_CONVERSION:
+                revenue = round(float(self.rng.lognormal(np.log(120), 0.5)), 2)
+                self._due(closed + 1 / self.time_scale, org,
+                          self._event(campaign, "conversion", {"revenue": revenue}, subject_id=visitor))
 
     @staticmethod
     def _event(campaign: SimCampaign, type_: str, data: dict[str, Any], call_id: str | None = None,

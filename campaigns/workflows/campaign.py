@@ -287,6 +287,7 @@ class CampaignWorkflow:
                 s.pipeline = pipeline.refused(applied, request, status, str(err.cause or err))
             finally:
                 self._pipeline_busy = False
+            workflow.set_current_details(self._details())
 
     async def _record_event(self, event_type: str, data: dict) -> bool:
         return await workflow.execute_activity_method(
@@ -336,6 +337,9 @@ class CampaignWorkflow:
             f"**{c.name}** — {s.status.value}" + (f" ({s.status_reason})" if s.status_reason else ""),
             f"{c.type.value} · {c.channel.value} · {c.timezone}",
         ]
+        if s.pipeline is not None:
+            lines.append("Pipeline: " + ("provisioned" if s.pipeline.provisioned else "not provisioned")
+                         + (f" (refused: {s.pipeline.refusal})" if s.pipeline.refused else ""))
         wake = lifecycle.next_wakeup(s.status, schedule=c.schedule, timezone=c.timezone)
         if wake is not None:
             what = "becomes active" if s.status == S.SCHEDULED else "ends"

@@ -57,6 +57,9 @@ def test_widget_events_only_for_web_campaigns():
     assert widget and {e["campaignId"] for e in widget} == {str(WEB.id)}
     clicks = Counter(e["type"] for e in widget)
     assert clicks["widget.click"] == clicks["widget.display"] < clicks["widget.impression"]
+    # Some visitors who clicked convert, under their visitor id.
+    clickers = {e["subjectId"] for e in widget if e["type"] == "widget.click"}
+    assert {e["subjectId"] for e in events if e["type"] == "conversion"} & clickers
 
 
 def test_ids_are_unique_and_events_are_dated():
