@@ -6,7 +6,8 @@ Campaigns are inserted straight into Postgres (a read benchmark needs rows, not 
 workflows); a fifth of them are active, and those are the most requested, as in life
 (the pipeline and widget traffic is for active campaigns). The cached API loads the
 active ones on start. A first pass from start is reported as "cold"; the measured pass
-follows it with the same distribution, and the uncached API serves the same sequence.
+follows it with the same distribution, and the uncached API serves the start of the same
+sequence (10,000 requests: enough for its percentiles).
 
 Targets: hit rate at least 95 %, cached p50 under 5 ms.
 
@@ -108,11 +109,12 @@ def hit_rate(before: dict[str, float], after: dict[str, float]) -> tuple[float, 
 def summary(label: str, latencies: list[float], elapsed: float) -> tuple[float, float]:
     ms = [x * 1000 for x in latencies]
     p50, p99 = percentile(ms, 50), percentile(ms, 99)
-    print(f"  {label:<9} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   {len(ms) / elapsed:6.0f} req/s")
+    print(f"  {label:<9} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   {len(ms) / elapsed:6.0f} req/s", flush=True)
     return p50, p99
 
 
-async def main(n_campaigns: int, n_requests: int, exponent: float, concurrency: int, active_share: float) -> None:
+async def main(n_campaigns: int, n_requests: int, exponent: float, concurrency: int, active_share: float,
+               uncached_requests: int) -> None:
     rng = np.random.default_rng(7)
     async with embedded_stack(temporal_in_memory=True) as stack:
         org = f"bench-{uuid.uuid4().hex[:6]}"
@@ -122,27 +124,29 @@ async def main(n_campaigns: int, n_requests: int, exponent: float, concurrency: 
         stack.env = {**stack.env, "CACHE_ENABLED": "false"}
         uncached_url = await stack.start_api()
         await asyncio.sleep(2)  # let the cached API finish loading the active campaigns
+        print(f"GET /api/campaigns/{{id}}: {n_campaigns} campaigns ({active_share:.0%} active, loaded on start), "
+              f"Zipf s={exponent}, {concurrency} concurrent clients, over HTTP", flush=True)
 
         cold = zipf_sequence(ranked, n_requests, exponent, rng)
         measured = zipf_sequence(ranked, n_requests, exponent, rng)
         start = await lookups(cached_url)
         await replay(cached_url, key, cold, concurrency)
         middle = await lookups(cached_url)
-        cached_lat, cached_elapsed = await replay(cached_url, key, measured, concurrency)
-        end = await lookups(cached_url)
-        await replay(uncached_url, key, cold[: n_requests // 10], concurrency)  # same warm-up for its pool
-        uncached_lat, uncached_elapsed = await replay(uncached_url, key, measured, concurrency)
+        rate, delta = hit_rate(start, middle)
+        print(f"  cold pass from start, {n_requests} requests: hit rate {rate:.1%}  {delta}", flush=True)
 
-    cold_rate, cold_delta = hit_rate(start, middle)
-    rate, delta = hit_rate(middle, end)
-    print(f"GET /api/campaigns/{{id}}: {n_campaigns} campaigns ({active_share:.0%} active, loaded on start), "
-          f"Zipf s={exponent}, {n_requests} requests per pass, {concurrency} concurrent clients, over HTTP")
-    print(f"  cold pass from start: hit rate {cold_rate:.1%}  {cold_delta}")
-    print(f"  measured pass:        hit rate {rate:.1%}  {delta}   (target >= 95%: "
-          f"{'met' if rate >= 0.95 else 'NOT met'})")
-    p50, _ = summary("cached", cached_lat, cached_elapsed)
-    summary("uncached", uncached_lat, uncached_elapsed)
-    print(f"  cached p50 target < 5 ms: {'met' if p50 < 5 else 'NOT met'}")
+        cached_lat, cached_elapsed = await replay(cached_url, key, measured, concurrency)
+        rate, delta = hit_rate(middle, await lookups(cached_url))
+        print(f"  measured pass, {n_requests} requests: hit rate {rate:.1%}  {delta}   "
+              f"(target >= 95%: {'met' if rate >= 0.95 else 'NOT met'})", flush=True)
+        p50, _ = summary("cached", cached_lat, cached_elapsed)
+
+        sample = measured[:uncached_requests]
+        await replay(uncached_url, key, cold[: min(2000, n_requests)], concurrency)  # warm its connections
+        uncached_lat, uncached_elapsed = await replay(uncached_url, key, sample, concurrency)
+        summary("uncached", uncached_lat, uncached_elapsed)
+        print(f"  (uncached: the first {len(sample)} requests of the measured pass, CACHE_ENABLED=false)")
+        print(f"  cached p50 target < 5 ms: {'met' if p50 < 5 else 'NOT met'}")
 
 
 if __name__ == "__main__":
@@ -152,5 +156,7 @@ if __name__ == "__main__":
     parser.add_argument("--zipf", type=float, default=1.1)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--active-share", type=float, default=0.2)
+    parser.add_argument("--uncached-requests", type=int, default=10_000)
     args = parser.parse_args()
-    asyncio.run(main(args.campaigns, args.requests, args.zipf, args.concurrency, args.active_share))
+    asyncio.run(main(args.campaigns, args.requests, args.zipf, args.concurrency, args.active_share,
+                     args.uncached_requests))
