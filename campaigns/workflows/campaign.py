@@ -176,20 +176,23 @@ class CampaignWorkflow:
                 timezone=self.state.config.timezone,
                 now=workflow.now(),
             )
-            if due is None:
-                return
-            try:
-                await self._apply(due, SYSTEM)
-            except ApplicationError as err:
-                if err.type == "knowledge_base_missing":
-                    # Nobody is waiting on this activation to tell: pause, and say why.
-                    await self._apply(Transition(due.source, S.PAUSED, "pause", "knowledge_base_missing"), SYSTEM)
-                elif err.type == "knowledge_base_unavailable":
-                    # The bases were checked when configured; a brief outage must not block a launch.
-                    workflow.logger.warning("knowledge bases unverified at %s: %s", due.action, err.message)
-                    await self._apply(due, SYSTEM, check_knowledge_bases=False)
-                else:
-                    raise
+            if due is not None:
+                await self._apply_by_itself(due)
+
+    async def _apply_by_itself(self, transition: Transition) -> None:
+        """A transition the workflow makes on its own (schedule, budget): nobody waits on it
+        to be told that a knowledge base is gone, so the campaign pauses and says why."""
+        try:
+            await self._apply(transition, SYSTEM)
+        except ApplicationError as err:
+            if err.type == "knowledge_base_missing":
+                await self._apply(Transition(transition.source, S.PAUSED, "pause", "knowledge_base_missing"), SYSTEM)
+            elif err.type == "knowledge_base_unavailable":
+                # The bases were checked when configured; a brief outage must not block a start.
+                workflow.logger.warning("knowledge bases unverified at %s: %s", transition.action, err.message)
+                await self._apply(transition, SYSTEM, check_knowledge_bases=False)
+            else:
+                raise
 
     async def _apply(self, transition: Transition, actor: Actor, *, check_knowledge_bases: bool = True) -> None:
         if check_knowledge_bases and transition.target in (S.ACTIVE, S.SCHEDULED):
