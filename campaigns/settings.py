@@ -72,6 +72,20 @@ class Settings(BaseSettings):
 
     log_level: str = Field(default="info")
 
+    # Webhooks. Secrets are encrypted at rest with these Fernet keys (comma-separated; the
+    # first encrypts, all decrypt, so keys can be rotated). Unset: a key is made once in
+    # DATA_DIR/webhook-secret.key (fine for one machine; set it when running several).
+    webhook_secret_keys: str | None = None
+    # Networks webhooks may reach although private/loopback/reserved, e.g. "10.1.0.0/16".
+    webhook_allowed_networks: str = ""
+    webhook_connect_timeout_s: float = 5.0
+    webhook_timeout_s: float = 15.0  # the whole attempt: connect, send, first bytes, body
+    webhook_max_payload_bytes: int = 256 * 1024
+    webhook_disable_after_s: float = 5 * 86400  # failing this long without a success disables
+    webhook_rotation_grace_s: float = 86400  # default time the old secret keeps signing
+    webhook_retention_days: float = 30  # finished deliveries (and their attempts) kept this long
+    webhook_dispatcher: bool = True  # run the event dispatcher in this worker (any number may)
+
     # Where each piece is: the URL given, or the embedded one `campaigns run` starts.
     @property
     def database_dsn(self) -> str:

@@ -20,14 +20,17 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from campaigns import db
 from campaigns.activities.pipeline import PipelineActivities
 from campaigns.activities.store import StoreActivities
+from campaigns.activities.webhooks import WebhookActivities
 from campaigns.api.campaigns.cache import CampaignCache
 from campaigns.settings import Settings, get_settings
 from campaigns.temporal import connect
+from campaigns.webhooks.dispatcher import Dispatcher
 from campaigns.workflows.campaign import CampaignWorkflow
+from campaigns.workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = logging.getLogger("campaigns.worker")
 
-WORKFLOWS: Sequence[type] = (CampaignWorkflow,)
+WORKFLOWS: Sequence[type] = (CampaignWorkflow, WebhookDeliveryWorkflow)
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:
@@ -43,23 +46,21 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
 
 
 def activities(pool: asyncpg.Pool, settings: Settings, redis: aioredis.Redis) -> list:
-    return [*StoreActivities(pool, CampaignCache(redis, settings)).all(), *PipelineActivities(pool, settings).all()]
+    return [
+        *StoreActivities(pool, CampaignCache(redis, settings)).all(),
+        *PipelineActivities(pool, settings).all(),
+        *WebhookActivities(pool, settings, redis).all(),
+    ]
 
 
 def build_worker(
-    client: Client,
-    pool: asyncpg.Pool,
-    task_queue: str,
-    *,
-    settings: Settings | None = None,
-    redis: aioredis.Redis | None = None,
-    **options,
+    client: Client, pool: asyncpg.Pool, task_queue: str, *, settings: Settings | None = None,
+    redis: aioredis.Redis | None = None, **options,
 ) -> Worker:
-    """The activities invalidate the API's campaign cache through `redis` (a client of the
-    settings' Redis when not given), so no API process serves a status they changed."""
+    """`redis` (a client of the settings' Redis when not given) also lets the activities
+    invalidate the API's campaign cache, so no API process serves a status they changed."""
     settings = settings or get_settings()
-    if redis is None:
-        redis = aioredis.from_url(settings.redis_dsn, decode_responses=True)
+    redis = redis or aioredis.from_url(settings.redis_dsn)
     return Worker(
         client,
         task_queue=task_queue,
@@ -74,10 +75,13 @@ async def run(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     client = await connect(settings)
     pool = await db.create_pool(settings.database_dsn, min_size=1, max_size=settings.db_pool_max)
-    redis = aioredis.from_url(settings.redis_dsn, decode_responses=True)
+    redis = aioredis.from_url(settings.redis_dsn)
     worker = build_worker(client, pool, settings.temporal_task_queue, settings=settings, redis=redis)
     if not settings.pipeline_url:
         log.warning("PIPELINE_URL is not set: campaigns will not be provisioned on a voice-AI pipeline")
+    # Turns recorded events into webhook deliveries; safe to run in every worker.
+    dispatcher = asyncio.create_task(Dispatcher(client, pool, settings).run() if settings.webhook_dispatcher
+                                     else asyncio.Event().wait())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -88,6 +92,8 @@ async def run(settings: Settings | None = None) -> None:
         await stop.wait()
         if heartbeat:
             heartbeat.cancel()
+    dispatcher.cancel()
+    await asyncio.gather(dispatcher, return_exceptions=True)
     await redis.aclose()
     await pool.close()
 

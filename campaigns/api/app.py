@@ -17,6 +17,7 @@ from campaigns.api.embed.routes import router as embed_router
 from campaigns.api.health.routes import router as health_router
 from campaigns.api.keys.routes import router as keys_router
 from campaigns.api.metrics import MetricsMiddleware
+from campaigns.api.webhooks.routes import router as webhooks_router
 from campaigns.api.widget.routes import router as widget_router
 from campaigns.settings import Settings, get_settings
 
@@ -79,5 +80,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(widget_router)
     app.include_router(embed_router)
     app.include_router(keys_router)
+    app.include_router(webhooks_router)
     app.include_router(health_router)
     return app
