@@ -6,6 +6,7 @@
     campaigns migrate                  apply database migrations
     campaigns keys create --org NAME   a new API key (the organization is created if needed)
     campaigns rebuild-analytics        recompute rollups, summaries and real-time counters from the events
+    campaigns simulate                 stand-in pipeline and knowledge bases, and live traffic
 """
 
 from __future__ import annotations
@@ -28,7 +29,27 @@ def _logging(level: str) -> None:
 def cmd_run(args: argparse.Namespace) -> None:
     from campaigns.stack import platform
 
-    asyncio.run(platform.run(get_settings()))
+    asyncio.run(platform.run(get_settings(), simulate=args.simulate))
+
+
+def cmd_simulate(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from campaigns.simulator import run
+
+    settings = get_settings()
+    asyncio.run(
+        run.run(
+            settings,
+            rate=args.rate if args.rate is not None else settings.simulator_rate,
+            time_scale=args.time_scale,
+            port=args.port or settings.simulator_port,
+            traffic=not args.no_traffic,
+            demo_key_file=Path(args.demo_key_file) if args.demo_key_file else None,
+            seed=args.seed,
+            progress_lines=True if args.progress_lines else None,
+        )
+    )
 
 
 def cmd_api(args: argparse.Namespace) -> None:
@@ -107,7 +128,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="campaigns", description="Quantum Campaigns")
     sub = p.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("run", help="start the whole platform").set_defaults(fn=cmd_run)
+    run = sub.add_parser("run", help="start the whole platform")
+    run.add_argument("--simulate", action="store_true",
+                     help="also run `campaigns simulate --demo`: stand-in pipeline and live traffic")
+    run.set_defaults(fn=cmd_run)
 
     api = sub.add_parser("api", help="run the HTTP API")
     api.add_argument("--host")
@@ -125,6 +149,15 @@ def parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--campaign", action="append", type=uuid.UUID, help="only this campaign (repeatable)")
     rebuild.add_argument("--redis-only", action="store_true", help="only the real-time counters (after Redis lost data)")
     rebuild.set_defaults(fn=cmd_rebuild_analytics)
+    sim = sub.add_parser("simulate", help="stand-in pipeline and knowledge-base services, and live call traffic")
+    sim.add_argument("--rate", type=float, help="calls a second over all campaigns (default SIMULATOR_RATE)")
+    sim.add_argument("--time-scale", type=float, default=10.0, help="calls last this many times shorter (default 10)")
+    sim.add_argument("--port", type=int, help="port of the stand-ins (default SIMULATOR_PORT)")
+    sim.add_argument("--no-traffic", action="store_true", help="only serve the stand-in services")
+    sim.add_argument("--demo-key-file", help="an API key file: make an active demo campaign if there is none")
+    sim.add_argument("--seed", type=int, help="seed the randomness, to replay a run")
+    sim.add_argument("--progress-lines", action="store_true", help="a progress line every 10 s, not redrawn")
+    sim.set_defaults(fn=cmd_simulate)
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="create an API key; prints it alone on the last line")

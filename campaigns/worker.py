@@ -18,9 +18,11 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from campaigns import db
+from campaigns.activities.pipeline import PipelineActivities
 from campaigns.activities.recurrence import RecurrenceActivities
 from campaigns.activities.store import StoreActivities
 from campaigns.activities.webhooks import WebhookActivities
+from campaigns.api.campaigns.cache import CampaignCache
 from campaigns.settings import Settings, get_settings
 from campaigns.temporal import connect
 from campaigns.webhooks.dispatcher import Dispatcher
@@ -49,8 +51,9 @@ def activities(
     pool: asyncpg.Pool, settings: Settings, redis: aioredis.Redis, client: Client, task_queue: str
 ) -> list:
     return [
-        *StoreActivities(pool).all(),
+        *StoreActivities(pool, CampaignCache(redis, settings)).all(),
         *RecurrenceActivities(client, task_queue).all(),
+        *PipelineActivities(pool, settings).all(),
         *WebhookActivities(pool, settings, redis).all(),
     ]
 
@@ -60,7 +63,9 @@ def build_worker(
     redis: aioredis.Redis | None = None, schedules_client: Client | None = None, **options,
 ) -> Worker:
     """`schedules_client`: where recurrence Schedules live, when not on `client`'s server
-    (tests on the time-skipping server, which has no Schedules)."""
+    (tests on the time-skipping server, which has no Schedules). `redis` (a client of the
+    settings' Redis when not given) also lets the activities invalidate the API's campaign
+    cache, so no API process serves a status they changed."""
     settings = settings or get_settings()
     redis = redis or aioredis.from_url(settings.redis_dsn)
     return Worker(
@@ -79,6 +84,8 @@ async def run(settings: Settings | None = None) -> None:
     pool = await db.create_pool(settings.database_dsn, min_size=1, max_size=settings.db_pool_max)
     redis = aioredis.from_url(settings.redis_dsn)
     worker = build_worker(client, pool, settings.temporal_task_queue, settings=settings, redis=redis)
+    if not settings.pipeline_url:
+        log.warning("PIPELINE_URL is not set: campaigns will not be provisioned on a voice-AI pipeline")
     # Turns recorded events into webhook deliveries; safe to run in every worker.
     dispatcher = asyncio.create_task(Dispatcher(client, pool, settings).run() if settings.webhook_dispatcher
                                      else asyncio.Event().wait())

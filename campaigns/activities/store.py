@@ -12,13 +12,15 @@ import asyncpg
 from temporalio import activity
 
 from campaigns.api.campaigns import repository as repo
+from campaigns.api.campaigns.cache import CampaignCache
 from campaigns.api.scheduling import repository as scheduling_repo
 from campaigns.domain.messages import DomainEvent, PersistTransition, PersistWindow
 
 
 class StoreActivities:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, cache: CampaignCache | None = None) -> None:
         self.pool = pool
+        self.cache = cache  # told of every status change, so no API process serves the old one
 
     @activity.defn
     async def persist_transition(self, change: PersistTransition) -> None:
@@ -26,6 +28,15 @@ class StoreActivities:
         in one transaction."""
         campaign_id = UUID(change.campaign_id)
         organization_id = UUID(change.organization_id)
+        try:
+            await self._persist(change, campaign_id, organization_id)
+        finally:
+            # Also after a retry that found the change already written: its first attempt
+            # may have committed and then died before invalidating.
+            if self.cache is not None:
+                await self.cache.invalidate(campaign_id)
+
+    async def _persist(self, change: PersistTransition, campaign_id: UUID, organization_id: UUID) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             first_time = await repo.add_audit(
                 conn,
@@ -84,8 +95,12 @@ class StoreActivities:
         """Project the calling window (open, next change) onto the campaign row and record its
         event, in one transaction. Ordered by `at`, so a retried older write never overwrites
         a newer one; the event is recorded once, by id."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await self._write_window(conn, change)
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self._write_window(conn, change)
+        finally:
+            if self.cache is not None:  # windowOpen is part of the campaign the API serves
+                await self.cache.invalidate(UUID(change.campaign_id))
 
     @staticmethod
     async def _write_window(conn: asyncpg.Connection, change: PersistWindow) -> None:

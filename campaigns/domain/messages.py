@@ -20,6 +20,7 @@ from campaigns.domain.config import (
     CampaignStatus,
     CampaignType,
 )
+from campaigns.domain.pipeline import PipelineApplied
 
 
 class Actor(BaseModel):
@@ -48,6 +49,8 @@ class WorkflowConfig(BaseModel):
     schedule: CampaignSchedule = Field(default_factory=CampaignSchedule)
     budget: CampaignBudget | None = None
     goals: list[CampaignGoal] = Field(default_factory=list)
+    # Digest of the flow, voice settings and knowledge bases: a change reinitializes the pipeline.
+    pipeline_fingerprint: str = ""
 
 
 class CampaignState(BaseModel):
@@ -65,6 +68,7 @@ class CampaignState(BaseModel):
     spend: BudgetSpend | None = None  # the latest spend reported against a budget cap
     runs: int = 1  # how many runs this campaign's history spans (continue-as-new)
     window: CallingWindowState = Field(default_factory=lambda: CallingWindowState())
+    pipeline: PipelineApplied | None = None  # what the voice-AI pipeline last confirmed
 
 
 class StatusRequest(BaseModel):

@@ -14,12 +14,13 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from campaigns import search_attributes as sa
+    from campaigns.activities.pipeline import PipelineActivities
     from campaigns.activities.store import StoreActivities
-    from campaigns.domain import budget, lifecycle
+    from campaigns.domain import budget, lifecycle, pipeline
     from campaigns.domain.budget import BudgetSpend
     from campaigns.domain.config import CampaignStatus
     from campaigns.domain.lifecycle import Transition, TransitionError
@@ -48,6 +49,22 @@ _STORE = {
 }
 
 
+# The pipeline may be down for hours: retry until it answers, backing off to a minute.
+_PIPELINE = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=500),
+        maximum_interval=timedelta(seconds=60),
+        non_retryable_error_types=["pipeline_refused"],
+    ),
+}
+# A person waits on an activation: a knowledge-base check gets a few quick tries only.
+_KB_CHECK = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_attempts=3),
+}
+
+
 def workflow_id(campaign_id: str) -> str:
     return f"campaign-{campaign_id}"
 
@@ -62,11 +79,14 @@ class CampaignWorkflow:
         self._woken = False  # set by signals that change what the main loop waits for
         self._wake_reason = "window"  # why the calling window is re-planned after a wake
         self._window = CallingWindow(self.state, publish=self._publish)
+        self._pipeline_busy = False  # an operation is on its way to the voice-AI pipeline
 
     @workflow.run
     async def run(self, state: CampaignState) -> CampaignState:
         # Search attributes and details do not all survive continue-as-new: set them every run.
         self._publish()
+        # Runs beside the main loop, so a pipeline that is down never delays a scheduled transition.
+        pipeline_sync = asyncio.create_task(self._sync_pipeline())
 
         # Catch up with the clock first: a run continued or rebuilt may find a change due.
         await self._apply_due_transitions()
@@ -77,12 +97,17 @@ class CampaignWorkflow:
             await self._apply_due_transitions()
             await self._apply_budget()
             if workflow.info().is_continue_as_new_suggested():
-                # Let in-flight updates and signals finish first, so none is lost in the hand-over.
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                # Let in-flight updates, signals and pipeline calls finish first, so none is
+                # lost in the hand-over (the next run resumes from state.pipeline).
+                await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._pipeline_busy)
                 self.state.runs += 1
                 workflow.continue_as_new(self.state)
 
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        # An archived campaign is deprovisioned before its workflow completes.
+        await workflow.wait_condition(
+            lambda: workflow.all_handlers_finished() and not self._pipeline_busy and self._pipeline_next() is None
+        )
+        pipeline_sync.cancel()
         return self.state
 
     # --- The client's interface --------------------------------------------------------
@@ -191,7 +216,7 @@ class CampaignWorkflow:
                 now=workflow.now(),
             )
             if due is not None:
-                await self._apply(due, SYSTEM)
+                await self._apply_by_itself(due)
             reason, self._wake_reason = ("status" if due else self._wake_reason), "window"
             await self._window.sync(reason)
 
@@ -209,9 +234,26 @@ class CampaignWorkflow:
                     S.PAUSED, S.ACTIVE, schedule=c.schedule, timezone=c.timezone, now=workflow.now(),
                     reason=budget.RESUME_REASON,
                 )
-                await self._apply(transition, SYSTEM)
+                await self._apply_by_itself(transition)
 
-    async def _apply(self, transition: Transition, actor: Actor) -> None:
+    async def _apply_by_itself(self, transition: Transition) -> None:
+        """A transition the workflow makes on its own (schedule, budget): nobody waits on it
+        to be told that a knowledge base is gone, so the campaign pauses and says why."""
+        try:
+            await self._apply(transition, SYSTEM)
+        except ApplicationError as err:
+            if err.type == "knowledge_base_missing":
+                await self._apply(Transition(transition.source, S.PAUSED, "pause", "knowledge_base_missing"), SYSTEM)
+            elif err.type == "knowledge_base_unavailable":
+                # The bases were checked when configured; a brief outage must not block a start.
+                workflow.logger.warning("knowledge bases unverified at %s: %s", transition.action, err.message)
+                await self._apply(transition, SYSTEM, check_knowledge_bases=False)
+            else:
+                raise
+
+    async def _apply(self, transition: Transition, actor: Actor, *, check_knowledge_bases: bool = True) -> None:
+        if check_knowledge_bases and transition.target in (S.ACTIVE, S.SCHEDULED):
+            await self._require_knowledge_bases()
         now = workflow.now()
         state = self.state
         started_at = state.started_at or (now if transition.target == S.ACTIVE else None)
@@ -256,6 +298,64 @@ class CampaignWorkflow:
             self._window.applied(window)
         self._woken = True  # the main loop re-plans its timer for the new status
         self._publish()
+
+    async def _require_knowledge_bases(self) -> None:
+        """Refuse to activate (or schedule, or resume) a campaign whose knowledge base is gone."""
+        check = pipeline.KnowledgeBaseCheck(
+            campaign_id=self.state.campaign_id, organization_id=self.state.organization_id
+        )
+        try:
+            missing = await workflow.execute_activity_method(
+                PipelineActivities.missing_knowledge_bases, check, summary="check knowledge bases", **_KB_CHECK
+            )
+        except ActivityError as err:
+            raise ApplicationError(
+                f"could not check the campaign's knowledge bases: {err.cause or err}; retry shortly",
+                type="knowledge_base_unavailable",
+                non_retryable=True,
+            ) from None
+        if missing:
+            raise ApplicationError(
+                f"knowledge base(s) {', '.join(repr(m) for m in missing)} no longer exist; remove them from "
+                "knowledgeBaseIds (or restore them) before activating",
+                {"missingKnowledgeBaseIds": missing},
+                type="knowledge_base_missing",
+                non_retryable=True,
+            )
+
+    def _pipeline_next(self) -> pipeline.PipelineOperation | None:
+        s = self.state
+        return pipeline.next_operation(s.status, s.config.pipeline_fingerprint, s.pipeline)
+
+    async def _sync_pipeline(self) -> None:
+        """Keep the voice-AI pipeline in step with the status and configuration: one
+        operation at a time, each retried until the pipeline answers, so it sees them in order."""
+        while True:
+            await workflow.wait_condition(lambda: self._pipeline_next() is not None)
+            operation = self._pipeline_next()
+            assert operation is not None
+            s, applied = self.state, self.state.pipeline
+            request = pipeline.PipelineRequest(
+                campaign_id=s.campaign_id,
+                organization_id=s.organization_id,
+                operation=operation,
+                fingerprint=s.config.pipeline_fingerprint,
+                sequence=(applied.operations if applied else 0) + 1,
+                reason=s.status.value,
+            )
+            status = s.status
+            self._pipeline_busy = True
+            try:
+                await workflow.execute_activity_method(
+                    PipelineActivities.sync_pipeline, request, summary=f"pipeline {operation.value}", **_PIPELINE
+                )
+                s.pipeline = pipeline.after(applied, request)
+            except ActivityError as err:
+                workflow.logger.warning("the pipeline refused %s: %s", operation.value, err.cause or err)
+                s.pipeline = pipeline.refused(applied, request, status, str(err.cause or err))
+            finally:
+                self._pipeline_busy = False
+            workflow.set_current_details(self._details())
 
     async def _record_event(self, event_type: str, data: dict) -> bool:
         return await workflow.execute_activity_method(
@@ -306,6 +406,9 @@ class CampaignWorkflow:
             f"**{c.name}** — {s.status.value}" + (f" ({s.status_reason})" if s.status_reason else ""),
             f"{c.type.value} · {c.channel.value} · {c.timezone}",
         ]
+        if s.pipeline is not None:
+            lines.append("Pipeline: " + ("provisioned" if s.pipeline.provisioned else "not provisioned")
+                         + (f" (refused: {s.pipeline.refusal})" if s.pipeline.refused else ""))
         wake = lifecycle.next_wakeup(s.status, schedule=c.schedule, timezone=c.timezone)
         if wake is not None:
             what = "becomes active" if s.status == S.SCHEDULED else "ends"

@@ -79,6 +79,24 @@ async def get(conn: Conn, *, organization_id: UUID, campaign_id: UUID) -> asyncp
     return await conn.fetchrow(_SELECT + " WHERE c.id = $1 AND c.organization_id = $2", campaign_id, organization_id)
 
 
+async def get_many(conn: Conn, campaign_ids: list[UUID]) -> list[asyncpg.Record]:
+    """Campaigns by id, whatever their organization (for the cache, which checks it on read)."""
+    return list(await conn.fetch(_SELECT + " WHERE c.id = ANY($1::uuid[])", campaign_ids))
+
+
+async def get_any(conn: Conn, campaign_id: UUID) -> asyncpg.Record | None:
+    """A campaign by id, whatever its organization (for the cache, which checks it on read)."""
+    return await conn.fetchrow(_SELECT + " WHERE c.id = $1", campaign_id)
+
+
+async def active_ids(conn: Conn, *, limit: int) -> list[UUID]:
+    """The most recently changed active campaigns, the ones worth having in the cache."""
+    rows = await conn.fetch(
+        "SELECT id FROM campaigns WHERE status = 'active' ORDER BY updated_at DESC LIMIT $1", limit
+    )
+    return [r["id"] for r in rows]
+
+
 async def get_for_update(conn: asyncpg.Connection, *, organization_id: UUID, campaign_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT * FROM campaigns WHERE id = $1 AND organization_id = $2 FOR UPDATE", campaign_id, organization_id

@@ -26,10 +26,15 @@ from temporalio.service import RPCError
 
 from campaigns import search_attributes as sa
 from campaigns.api.errors import Conflict, Unavailable
+from campaigns.domain import pipeline
 from campaigns.domain.config import CampaignConfiguration, CampaignStatus
 from campaigns.domain.messages import CallingWindowState, CampaignState, StatusRequest, StatusResult, WorkflowConfig
 from campaigns.settings import Settings
 from campaigns.workflows.campaign import CampaignWorkflow, workflow_id
+
+
+# Refusals that mean "a service the check needs is down, retry" rather than "not allowed".
+_UNAVAILABLE = {"knowledge_base_unavailable"}
 
 
 def workflow_config(row: asyncpg.Record | dict[str, Any]) -> WorkflowConfig:
@@ -43,6 +48,9 @@ def workflow_config(row: asyncpg.Record | dict[str, Any]) -> WorkflowConfig:
         schedule=config.schedule,
         budget=config.budget,
         goals=config.goals,
+        pipeline_fingerprint=pipeline.fingerprint(
+            config.flow_id, config.voice_settings.model_dump(mode="json"), config.knowledge_base_ids
+        ),
     )
 
 
@@ -123,6 +131,8 @@ async def change_status(
         cause = err.cause
         if isinstance(cause, ApplicationError):
             details = cause.details[0] if cause.details else None
+            if cause.type in _UNAVAILABLE:
+                raise Unavailable(cause.message, code=cause.type, details=details) from None
             raise Conflict(cause.message, code=cause.type or "invalid_transition", details=details) from None
         raise
     except WorkflowAlreadyStartedError:
