@@ -29,7 +29,9 @@ from campaigns.analytics import realtime as rt
 from campaigns.analytics import repository as repo
 from campaigns.analytics.realtime import Realtime
 from campaigns.analytics.refresher import LOCK, consume, evaluate
+from campaigns.api.campaigns import cache as campaign_cache
 from campaigns.domain import metrics, periods
+from campaigns.settings import get_settings
 
 log = logging.getLogger("campaigns.analytics.rebuild")
 
@@ -75,6 +77,13 @@ async def rebuild(
             ids if ids is not None else sorted({str(r["campaign_id"]) for r in buckets}),
         )
         await realtime.set_generation()
+        touched = campaign_ids if campaign_ids is not None else [r["campaign_id"] for r in
+                                                                 await conn.fetch("SELECT campaign_id FROM campaign_performance")]
+    if not redis_only and touched:
+        # The summaries and goal progress changed: no API process may serve the old ones.
+        cache = campaign_cache.for_pool(pool) or campaign_cache.CampaignCache(realtime.redis, get_settings())
+        for start in range(0, len(touched), 1000):
+            await cache.invalidate(*touched[start:start + 1000])
     report = Report(
         campaigns=len(campaign_ids) if campaign_ids is not None else None,
         drained_batches=drained,

@@ -43,6 +43,7 @@ from temporalio.client import Client
 from campaigns.analytics import repository as repo
 from campaigns.analytics.delta import Delta, leads_of
 from campaigns.analytics.realtime import Realtime
+from campaigns.api.campaigns import cache as campaign_cache
 from campaigns.api.campaigns import repository as campaigns_repo
 from campaigns.api.metrics import REGISTRY
 from campaigns.domain import goals as goal_rules
@@ -67,6 +68,7 @@ _NS = uuid.NAMESPACE_URL
 class Outcome:
     batches: int = 0
     signals: list[tuple[str, BudgetSpend]] = field(default_factory=list)
+    touched: set[UUID] = field(default_factory=set)  # campaigns whose summary or goals changed
 
 
 @dataclass(frozen=True)
@@ -90,14 +92,14 @@ async def consume(conn: asyncpg.Connection, realtime: Realtime, *, limit: int, n
     await realtime.tidy(deltas)
     await repo.apply_deltas(conn, deltas)
     await repo.record_leads(conn, leads_of(deltas))
-    touched = sorted({c for d in deltas for c in d.last_event_at})
-    signals = await evaluate(conn, [UUID(c) for c in touched], now=now)
+    touched = {UUID(c) for d in deltas for c in d.last_event_at}
+    signals = await evaluate(conn, sorted(touched), now=now)
     await repo.delete_outbox(conn, [r["id"] for r in rows])
-    return Outcome(len(rows), signals)
+    return Outcome(len(rows), signals, touched)
 
 
 async def evaluate(
-    conn: asyncpg.Connection, campaign_ids: list[UUID] | None, *, now: datetime
+    conn: asyncpg.Connection, campaign_ids: list[UUID] | None, *, now: datetime, touched: set[UUID] | None = None
 ) -> list[tuple[str, BudgetSpend]]:
     """Goals and budgets of these campaigns (all with goals or budgets, for None)."""
     rows = await repo.watched_campaigns(conn, campaign_ids)
@@ -147,6 +149,8 @@ async def evaluate(
                     ))
             if [(g.get("current"), g.get("achieved")) for g in stored] != [(g["current"], g["achieved"]) for g in updated]:
                 await repo.set_goals(conn, campaign_id, updated)
+                if touched is not None:
+                    touched.add(campaign_id)
         if budget is not None:
             spent_total = float(row["total_cost"] or 0)
             spent_today = (sums[budget_window]["cost_micros"] / MICROS) if budget_window is not None else 0.0
@@ -265,10 +269,13 @@ class Refresher:
             LAG.set((now - oldest).total_seconds() if oldest else 0.0)
             outcome = await consume(conn, self.realtime, limit=self.batch, now=now)
             if sweep:
-                outcome.signals += await evaluate(conn, None, now=now)
+                outcome.signals += await evaluate(conn, None, now=now, touched=outcome.touched)
         if outcome.batches:
             APPLIED.inc(outcome.batches)
             TICK.observe(time.perf_counter() - started)
+        cache = campaign_cache.for_pool(self.pool)
+        if cache is not None and outcome.touched:
+            await cache.invalidate(*outcome.touched)  # no API process may serve the old figures
         await self._signal(outcome.signals)
         return outcome.batches
 

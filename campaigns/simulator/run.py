@@ -87,12 +87,7 @@ async def ensure_demo_campaign(settings: Settings, key: str) -> None:
 
 async def generate(settings: Settings, traffic: Traffic, progress: Progress, stop: asyncio.Event) -> None:
     """Plan and send events until `stop`: every tick, the calls that arrive and the events due."""
-    try:
-        from campaigns.simulator.sink import EventSink
-    except ImportError:
-        log.warning("no analytics ingestion in this build: serving the stand-in services without traffic")
-        await stop.wait()
-        return
+    from campaigns.simulator.sink import EventSink
 
     pool = await db.create_pool(settings.database_dsn, min_size=1, max_size=4)
     sink = await EventSink.open(pool, settings)

@@ -79,3 +79,15 @@ def test_the_same_seed_replays_the_same_traffic():
 def test_no_campaigns_no_traffic():
     traffic, events = run_for(10, campaigns=())
     assert events == [] and traffic.totals.calls == 0
+
+
+def test_every_event_is_valid_for_the_ingestion():
+    from datetime import UTC, datetime
+
+    import orjson
+
+    from campaigns.domain.events import parse_batch
+
+    _, events = run_for(60)
+    parsed = parse_batch(orjson.dumps({"events": events}), now=datetime.now(UTC))
+    assert parsed.rejected == [] and len(parsed.events) == len(events)

@@ -14,11 +14,14 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import asyncpg
-import redis.asyncio as aioredis
+import orjson
 from pydantic import Field, model_validator
 
+from campaigns.analytics.runtime import AnalyticsRuntime
 from campaigns.api.errors import Unavailable
+from campaigns.api.events import service as events_service
 from campaigns.domain.base import ApiModel
+from campaigns.domain.widget import WIDGET_EVENT_TYPES
 
 
 class WidgetEvent(ApiModel):
@@ -62,13 +65,29 @@ def as_analytics_event(event: WidgetEvent, *, campaign_id: UUID, at: datetime) -
 
 async def ingest(
     pool: asyncpg.Pool,
-    redis: aioredis.Redis,
+    analytics: AnalyticsRuntime,
     *,
     organization_id: UUID,
     campaign_id: UUID,
     events: list[WidgetEvent],
     at: datetime,
 ) -> IngestResult:
-    """Record the events through the analytics ingestion (once per id)."""
-    raise Unavailable("widget events cannot be recorded yet: analytics ingestion is not installed",
-                      code="ingestion_unavailable")
+    """Record the events through the analytics ingestion (once per id), which may take
+    only widget events of this campaign from here."""
+    if not events:
+        return IngestResult()
+    body = orjson.dumps({"events": [as_analytics_event(e, campaign_id=campaign_id, at=at) for e in events]})
+    try:
+        result = await events_service.ingest(
+            pool=pool, realtime=analytics.realtime, directory=analytics.directory, organization_id=organization_id,
+            body=body, now=at, only_campaign=campaign_id, only_types=WIDGET_EVENT_TYPES,
+        )
+    except events_service.BatchError as err:  # cannot happen with events validated above; say so if it does
+        raise Unavailable(f"widget events could not be recorded: {err}", code="ingestion_failed") from None
+    if result.accepted:
+        analytics.refresher.nudge()
+    return IngestResult(
+        accepted=result.accepted,
+        duplicates=len(result.duplicates),
+        rejected=[{"index": r.index, "reason": f"{r.field}: {r.reason}"} for r in result.rejected],
+    )

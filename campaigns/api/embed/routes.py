@@ -11,7 +11,7 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from campaigns.api.deps import Config, Db, Redis
+from campaigns.api.deps import Analytics, Config, Db, Redis
 from campaigns.api.embed import service
 from campaigns.api.errors import AppError, Forbidden, NotFound
 
@@ -75,7 +75,9 @@ async def events_preflight(request: Request) -> Response:
 
 
 @router.post("/events", status_code=202)
-async def widget_events(request: Request, db: Db, redis: Redis, settings: Config) -> JSONResponse:
+async def widget_events(
+    request: Request, db: Db, redis: Redis, settings: Config, analytics: Analytics
+) -> JSONResponse:
     """Record widget.impression, widget.click and widget.display events sent by widget.js.
 
     Body (text/plain or application/json): `{"key": "qcw_pk_…", "events": [{"id", "type",
@@ -105,7 +107,7 @@ async def widget_events(request: Request, db: Db, redis: Redis, settings: Config
         )
         _cors(limited, origin)
         return limited
-    result = await service.record(db, redis, widget, raw_events)
+    result = await service.record(db, analytics, widget, raw_events)
     response = JSONResponse(result, status_code=202)
     _cors(response, origin)
     return response

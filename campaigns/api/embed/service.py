@@ -22,6 +22,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field, ValidationError
 
+from campaigns.analytics.runtime import AnalyticsRuntime
 from campaigns.api.embed import events as widget_events
 from campaigns.api.errors import AppError, BadRequest
 from campaigns.api.widget import repository as repo
@@ -144,26 +145,30 @@ async def within_rate(redis: aioredis.Redis, *, key: str, client: str, count: in
 
 
 async def record(
-    pool: asyncpg.Pool, redis: aioredis.Redis, widget: PublicWidget, raw_events: list[dict[str, Any]]
+    pool: asyncpg.Pool, analytics: AnalyticsRuntime, widget: PublicWidget, raw_events: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """Validate each event on its own and record the good ones for the widget's campaign."""
     now = datetime.now(UTC)
     accepted: list[widget_events.WidgetEvent] = []
+    positions: list[int] = []  # each accepted event's index in the request
     rejected: list[dict[str, Any]] = []
     for index, raw in enumerate(raw_events):
         try:
             accepted.append(widget_events.WidgetEvent.model_validate(raw))
+            positions.append(index)
         except ValidationError as err:
             first = err.errors()[0]
             field = ".".join(str(p) for p in first.get("loc", ())) or "(event)"
             rejected.append({"index": index, "reason": f"{field}: {first.get('msg', 'invalid')}"})
     result = await widget_events.ingest(
-        pool, redis, organization_id=widget.organization_id, campaign_id=widget.campaign_id, events=accepted, at=now
+        pool, analytics, organization_id=widget.organization_id, campaign_id=widget.campaign_id, events=accepted,
+        at=now,
     )
+    later = [{**r, "index": positions[r["index"]]} for r in result.rejected]
     return {
         "accepted": result.accepted,
         "duplicates": result.duplicates,
-        "rejected": rejected + result.rejected,
+        "rejected": sorted(rejected + later, key=lambda r: r["index"]),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -60,3 +61,30 @@ async def set_key(conn: Conn, *, campaign_id: UUID, publishable_key: str) -> asy
 async def by_key(conn: Conn, publishable_key: str) -> asyncpg.Record | None:
     """A widget by its publishable key, with what the public endpoints need of its campaign."""
     return await conn.fetchrow(_BY_KEY + " WHERE w.publishable_key = $1", publishable_key)
+
+
+async def analytics(conn: Conn, campaign_id: UUID, since: datetime | None) -> asyncpg.Record:
+    """Widget figures from the analytics rollups (15-minute buckets) and, for what needs
+    visitors, the events: conversions of visitors who clicked, and distinct visitors."""
+    return await conn.fetchrow(
+        """
+        WITH r AS (
+            SELECT coalesce(sum(widget_impressions), 0) AS impressions, coalesce(sum(widget_clicks), 0) AS clicks,
+                   coalesce(sum(widget_displays), 0) AS displays, coalesce(sum(display_ms_sum), 0) AS display_ms
+            FROM analytics_rollups WHERE campaign_id = $1 AND ($2::timestamptz IS NULL OR bucket >= $2)
+        ), clickers AS (
+            SELECT DISTINCT subject_id FROM analytics_events
+            WHERE campaign_id = $1 AND type = 'widget.click' AND subject_id IS NOT NULL
+              AND ($2::timestamptz IS NULL OR occurred_at >= $2)
+        )
+        SELECT r.*,
+               (SELECT count(*) FROM analytics_events e JOIN clickers USING (subject_id)
+                WHERE e.campaign_id = $1 AND e.type = 'conversion'
+                  AND ($2::timestamptz IS NULL OR e.occurred_at >= $2)) AS conversions,
+               (SELECT count(DISTINCT subject_id) FROM analytics_events
+                WHERE campaign_id = $1 AND type = 'widget.impression' AND subject_id IS NOT NULL
+                  AND ($2::timestamptz IS NULL OR occurred_at >= $2)) AS visitors
+        FROM r
+        """,
+        campaign_id, since,
+    )

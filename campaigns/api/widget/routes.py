@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -12,6 +12,7 @@ from campaigns.api.errors import invalid
 from campaigns.api.widget import service
 from campaigns.api.widget.schemas import (
     EmbedCodeEnvelope,
+    WidgetAnalyticsEnvelope,
     WidgetEnvelope,
     WidgetPatch,
     WidgetUpdated,
@@ -78,3 +79,13 @@ async def widget_embed_code(
         callbacks={k: v for k, v in given.items() if v},
     )
     return {"embedCode": code}
+
+
+@router.get("/analytics", response_model=WidgetAnalyticsEnvelope)
+async def widget_analytics(
+    campaign_id: CampaignId, caller: Caller, db: Db,
+    timeframe: Annotated[Literal["24h", "7d", "30d", "90d", "all"], Query()] = "all",
+) -> dict:
+    """Impressions, clicks, click-through rate, average display time, conversions and conversion rate."""
+    return {"analytics": await service.analytics(pool=db, principal=caller, campaign_id=campaign_id,
+                                                 timeframe=timeframe)}

@@ -7,6 +7,7 @@ organization (another organization's is a 404), through the campaign cache.
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 from uuid import UUID
@@ -18,7 +19,7 @@ from campaigns.api.auth.service import Principal
 from campaigns.api.campaigns import service as campaigns
 from campaigns.api.errors import Conflict, PreconditionFailed, invalid
 from campaigns.api.widget import repository as repo
-from campaigns.api.widget.schemas import EmbedCode, Widget
+from campaigns.api.widget.schemas import EmbedCode, Widget, WidgetAnalytics
 from campaigns.domain import embed
 from campaigns.domain.config import CampaignConfiguration, CampaignStatus
 from campaigns.domain.widget import WidgetSettings
@@ -164,4 +165,27 @@ async def embed_code(
         preview_url=links["preview_url"],
         publishable_key=row["publishable_key"],
         configuration=configuration,
+    )
+
+
+TIMEFRAMES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30),
+              "90d": timedelta(days=90), "all": None}
+
+
+async def analytics(*, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID, timeframe: str) -> WidgetAnalytics:
+    """Impressions, clicks, display time and the conversions of visitors who clicked."""
+    await campaigns.get_row(pool, principal, campaign_id)
+    span = TIMEFRAMES[timeframe]
+    row = await repo.analytics(pool, campaign_id, datetime.now(UTC) - span if span else None)
+    impressions, clicks, displays = int(row["impressions"]), int(row["clicks"]), int(row["displays"])
+    conversions = int(row["conversions"])
+    return WidgetAnalytics(
+        impressions=impressions,
+        clicks=clicks,
+        click_through_rate=round(clicks / impressions, 6) if impressions else 0,
+        displays=displays,
+        average_display_time=round(float(row["display_ms"]) / displays, 1) if displays else 0,
+        conversions=conversions,
+        conversion_rate=round(conversions / clicks, 6) if clicks else 0,
+        unique_visitors=int(row["visitors"]),
     )
