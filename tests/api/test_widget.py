@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -252,3 +253,53 @@ async def test_rate_limit_counts_events_per_visitor(redis_client):
     wait = await embed_service.within_rate(redis_client, key=key, client="1.2.3.4", count=1, per_minute=10)
     assert wait is not None and 0 < wait <= 60
     assert await embed_service.within_rate(redis_client, key=key, client="5.6.7.8", count=1, per_minute=10) is None
+
+
+# --- Events and analytics ----------------------------------------------------------------
+
+
+async def test_events_are_recorded_once_and_counted(api, anonymous, app, pool, campaign):
+    w = await widget_of(api, campaign["id"])
+    await api.put(f"/api/campaigns/{campaign['id']}/widget", json={"integration": {"allowedOrigins": [SHOP]}})
+    headers = {"Origin": SHOP, "Content-Type": "text/plain"}
+    events = [
+        {"id": "i1", "type": "widget.impression", "subjectId": "visitor-1"},
+        {"id": "i2", "type": "widget.impression", "subjectId": "visitor-2"},
+        {"id": "c1", "type": "widget.click", "subjectId": "visitor-1"},
+        {"id": "d1", "type": "widget.display", "subjectId": "visitor-1", "data": {"ms": 4000}},
+        {"id": "x1", "type": "conversion", "subjectId": "visitor-1"},
+        {"id": "d2", "type": "widget.display", "data": {"ms": -5}},
+        {"id": "i3", "type": "widget.impression", "data": {"ms": 1}},
+    ]
+    r = await anonymous.post("/embed/events", json={"key": w["publishableKey"], "events": events}, headers=headers)
+    assert r.status_code == 202, r.text
+    assert r.headers["access-control-allow-origin"] == SHOP
+    body = r.json()
+    assert body["accepted"] == 4 and body["duplicates"] == 0
+    assert [x["index"] for x in body["rejected"]] == [4, 5, 6]  # a conversion is not the widget's to send
+    again = await anonymous.post("/embed/events", json={"key": w["publishableKey"], "events": events[:4]},
+                                 headers=headers)
+    assert again.json()["accepted"] == 0 and again.json()["duplicates"] == 4
+    stored = await pool.fetch("SELECT event_id FROM analytics_events WHERE campaign_id = $1", uuid.UUID(campaign["id"]))
+    expected = sorted(f"widget:{campaign['id']}:{i}" for i in ("i1", "i2", "c1", "d1"))
+    assert sorted(r["event_id"] for r in stored) == expected
+
+    # A conversion the pipeline reports for the visitor who clicked counts as the widget's.
+    r = await api.post("/api/events", json={"events": [{
+        "id": f"conv-{uuid.uuid4().hex}", "campaignId": campaign["id"], "type": "conversion",
+        "occurredAt": datetime.now(UTC).isoformat(), "subjectId": "visitor-1", "data": {"revenue": 50}}]})
+    assert r.status_code == 200, r.text
+    await app.state.analytics.refresher.drain()
+    a = (await api.get(f"/api/campaigns/{campaign['id']}/widget/analytics")).json()["analytics"]
+    assert (a["impressions"], a["clicks"], a["displays"], a["uniqueVisitors"]) == (2, 1, 1, 2)
+    assert a["clickThroughRate"] == 0.5 and a["averageDisplayTime"] == 4000
+    assert a["conversions"] == 1 and a["conversionRate"] == 1.0
+    assert (await api.get(f"/api/campaigns/{campaign['id']}/widget/analytics",
+                          params={"timeframe": "24h"})).json()["analytics"]["impressions"] == 2
+    bad = await api.get(f"/api/campaigns/{campaign['id']}/widget/analytics", params={"timeframe": "1y"})
+    assert bad.status_code == 400
+
+
+async def test_widget_analytics_of_another_organization_is_not_found(other_api, campaign):
+    r = await other_api.get(f"/api/campaigns/{campaign['id']}/widget/analytics")
+    assert r.status_code == 404
