@@ -370,13 +370,20 @@ recurrences = st.fixed_dictionaries(dict(
 def test_every_occurrence_is_found_by_its_fire_under_either_offset(recurrence, case):
     tz, at = case
     found = list(occurrences(recurrence, tz, at - timedelta(days=2), at + timedelta(days=40)))
+    keys = {o.key for o in occurrences(recurrence, tz, at - timedelta(days=4), at + timedelta(days=42))}
     for o in found[:30]:
         assert o.starts_at == local_to_utc(o.local, tz)
         assert o.ends_at - o.starts_at == timedelta(minutes=recurrence.duration_minutes)
         for reading in readings(o.local, tz):
             matched = match_fire(recurrence, tz, reading)
-            assert matched is not None and matched.starts_at == o.starts_at
-            assert matched.key == o.key or o.clock_shift == "gap"  # a gap may coincide with a later time
+            assert matched is not None
+            if o.clock_shift == "gap" and matched.key != o.key:
+                # A time in the gap is on the Schedule's skip list (the workflow opens it): what
+                # fires at either reading of it is another occurrence at its own time, such as
+                # 03:00 (the same instant) or 01:00 (the gap's time read in the winter offset).
+                assert matched.key in keys and matched.starts_at == reading
+                continue
+            assert matched.starts_at == o.starts_at and matched.key == o.key
 
 
 @FAST
