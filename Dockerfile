@@ -5,8 +5,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY campaigns ./campaigns
-RUN pip install --no-cache-dir . && useradd --system --uid 10001 campaigns
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 campaigns \
+    && mkdir -p /var/lib/campaigns && chown campaigns /var/lib/campaigns
 USER campaigns
+# Shared by the API and worker containers through a volume (the webhook secret key file,
+# when WEBHOOK_SECRET_KEYS is not set).
+ENV DATA_DIR=/var/lib/campaigns
 
 EXPOSE 8000
 CMD ["campaigns", "api", "--host", "0.0.0.0", "--port", "8000"]

@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
+# make run SIMULATE=1 also starts the simulator: stand-in pipeline, a demo campaign, live traffic.
 run: $(STAMP)
-	$(BIN)/campaigns run
+	$(BIN)/campaigns run $(if $(SIMULATE),--simulate)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

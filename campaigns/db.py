@@ -8,20 +8,34 @@ framework would bring a second database driver with it).
 
 from __future__ import annotations
 
-import json
 import logging
 from importlib import resources
 
 import asyncpg
+import orjson
 
 log = logging.getLogger("campaigns.db")
 
 _MIGRATION_LOCK = 7_240_115  # any constant shared by every process of this app
 
 
+def _jsonb_encode(value) -> bytes:
+    return b"\x01" + orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)  # binary jsonb: a version byte
+
+
+def _jsonb_decode(data: bytes):
+    return orjson.loads(data[1:])
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    for typename in ("json", "jsonb"):
-        await conn.set_type_codec(typename, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # JSON through orjson; jsonb in its binary format, which COPY needs (events are COPYed).
+    await conn.set_type_codec(
+        "json", encoder=lambda v: orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode(), decoder=orjson.loads,
+        schema="pg_catalog",
+    )
+    await conn.set_type_codec(
+        "jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode, schema="pg_catalog", format="binary"
+    )
 
 
 async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:

@@ -47,7 +47,44 @@ class Settings(BaseSettings):
     # The worker touches this file every few seconds while Temporal answers (container health checks).
     worker_health_file: Path | None = None
 
+    # The voice-AI pipeline and the knowledge-base service (external HTTP services; unset:
+    # not integrated, so nothing is provisioned and knowledge bases are not checked).
+    pipeline_url: str | None = None
+    pipeline_api_key: str | None = None
+    knowledge_base_url: str | None = None
+    knowledge_base_api_key: str | None = None
+    integration_timeout_s: float = 10.0
+    # `campaigns run --simulate` serves stand-ins for both here, and this many calls a second.
+    simulator_port: int = 8090
+    simulator_rate: float = 2.0
+
+    # The two-tier campaign cache (in-process, then Redis, then Postgres).
+    cache_enabled: bool = True
+    cache_ttl_s: int = 300
+    cache_local_ttl_s: float = 60.0
+    cache_local_max_entries: int = 10_000
+    cache_warm_limit: int = 10_000
+    # How long a write waits for every API process to confirm it dropped the old entry.
+    cache_ack_timeout_s: float = 0.5
+
+    # Widget events one visitor (client address) may send per minute with one widget key.
+    widget_events_per_minute: int = 600
+
     log_level: str = Field(default="info")
+
+    # Webhooks. Secrets are encrypted at rest with these Fernet keys (comma-separated; the
+    # first encrypts, all decrypt, so keys can be rotated). Unset: a key is made once in
+    # DATA_DIR/webhook-secret.key (fine for one machine; set it when running several).
+    webhook_secret_keys: str | None = None
+    # Networks webhooks may reach although private/loopback/reserved, e.g. "10.1.0.0/16".
+    webhook_allowed_networks: str = ""
+    webhook_connect_timeout_s: float = 5.0
+    webhook_timeout_s: float = 15.0  # the whole attempt: connect, send, first bytes, body
+    webhook_max_payload_bytes: int = 256 * 1024
+    webhook_disable_after_s: float = 5 * 86400  # failing this long without a success disables
+    webhook_rotation_grace_s: float = 86400  # default time the old secret keeps signing
+    webhook_retention_days: float = 30  # finished deliveries (and their attempts) kept this long
+    webhook_dispatcher: bool = True  # run the event dispatcher in this worker (any number may)
 
     # Where each piece is: the URL given, or the embedded one `campaigns run` starts.
     @property

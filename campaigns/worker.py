@@ -12,21 +12,29 @@ import signal
 from collections.abc import Sequence
 
 import asyncpg
+import redis.asyncio as aioredis
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from campaigns import db
 from campaigns.activities.abtest import ABTestActivities
+from campaigns.activities.pipeline import PipelineActivities
+from campaigns.activities.recurrence import RecurrenceActivities
 from campaigns.activities.store import StoreActivities
+from campaigns.activities.webhooks import WebhookActivities
+from campaigns.api.campaigns.cache import CampaignCache
 from campaigns.settings import Settings, get_settings
 from campaigns.temporal import connect
+from campaigns.webhooks.dispatcher import Dispatcher
 from campaigns.workflows.abtest import ABTestWorkflow
 from campaigns.workflows.campaign import CampaignWorkflow
+from campaigns.workflows.run_window import RunWindowWorkflow
+from campaigns.workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = logging.getLogger("campaigns.worker")
 
-WORKFLOWS: Sequence[type] = (CampaignWorkflow, ABTestWorkflow)
+WORKFLOWS: Sequence[type] = (CampaignWorkflow, RunWindowWorkflow, WebhookDeliveryWorkflow, ABTestWorkflow)
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:
@@ -41,19 +49,36 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     )
 
 
-def activities(pool: asyncpg.Pool) -> list:
-    return [*StoreActivities(pool).all()]
+def activities(
+    pool: asyncpg.Pool, settings: Settings, redis: aioredis.Redis, client: Client, task_queue: str
+) -> list:
+    return [
+        *StoreActivities(pool, CampaignCache(redis, settings)).all(),
+        *RecurrenceActivities(client, task_queue).all(),
+        *PipelineActivities(pool, settings).all(),
+        *WebhookActivities(pool, settings, redis).all(),
+    ]
 
 
-def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str, **options) -> Worker:
+def build_worker(
+    client: Client, pool: asyncpg.Pool, task_queue: str, *, settings: Settings | None = None,
+    redis: aioredis.Redis | None = None, schedules_client: Client | None = None, **options,
+) -> Worker:
+    """`schedules_client`: where recurrence Schedules live, when not on `client`'s server
+    (tests on the time-skipping server, which has no Schedules). `redis` (a client of the
+    settings' Redis when not given) also lets the activities invalidate the API's campaign
+    cache, so no API process serves a status they changed."""
+    settings = settings or get_settings()
+    redis = redis or aioredis.from_url(settings.redis_dsn)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
         activities=[
-            *activities(pool),
+            *activities(pool, settings, redis, schedules_client or client, task_queue),
             # Promotion updates a campaign through its service, which may signal its workflow.
-            *ABTestActivities(pool, client, get_settings().model_copy(update={"temporal_task_queue": task_queue})).all(),
+            *ABTestActivities(pool, client, settings.model_copy(update={"temporal_task_queue": task_queue}),
+                              CampaignCache(redis, settings)).all(),
         ],
         workflow_runner=sandbox_runner(),
         **options,
@@ -64,7 +89,13 @@ async def run(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     client = await connect(settings)
     pool = await db.create_pool(settings.database_dsn, min_size=1, max_size=settings.db_pool_max)
-    worker = build_worker(client, pool, settings.temporal_task_queue)
+    redis = aioredis.from_url(settings.redis_dsn)
+    worker = build_worker(client, pool, settings.temporal_task_queue, settings=settings, redis=redis)
+    if not settings.pipeline_url:
+        log.warning("PIPELINE_URL is not set: campaigns will not be provisioned on a voice-AI pipeline")
+    # Turns recorded events into webhook deliveries; safe to run in every worker.
+    dispatcher = asyncio.create_task(Dispatcher(client, pool, settings).run() if settings.webhook_dispatcher
+                                     else asyncio.Event().wait())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -75,6 +106,9 @@ async def run(settings: Settings | None = None) -> None:
         await stop.wait()
         if heartbeat:
             heartbeat.cancel()
+    dispatcher.cancel()
+    await asyncio.gather(dispatcher, return_exceptions=True)
+    await redis.aclose()
     await pool.close()
 
 

@@ -28,6 +28,7 @@ from campaigns.api.auth.service import create_key
 from campaigns.settings import Settings
 from campaigns.stack import services
 from campaigns.stack.supervisor import Supervisor
+from campaigns.webhooks.dispatcher import Dispatcher
 from campaigns.worker import build_worker
 
 
@@ -77,6 +78,10 @@ async def settings(data_dir: Path) -> AsyncIterator[Settings]:
             temporal_address=temporal_address,
             temporal_task_queue=f"test-{uuid.uuid4().hex[:8]}",
             workflow_update_timeout_s=20,
+            # Test receivers listen on loopback; short timeouts keep the slow-receiver test short.
+            webhook_allowed_networks="127.0.0.0/8,::1/128",
+            webhook_connect_timeout_s=2,
+            webhook_timeout_s=3,
         )
     finally:
         await sup.stop()
@@ -102,11 +107,16 @@ async def temporal_client(settings: Settings) -> Client:
 
 
 @pytest.fixture(scope="session")
-async def worker(settings: Settings, temporal_client: Client, pool: asyncpg.Pool) -> AsyncIterator[None]:
-    """A worker for the whole session, polling the session's task queue."""
-    w = build_worker(temporal_client, pool, settings.temporal_task_queue)
+async def worker(
+    settings: Settings, temporal_client: Client, pool: asyncpg.Pool, redis_client: aioredis.Redis
+) -> AsyncIterator[None]:
+    """A worker for the whole session, polling the session's task queue, and the webhook dispatcher."""
+    w = build_worker(temporal_client, pool, settings.temporal_task_queue, settings=settings, redis=redis_client)
+    dispatcher = asyncio.create_task(Dispatcher(temporal_client, pool, settings).run())
     async with w:
         yield
+    dispatcher.cancel()
+    await asyncio.gather(dispatcher, return_exceptions=True)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from temporalio.client import Client
 from campaigns.api.abtests import repository as repo
 from campaigns.api.auth.service import Principal
 from campaigns.api.campaigns import repository as campaigns_repo
+from campaigns.api.campaigns.cache import CampaignCache
 from campaigns.api.errors import AppError
 from campaigns.domain.abtest.messages import (
     Conclude,
@@ -47,10 +48,12 @@ _ENDED = {"ended", "archived"}
 
 
 class ABTestActivities:
-    def __init__(self, pool: asyncpg.Pool, client: Client, settings: Settings) -> None:
+    def __init__(self, pool: asyncpg.Pool, client: Client, settings: Settings,
+                 cache: CampaignCache | None = None) -> None:
         self.pool = pool
         self.client = client
         self.settings = settings
+        self.cache = cache  # told of a promotion, so no API process serves the old configuration
 
     @activity.defn
     async def evaluate(self, request: EvaluateRequest) -> Evaluation:
@@ -136,6 +139,8 @@ class ABTestActivities:
                 campaign_id=row["campaign_id"], patch=variant.overrides, configuration_only=True,
             )
             promotion = Promotion(promoted=True, variant_id=variant.id, changes=variant.overrides)
+            if self.cache is not None:
+                await self.cache.invalidate(row["campaign_id"])
         except AppError as err:
             # The campaign changed since the test began (archived, a voice that no longer fits
             # its language…): the conclusion stands, the promotion is reported as refused.

@@ -12,12 +12,15 @@ import asyncpg
 from temporalio import activity
 
 from campaigns.api.campaigns import repository as repo
-from campaigns.domain.messages import DomainEvent, PersistTransition
+from campaigns.api.campaigns.cache import CampaignCache
+from campaigns.api.scheduling import repository as scheduling_repo
+from campaigns.domain.messages import DomainEvent, PersistTransition, PersistWindow
 
 
 class StoreActivities:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, cache: CampaignCache | None = None) -> None:
         self.pool = pool
+        self.cache = cache  # told of every status change, so no API process serves the old one
 
     @activity.defn
     async def persist_transition(self, change: PersistTransition) -> None:
@@ -25,6 +28,15 @@ class StoreActivities:
         in one transaction."""
         campaign_id = UUID(change.campaign_id)
         organization_id = UUID(change.organization_id)
+        try:
+            await self._persist(change, campaign_id, organization_id)
+        finally:
+            # Also after a retry that found the change already written: its first attempt
+            # may have committed and then died before invalidating.
+            if self.cache is not None:
+                await self.cache.invalidate(campaign_id)
+
+    async def _persist(self, change: PersistTransition, campaign_id: UUID, organization_id: UUID) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             first_time = await repo.add_audit(
                 conn,
@@ -57,6 +69,8 @@ class StoreActivities:
                 data=change.event_data,
                 occurred_at=change.at,
             )
+            if change.window is not None:
+                await self._write_window(conn, change.window)
 
     @activity.defn
     async def record_event(self, event: DomainEvent) -> bool:
@@ -76,5 +90,30 @@ class StoreActivities:
             )
         return True
 
+    @activity.defn
+    async def persist_window(self, change: PersistWindow) -> None:
+        """Project the calling window (open, next change) onto the campaign row and record its
+        event, in one transaction. Ordered by `at`, so a retried older write never overwrites
+        a newer one; the event is recorded once, by id."""
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self._write_window(conn, change)
+        finally:
+            if self.cache is not None:  # windowOpen is part of the campaign the API serves
+                await self.cache.invalidate(UUID(change.campaign_id))
+
+    @staticmethod
+    async def _write_window(conn: asyncpg.Connection, change: PersistWindow) -> None:
+        campaign_id = UUID(change.campaign_id)
+        await scheduling_repo.apply_window(
+            conn, campaign_id=campaign_id, open_=change.open, next_change=change.next_change, at=change.at
+        )
+        if change.event is not None:
+            e = change.event
+            await repo.record_event(
+                conn, event_id=UUID(e.id), organization_id=UUID(e.organization_id), campaign_id=campaign_id,
+                type_=e.type, data=e.data, occurred_at=e.occurred_at,
+            )
+
     def all(self) -> list:
-        return [self.persist_transition, self.record_event]
+        return [self.persist_transition, self.record_event, self.persist_window]

@@ -1,4 +1,7 @@
-"""Typed dependencies the routes ask for: the pool, Redis, Temporal, settings and the caller."""
+"""Typed dependencies the routes ask for: the pool, Redis, Temporal, settings and the caller.
+
+The accessors are `async def` although they only read app state: FastAPI runs plain `def`
+dependencies in a thread pool, a thread hop per dependency per request."""
 
 from __future__ import annotations
 
@@ -10,25 +13,30 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
+from campaigns.analytics.runtime import AnalyticsRuntime
 from campaigns.api.auth.service import Principal, authenticate
 from campaigns.api import ratelimit
 from campaigns.api.errors import Forbidden, Unauthorized
 from campaigns.settings import Settings
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
+async def get_pool(request: Request) -> asyncpg.Pool:
     return request.app.state.pool
 
 
-def get_redis(request: Request) -> aioredis.Redis:
+async def get_redis(request: Request) -> aioredis.Redis:
     return request.app.state.redis
 
 
-def get_temporal(request: Request) -> Client:
+async def get_temporal(request: Request) -> Client:
     return request.app.state.temporal
 
 
-def get_settings(request: Request) -> Settings:
+async def get_analytics(request: Request) -> AnalyticsRuntime:
+    return request.app.state.analytics
+
+
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -63,4 +71,5 @@ Db = Annotated[asyncpg.Pool, Depends(get_pool)]
 Redis = Annotated[aioredis.Redis, Depends(get_redis)]
 Temporal = Annotated[Client, Depends(get_temporal)]
 Config = Annotated[Settings, Depends(get_settings)]
+Analytics = Annotated[AnalyticsRuntime, Depends(get_analytics)]
 Caller = Annotated[Principal, Depends(current_principal)]

@@ -233,6 +233,8 @@ class Weekday(StrEnum):
 
 
 _RANGE = re.compile(r"^(\d{2}):(\d{2})\s*[-–]\s*(\d{2}):(\d{2})$")
+_TIME = re.compile(r"^(\d{2}):(\d{2})$")
+WEEKDAYS = tuple(Weekday)  # Monday first, as date.weekday() counts
 
 
 def parse_range(text: str) -> tuple[int, int]:
@@ -247,9 +249,17 @@ def parse_range(text: str) -> tuple[int, int]:
     if not ((h2 <= 23 and m2 <= 59) or (h2 == 24 and m2 == 0)):
         raise ValueError(f"{text!r}: end must be a time between 00:00 and 24:00")
     start, end = h1 * 60 + m1, h2 * 60 + m2
-    if start == end % 1440:
+    if start == end % 1440 and (start, end) != (0, 1440):  # '00:00-24:00' is the whole day
         raise ValueError(f"{text!r} is empty (start equals end)")
     return start, end
+
+
+def parse_time(text: str) -> int:
+    """'09:30' → 570 minutes after local midnight."""
+    m = _TIME.match(text.strip())
+    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+        raise ValueError(f"{text!r} is not a time of day like '09:00' (00:00 to 23:59)")
+    return int(m.group(1)) * 60 + int(m.group(2))
 
 
 def _local(value: datetime | None, field: str) -> datetime | None:
@@ -261,17 +271,91 @@ def _local(value: datetime | None, field: str) -> datetime | None:
     return value
 
 
+WeeklyRanges = dict[Weekday, list[str]]
+
+
+def _weekly(value: WeeklyRanges) -> WeeklyRanges:
+    for day, ranges in value.items():
+        if len(ranges) > 24:
+            raise ValueError(f"{day}: at most 24 ranges a day")
+        spans = sorted(parse_range(r) for r in ranges)
+        for (s1, e1), (s2, _) in zip(spans, spans[1:], strict=False):
+            end1 = e1 if e1 > s1 else 1440
+            if s2 < end1:
+                raise ValueError(f"{day}: ranges overlap")
+    return value
+
+
+def default_recipient_hours() -> WeeklyRanges:
+    return {day: ["08:00-21:00"] for day in Weekday}
+
+
+class Recurrence(ApiModel):
+    """Recurring run windows: each occurrence opens a window of `durationMinutes` at one of
+    the `at` times, on the days that match every list given (an empty list matches all).
+
+    'Weekdays at 09:00 for 2 hours' is `{daysOfWeek: [monday…friday], at: ["09:00"],
+    durationMinutes: 120}`; 'the first Monday of the month' adds `weeksOfMonth: [1]`
+    (week n is days 7n-6 to 7n of the month; week 5 is days 29 to 31).
+    """
+
+    at: list[str] = Field(min_length=1, max_length=24, description="Local times of day, 'HH:MM'")
+    duration_minutes: int = Field(ge=1, le=7 * 1440, description="Length of each run window")
+    days_of_week: list[Weekday] = Field(default_factory=list)
+    weeks_of_month: list[Annotated[int, Field(ge=1, le=5)]] = Field(default_factory=list)
+    days_of_month: list[Annotated[int, Field(ge=1, le=31)]] = Field(default_factory=list)
+    months: list[Annotated[int, Field(ge=1, le=12)]] = Field(default_factory=list)
+
+    @field_validator("at")
+    @classmethod
+    def _times(cls, value: list[str]) -> list[str]:
+        minutes = [parse_time(t) for t in value]
+        if len(set(minutes)) != len(minutes):
+            raise ValueError("times must not repeat")
+        return [f"{m // 60:02d}:{m % 60:02d}" for m in sorted(minutes)]
+
+    @field_validator("days_of_week", "weeks_of_month", "days_of_month", "months")
+    @classmethod
+    def _no_repeats(cls, value: list) -> list:
+        if len(set(value)) != len(value):
+            raise ValueError("values must not repeat")
+        return sorted(value, key=lambda v: WEEKDAYS.index(v) if isinstance(v, Weekday) else v)
+
+    @model_validator(mode="after")
+    def _can_occur(self) -> Recurrence:
+        if self.weeks_of_month and self.days_of_month:
+            raise ValueError("give weeksOfMonth or daysOfMonth, not both")
+        days = set(self.days_of_month) or {
+            d for w in (self.weeks_of_month or [1, 2, 3, 4, 5]) for d in range(7 * w - 6, min(7 * w, 31) + 1)
+        }
+        longest = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
+        if not any(d <= longest[m] for m in (self.months or range(1, 13)) for d in days):
+            raise ValueError("this recurrence never occurs (no month has those days)")
+        return self
+
+    def minutes(self) -> list[int]:
+        return [parse_time(t) for t in self.at]
+
+
 class CampaignSchedule(ApiModel):
     """When the campaign runs, in the campaign's own timezone.
 
     `windows` maps weekdays to calling windows ('HH:MM-HH:MM'); a campaign with no
-    windows may call at any hour between its start and end.
+    windows may call at any hour between its start and end. `blackoutDates` are whole
+    local days without calls. A `recurrence` limits calling further to its run windows.
+    `recipientHours` are the hours a person may be called in *their* local time.
     """
 
     start_at: datetime | None = None
     end_at: datetime | None = None
-    windows: dict[Weekday, list[str]] = Field(default_factory=dict)
+    windows: WeeklyRanges = Field(default_factory=dict)
     blackout_dates: list[date] = Field(default_factory=list, max_length=1000)
+    recurrence: Recurrence | None = None
+    recipient_hours: WeeklyRanges = Field(
+        default_factory=default_recipient_hours,
+        description="Per weekday, the recipient-local hours outbound calls may reach a person "
+        "(default 08:00-21:00 every day; a day left out allows no calls)",
+    )
 
     @field_validator("start_at")
     @classmethod
@@ -285,16 +369,17 @@ class CampaignSchedule(ApiModel):
 
     @field_validator("windows")
     @classmethod
-    def _windows(cls, value: dict[Weekday, list[str]]) -> dict[Weekday, list[str]]:
-        for day, ranges in value.items():
-            if len(ranges) > 24:
-                raise ValueError(f"{day}: at most 24 ranges a day")
-            spans = sorted(parse_range(r) for r in ranges)
-            for (s1, e1), (s2, _) in zip(spans, spans[1:], strict=False):
-                end1 = e1 if e1 > s1 else 1440
-                if s2 < end1:
-                    raise ValueError(f"{day}: ranges overlap")
-        return value
+    def _windows(cls, value: WeeklyRanges) -> WeeklyRanges:
+        return _weekly(value)
+
+    @field_validator("recipient_hours")
+    @classmethod
+    def _recipient_hours(cls, value: WeeklyRanges) -> WeeklyRanges:
+        if not any(value.values()):
+            raise ValueError(
+                "must allow some hours; to allow any hour give '00:00-24:00' for each day"
+            )
+        return _weekly(value)
 
     @model_validator(mode="after")
     def _ordered(self) -> CampaignSchedule:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from campaigns.domain.budget import BudgetSpend
 from campaigns.domain.config import (
     CampaignBudget,
     CampaignChannel,
@@ -19,6 +20,7 @@ from campaigns.domain.config import (
     CampaignStatus,
     CampaignType,
 )
+from campaigns.domain.pipeline import PipelineApplied
 
 
 class Actor(BaseModel):
@@ -47,6 +49,8 @@ class WorkflowConfig(BaseModel):
     schedule: CampaignSchedule = Field(default_factory=CampaignSchedule)
     budget: CampaignBudget | None = None
     goals: list[CampaignGoal] = Field(default_factory=list)
+    # Digest of the flow, voice settings and knowledge bases: a change reinitializes the pipeline.
+    pipeline_fingerprint: str = ""
 
 
 class CampaignState(BaseModel):
@@ -61,7 +65,10 @@ class CampaignState(BaseModel):
     ended_at: datetime | None = None
     changed_at: datetime | None = None
     transitions: int = 0
+    spend: BudgetSpend | None = None  # the latest spend reported against a budget cap
     runs: int = 1  # how many runs this campaign's history spans (continue-as-new)
+    window: CallingWindowState = Field(default_factory=lambda: CallingWindowState())
+    pipeline: PipelineApplied | None = None  # what the voice-AI pipeline last confirmed
 
 
 class StatusRequest(BaseModel):
@@ -94,6 +101,7 @@ class PersistTransition(BaseModel):
     ended_at: datetime | None
     event_type: str
     event_data: dict[str, Any] = Field(default_factory=dict)
+    window: PersistWindow | None = None  # the calling-window change the status change causes
 
 
 class DomainEvent(BaseModel):
@@ -105,3 +113,70 @@ class DomainEvent(BaseModel):
     type: str
     data: dict[str, Any] = Field(default_factory=dict)
     occurred_at: datetime
+
+
+# --- Calling windows and recurring runs ------------------------------------------------
+
+
+class RunWindow(BaseModel):
+    """A run window the recurrence opened. `key` names its occurrence (nominal local time,
+    e.g. '2027-03-14T09:00'), so a Schedule that fires twice opens it once."""
+
+    key: str
+    opens_at: datetime
+    closes_at: datetime
+    source: Literal["schedule", "workflow", "manual"] = "schedule"
+
+
+class CallingWindowState(BaseModel):
+    """What the campaign workflow knows about its calling window (part of CampaignState)."""
+
+    open: bool = False
+    next_change: datetime | None = None  # as last persisted
+    changed_at: datetime | None = None  # when it last opened or closed
+    flips: int = 0  # how many times it opened or closed: numbers its events
+    checked_at: datetime | None = None  # when the workflow last looked
+    runs: list[RunWindow] = Field(default_factory=list)
+    # Run windows on clock-change days (which the Schedule leaves out) up to here are handled.
+    shifted_checked_until: datetime | None = None
+    recurrence: str = ""  # fingerprint of the Schedule state last written ('' = no Schedule)
+    recurrence_version: int = 0
+
+
+class RunWindowFired(BaseModel):
+    """Sent to the campaign workflow when its recurrence's Temporal Schedule fires."""
+
+    fired_at: datetime
+    workflow_id: str | None = None
+
+
+class RunWindowRequest(BaseModel):
+    """The Schedule's action input: which campaign to tell."""
+
+    campaign_id: str
+
+
+class PersistWindow(BaseModel):
+    """The calling-window projection and, when it opened or closed, its event: written in
+    one transaction, at most once (the event by id; a projection older than the row's is
+    ignored)."""
+
+    campaign_id: str
+    open: bool
+    next_change: datetime | None
+    at: datetime
+    event: DomainEvent | None = None
+
+
+class SyncRecurrence(BaseModel):
+    """The Temporal Schedule a campaign's recurrence should have (schedule None: none)."""
+
+    campaign_id: str
+    organization_id: str
+    name: str
+    timezone: str
+    schedule: CampaignSchedule | None
+    paused: bool = False
+    note: str = ""
+    version: int
+    as_of: datetime

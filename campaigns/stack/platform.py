@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
@@ -83,7 +84,19 @@ def _python_child(name: str, *args: str, probe=None) -> services.ServiceSpec:
     return services.ServiceSpec(name=name, argv=[sys.executable, "-m", "campaigns.cli", *args], probe=probe)
 
 
-async def run(settings: Settings) -> None:
+def _use_simulator(settings: Settings) -> Settings:
+    """Point the pipeline and knowledge-base URLs (left unset) at the simulator, for this
+    process and the children it starts."""
+    url = f"http://127.0.0.1:{settings.simulator_port}"
+    updates = {}
+    for field, env in (("pipeline_url", "PIPELINE_URL"), ("knowledge_base_url", "KNOWLEDGE_BASE_URL")):
+        if not getattr(settings, field):
+            updates[field] = url
+            os.environ[env] = url
+    return settings.model_copy(update=updates)
+
+
+async def run(settings: Settings, *, simulate: bool = False) -> None:
     sup = Supervisor()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -94,6 +107,19 @@ async def run(settings: Settings) -> None:
         applied = await db.migrate(settings.database_dsn)
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
+        if simulate:
+            _require_port(settings.simulator_port, "the simulator", "SIMULATOR_PORT")
+            settings = _use_simulator(settings)
+
+            async def simulator_ready() -> None:
+                async with httpx.AsyncClient(timeout=2) as client:
+                    (await client.get(f"http://127.0.0.1:{settings.simulator_port}/healthz")).raise_for_status()
+
+            # Started first, so the worker and API find the pipeline and knowledge bases up.
+            await sup.start(_python_child(
+                "simulator", "simulate", "--demo-key-file", str(settings.data_dir / "demo-api-key"),
+                "--progress-lines", probe=simulator_ready,
+            ))
         key = await demo_key(settings)
 
         await sup.start(_python_child("worker", "worker"))
@@ -105,7 +131,7 @@ async def run(settings: Settings) -> None:
         if not _port_free(settings.api_port):
             raise SystemExit(f"port {settings.api_port} for the API is in use; set API_PORT")
         await sup.start(_python_child("api", "api", probe=api_ready))
-        _banner(settings, key)
+        _banner(settings, key, simulate=simulate)
         waiter = asyncio.create_task(sup.wait())
         await asyncio.wait([waiter, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -113,8 +139,14 @@ async def run(settings: Settings) -> None:
         await sup.stop()
 
 
-def _banner(settings: Settings, key: str) -> None:
+def _banner(settings: Settings, key: str, *, simulate: bool = False) -> None:
     ui = f"http://127.0.0.1:{settings.temporal_ui_port}" if not settings.temporal_address else "(external Temporal)"
+    simulator = (
+        f"\n  Simulator      http://127.0.0.1:{settings.simulator_port} (pipeline and knowledge bases; live traffic"
+        f"\n                for active campaigns, {settings.simulator_rate:g} calls/s: watch "
+        f"/api/campaigns/{{id}}/analytics/real-time)"
+        if simulate else ""
+    )
     print(
         f"""
 Quantum Campaigns is running.
@@ -122,7 +154,7 @@ Quantum Campaigns is running.
   API            {settings.base_url}
   OpenAPI docs   {settings.base_url}/docs
   Temporal UI    {ui}
-  Data           {settings.data_dir.resolve()}
+  Data           {settings.data_dir.resolve()}{simulator}
 
   Demo organization '{settings.demo_organization}', API key:
   {key}

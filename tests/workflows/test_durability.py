@@ -114,7 +114,7 @@ async def test_continue_as_new_keeps_state_updates_and_summary(settings, pool, e
     own = settings.model_copy(update={"temporal_address": eager_can_server,
                                       "temporal_task_queue": f"can-{uuid.uuid4().hex[:6]}"})
     tclient = await temporal.connect(own)
-    async with build_worker(tclient, pool, own.temporal_task_queue), api_client(own, pool) as client:
+    async with build_worker(tclient, pool, own.temporal_task_queue, settings=own), api_client(own, pool) as client:
         cid = (await client.post("/api/campaigns", json=CAMPAIGN)).json()["campaign"]["id"]
         assert (await client.post(f"/api/campaigns/{cid}/activate")).status_code == 200
         ok = 0

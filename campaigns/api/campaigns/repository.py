@@ -30,6 +30,17 @@ SORTS = {
     "costPerLead": "p.cost_per_lead",
     "totalCost": "p.total_cost",
     "totalCalls": "p.total_calls",
+    "revenue": "p.revenue",
+}
+
+# Performance filters the list endpoint accepts: keyword → SQL (the summary is kept fresh
+# by the analytics refresher, so these cost an index range, not a computation).
+PERFORMANCE_FILTERS = {
+    "min_conversion_rate": "p.conversion_rate >= {}",
+    "max_conversion_rate": "p.conversion_rate <= {}",
+    "min_qualified_leads": "p.qualified_leads >= {}",
+    "max_cost_per_lead": "p.cost_per_lead <= {}",
+    "min_total_calls": "p.total_calls >= {}",
 }
 
 
@@ -68,6 +79,24 @@ async def get(conn: Conn, *, organization_id: UUID, campaign_id: UUID) -> asyncp
     return await conn.fetchrow(_SELECT + " WHERE c.id = $1 AND c.organization_id = $2", campaign_id, organization_id)
 
 
+async def get_many(conn: Conn, campaign_ids: list[UUID]) -> list[asyncpg.Record]:
+    """Campaigns by id, whatever their organization (for the cache, which checks it on read)."""
+    return list(await conn.fetch(_SELECT + " WHERE c.id = ANY($1::uuid[])", campaign_ids))
+
+
+async def get_any(conn: Conn, campaign_id: UUID) -> asyncpg.Record | None:
+    """A campaign by id, whatever its organization (for the cache, which checks it on read)."""
+    return await conn.fetchrow(_SELECT + " WHERE c.id = $1", campaign_id)
+
+
+async def active_ids(conn: Conn, *, limit: int) -> list[UUID]:
+    """The most recently changed active campaigns, the ones worth having in the cache."""
+    rows = await conn.fetch(
+        "SELECT id FROM campaigns WHERE status = 'active' ORDER BY updated_at DESC LIMIT $1", limit
+    )
+    return [r["id"] for r in rows]
+
+
 async def get_for_update(conn: asyncpg.Connection, *, organization_id: UUID, campaign_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT * FROM campaigns WHERE id = $1 AND organization_id = $2 FOR UPDATE", campaign_id, organization_id
@@ -86,6 +115,7 @@ async def list_(
     descending: bool,
     limit: int,
     offset: int,
+    performance: dict[str, float | None] | None = None,
 ) -> tuple[list[asyncpg.Record], int]:
     where = ["c.organization_id = $1"]
     args: list[Any] = [organization_id]
@@ -104,6 +134,9 @@ async def list_(
         add("c.channel = ANY({})", channels)
     if search:
         add("c.name ILIKE {}", "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+    for key, value in (performance or {}).items():
+        if value is not None:
+            add(PERFORMANCE_FILTERS[key], value)
     clause = " AND ".join(where)
     order = f"{SORTS[sort]} {'DESC' if descending else 'ASC'} NULLS LAST, c.id {'DESC' if descending else 'ASC'}"
     rows = await conn.fetch(

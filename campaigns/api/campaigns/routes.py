@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
+from campaigns.api.analytics.service import enrich
 from campaigns.api.campaigns import repository, service
 from campaigns.api.campaigns.schemas import (
     AuditList,
@@ -17,7 +18,7 @@ from campaigns.api.campaigns.schemas import (
     CloneRequest,
     ConfigurationPatch,
 )
-from campaigns.api.deps import Caller, Config, Db, Temporal
+from campaigns.api.deps import Analytics, Caller, Config, Db, Temporal
 from campaigns.api.errors import invalid
 from campaigns.domain.config import CampaignChannel, CampaignStatus, CampaignType
 
@@ -73,6 +74,7 @@ async def create_campaign(
 async def list_campaigns(
     caller: Caller,
     db: Db,
+    analytics: Analytics,
     status: Annotated[list[str] | None, Query(description="Filter; comma-separated or repeated. Archived "
                                                           "campaigns are listed only when asked for.")] = None,
     type: Annotated[list[str] | None, Query()] = None,
@@ -83,11 +85,16 @@ async def list_campaigns(
     page: Page = 1,
     limit: Limit = 20,
     organization_id: Annotated[str | None, Query(alias="organizationId")] = None,
+    min_conversion_rate: Annotated[float | None, Query(alias="minConversionRate", ge=0, le=1)] = None,
+    max_conversion_rate: Annotated[float | None, Query(alias="maxConversionRate", ge=0, le=1)] = None,
+    min_qualified_leads: Annotated[int | None, Query(alias="minQualifiedLeads", ge=0)] = None,
+    max_cost_per_lead: Annotated[float | None, Query(alias="maxCostPerLead", ge=0)] = None,
+    min_total_calls: Annotated[int | None, Query(alias="minTotalCalls", ge=0)] = None,
 ) -> dict:
-    """List the organization's campaigns with their performance."""
+    """List the organization's campaigns with their performance (filter and sort on it too)."""
     if sort.lstrip("-") not in repository.SORTS:
         raise invalid([{"field": "query.sort", "reason": f"must be one of {list(repository.SORTS)} (optionally with '-')"}])
-    campaigns, total = await service.list_(
+    rows, campaigns, total = await service.list_(
         pool=db,
         principal=caller,
         statuses=_csv(status, CampaignStatus, "status"),
@@ -97,14 +104,23 @@ async def list_campaigns(
         sort=sort,
         page=page,
         limit=limit,
+        performance={
+            "min_conversion_rate": min_conversion_rate, "max_conversion_rate": max_conversion_rate,
+            "min_qualified_leads": min_qualified_leads, "max_cost_per_lead": max_cost_per_lead,
+            "min_total_calls": min_total_calls,
+        },
     )
+    await enrich(analytics.realtime, db, rows, campaigns, trends=False)
     return {"campaigns": campaigns, "total": total, "page": page, "limit": limit}
 
 
 @router.get("/{id}", response_model=CampaignEnvelope)
-async def get_campaign(campaign_id: CampaignId, caller: Caller, db: Db, response: Response) -> dict:
-    """Get a campaign."""
-    return _envelope(response, await service.get(pool=db, principal=caller, campaign_id=campaign_id))
+async def get_campaign(campaign_id: CampaignId, caller: Caller, db: Db, analytics: Analytics, response: Response) -> dict:
+    """Get a campaign, with today's figures and its recent trends."""
+    row = await service.get_row(db, caller, campaign_id)
+    campaign = service.to_campaign(row)
+    await enrich(analytics.realtime, db, [row], [campaign], trends=True)
+    return _envelope(response, campaign)
 
 
 @router.put("/{id}", response_model=CampaignEnvelope)

@@ -155,6 +155,12 @@ class Campaign(ResponseModel):
     status_changed_at: datetime | None
     started_at: datetime | None
     ended_at: datetime | None
+    window_open: bool = Field(
+        default=False, description="Whether the campaign is active and inside a calling window now"
+    )
+    next_window_change: datetime | None = Field(
+        default=None, description="When windowOpen next changes (while scheduled: the first opening)"
+    )
 
 
 class CampaignEnvelope(ResponseModel):

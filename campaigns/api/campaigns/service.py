@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 from temporalio.client import Client
 
 from campaigns.api.auth.service import Principal
+from campaigns.api.campaigns import cache as campaign_cache
 from campaigns.api.campaigns import repository as repo
 from campaigns.api.campaigns import workflow_client
 from campaigns.api.campaigns.schemas import (
@@ -31,7 +33,8 @@ from campaigns.api.campaigns.schemas import (
     CostTracking,
 )
 from campaigns.api.deps import require_same_org
-from campaigns.api.errors import Conflict, NotFound, PreconditionFailed, invalid
+from campaigns.api.errors import Conflict, NotFound, PreconditionFailed, Unavailable, invalid
+from campaigns.clients.knowledge_bases import KnowledgeBases, KnowledgeBaseUnavailable
 from campaigns.domain import lifecycle
 from campaigns.domain.config import CONFIG_FIELDS, CampaignConfiguration, CampaignStatus
 from campaigns.domain.kpis import default_kpis
@@ -39,15 +42,20 @@ from campaigns.domain.messages import Actor, StatusRequest
 from campaigns.settings import Settings
 
 # Fields whose change the workflow must hear about (schedule, budget and goals it acts on;
-# name, type and channel it shows in the Temporal UI).
-_WORKFLOW_FIELDS = {"name", "type", "channel", "timezone", "schedule", "budget", "goals"}
+# name, type and channel it shows in the Temporal UI; flow, voice and knowledge bases it
+# hands to the voice-AI pipeline).
+_WORKFLOW_FIELDS = {"name", "type", "channel", "timezone", "schedule", "budget", "goals",
+                    "flowId", "voiceSettings", "knowledgeBaseIds"}
 _CONFIG_ALIASES = {CampaignConfiguration.model_fields[f].alias or f: f for f in CONFIG_FIELDS}
 
 
 # --- Reading ---------------------------------------------------------------------------
 
 
-def to_campaign(row: asyncpg.Record) -> Campaign:
+Row = asyncpg.Record | Mapping[str, Any]
+
+
+def to_campaign(row: Row) -> Campaign:
     config = CampaignConfiguration.model_validate(row["config"])
     total_cost = float(row["total_cost"] or 0)
     budget = config.budget
@@ -91,15 +99,31 @@ def to_campaign(row: asyncpg.Record) -> Campaign:
         status_changed_at=row["status_changed_at"],
         started_at=row["started_at"],
         ended_at=row["ended_at"],
+        window_open=row["window_open"],
+        next_window_change=row["next_window_change"],
     )
 
 
-async def get_row(pool: asyncpg.Pool | asyncpg.Connection, principal: Principal, campaign_id: UUID) -> asyncpg.Record:
-    row = await repo.get(pool, organization_id=principal.organization_id, campaign_id=campaign_id)
+async def get_row(pool: asyncpg.Pool | asyncpg.Connection, principal: Principal, campaign_id: UUID) -> Row:
+    """The campaign's row, through the pool's cache where it has one (treat it as read-only)."""
+    cached = campaign_cache.for_pool(pool)
+    if cached is None:
+        row = await repo.get(pool, organization_id=principal.organization_id, campaign_id=campaign_id)
+    else:
+        row = await cached.get(campaign_id, lambda: repo.get_any(pool, campaign_id))
+        if row is not None and row["organization_id"] != principal.organization_id:
+            row = None
     if row is None:
         # Another organization's campaign is indistinguishable from a missing one.
         raise NotFound("campaign not found", code="campaign_not_found")
     return row
+
+
+async def invalidate(pool: asyncpg.Pool, campaign_id: UUID) -> None:
+    """After a write has committed: no process may serve the old campaign any more."""
+    cached = campaign_cache.for_pool(pool)
+    if cached is not None:
+        await cached.invalidate(campaign_id)
 
 
 async def get(*, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID) -> Campaign:
@@ -118,8 +142,9 @@ async def list_(
     sort: str,
     page: int,
     limit: int,
-) -> tuple[list[Campaign], int]:
-    """List the organization's campaigns, filtered, sorted and paginated."""
+    performance: dict[str, float | None] | None = None,
+) -> tuple[list[asyncpg.Record], list[Campaign], int]:
+    """List the organization's campaigns, filtered, sorted and paginated (rows and campaigns)."""
     descending = sort.startswith("-")
     rows, total = await repo.list_(
         pool,
@@ -132,8 +157,9 @@ async def list_(
         descending=descending,
         limit=limit,
         offset=(page - 1) * limit,
+        performance=performance or {},
     )
-    return [to_campaign(r) for r in rows], total
+    return rows, [to_campaign(r) for r in rows], total
 
 
 # --- Creating --------------------------------------------------------------------------
@@ -184,6 +210,7 @@ async def create(
     if "kpis" not in body.model_fields_set:
         config.kpis = default_kpis(body.type)
     config = _with_ids(config)
+    await check_knowledge_bases(settings, principal, config.knowledge_base_ids)
     campaign_id = uuid.uuid4()
     fingerprint = _request_hash(body.model_dump(mode="json", exclude={"organization_id"}))
 
@@ -244,6 +271,23 @@ async def create(
                 await workflow_client.discard(started)
             raise
     return to_campaign(row), False
+
+
+async def check_knowledge_bases(settings: Settings, principal: Principal, ids: list[str]) -> None:
+    """Every knowledge base named must exist (when a knowledge-base service is configured)."""
+    try:
+        missing = await KnowledgeBases(settings).missing(ids, organization_id=str(principal.organization_id))
+    except KnowledgeBaseUnavailable as err:
+        raise Unavailable(
+            f"could not check knowledgeBaseIds: {err}; nothing was saved, retry shortly",
+            code="knowledge_base_unavailable",
+        ) from None
+    if missing:
+        raise invalid(
+            [{"field": f"knowledgeBaseIds[{ids.index(m)}]", "reason": f"knowledge base {m!r} does not exist"}
+             for m in missing],
+            "invalid configuration",
+        )
 
 
 # --- Changing --------------------------------------------------------------------------
@@ -308,6 +352,13 @@ async def update(
     require_same_org(principal, parsed.organization_id)
     status = getattr(parsed, "status", None)
     reason = getattr(parsed, "status_reason", None)
+    if parsed.knowledge_base_ids:
+        try:
+            CampaignConfiguration(knowledge_base_ids=parsed.knowledge_base_ids)
+        except ValidationError:
+            pass  # reported with the rest of the configuration below
+        else:
+            await check_knowledge_bases(settings, principal, parsed.knowledge_base_ids)
 
     async with pool.acquire() as conn, conn.transaction():
         row = await repo.get_for_update(conn, organization_id=principal.organization_id, campaign_id=campaign_id)
@@ -335,6 +386,7 @@ async def update(
                 changes=changes,
             )
     if changes:
+        await invalidate(pool, campaign_id)
         row = await get_row(pool, principal, campaign_id)
         if {k.split(".")[0] for k in changes} & _WORKFLOW_FIELDS:
             await workflow_client.configuration_changed(temporal, settings, row)

@@ -9,6 +9,7 @@ instead of failing forever. An archived campaign's closed workflow is never rest
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import asyncpg
@@ -25,10 +26,15 @@ from temporalio.service import RPCError
 
 from campaigns import search_attributes as sa
 from campaigns.api.errors import Conflict, Unavailable
+from campaigns.domain import pipeline
 from campaigns.domain.config import CampaignConfiguration, CampaignStatus
-from campaigns.domain.messages import CampaignState, StatusRequest, StatusResult, WorkflowConfig
+from campaigns.domain.messages import CallingWindowState, CampaignState, StatusRequest, StatusResult, WorkflowConfig
 from campaigns.settings import Settings
 from campaigns.workflows.campaign import CampaignWorkflow, workflow_id
+
+
+# Refusals that mean "a service the check needs is down, retry" rather than "not allowed".
+_UNAVAILABLE = {"knowledge_base_unavailable"}
 
 
 def workflow_config(row: asyncpg.Record | dict[str, Any]) -> WorkflowConfig:
@@ -42,6 +48,9 @@ def workflow_config(row: asyncpg.Record | dict[str, Any]) -> WorkflowConfig:
         schedule=config.schedule,
         budget=config.budget,
         goals=config.goals,
+        pipeline_fingerprint=pipeline.fingerprint(
+            config.flow_id, config.voice_settings.model_dump(mode="json"), config.knowledge_base_ids
+        ),
     )
 
 
@@ -56,6 +65,7 @@ def state_from_row(row: asyncpg.Record) -> CampaignState:
         started_at=row["started_at"],
         ended_at=row["ended_at"],
         changed_at=row["status_changed_at"],
+        window=CallingWindowState(open=row["window_open"], next_change=row["next_window_change"]),
     )
 
 
@@ -111,26 +121,18 @@ async def change_status(
             code="invalid_transition",
             details={"from": "archived", "to": request.target.value},
         )
-    operation = WithStartWorkflowOperation(
-        CampaignWorkflow.run,
-        state_from_row(row),
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        **_start_options(row, settings),
-    )
+    # One id for every try of this request: Temporal applies an update id once per run.
+    update_id = update_id or f"status-{uuid.uuid4()}"
     try:
         return await asyncio.wait_for(
-            client.execute_update_with_start_workflow(
-                CampaignWorkflow.change_status,
-                request,
-                start_workflow_operation=operation,
-                id=update_id,
-            ),
-            timeout=settings.workflow_update_timeout_s,
+            _update_with_start(client, settings, row, request, update_id), timeout=settings.workflow_update_timeout_s
         )
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         if isinstance(cause, ApplicationError):
             details = cause.details[0] if cause.details else None
+            if cause.type in _UNAVAILABLE:
+                raise Unavailable(cause.message, code=cause.type, details=details) from None
             raise Conflict(cause.message, code=cause.type or "invalid_transition", details=details) from None
         raise
     except WorkflowAlreadyStartedError:
@@ -144,6 +146,37 @@ async def change_status(
         ) from None
     except RPCError as err:
         raise Unavailable(f"could not reach the campaign's workflow: {err.message}", code="temporal_unavailable") from None
+
+
+async def _update_with_start(
+    client: Client, settings: Settings, row: asyncpg.Record, request: StatusRequest, update_id: str
+) -> StatusResult:
+    delay = 0.05
+    while True:
+        operation = WithStartWorkflowOperation(
+            CampaignWorkflow.run,
+            state_from_row(row),
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            **_start_options(row, settings),
+        )
+        try:
+            return await client.execute_update_with_start_workflow(
+                CampaignWorkflow.change_status, request, start_workflow_operation=operation, id=update_id
+            )
+        except RPCError as err:
+            if not _not_ready(err):
+                raise
+        # The workflow task that was to take the update failed, typically because it ended
+        # the run (continue-as-new) just as the update arrived: the update was not applied,
+        # and the next run takes it.
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+def _not_ready(err: RPCError) -> bool:
+    return any(d.type_url.endswith("WorkflowNotReadyFailure") for d in err.grpc_status.details) or (
+        "unexpected workflow task failure" in err.message
+    )
 
 
 async def configuration_changed(client: Client, settings: Settings, row: asyncpg.Record) -> None:

@@ -1,0 +1,130 @@
+"""Campaign analytics endpoints: the report, real-time metrics, their SSE stream, exports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import StreamingResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from campaigns.api.analytics import export, service
+from campaigns.api.analytics.schemas import AnalyticsEnvelope, RealTimeEnvelope
+from campaigns.api.deps import Analytics, Caller, Db
+from campaigns.api.errors import invalid
+
+router = APIRouter(prefix="/api/campaigns", tags=["analytics"])
+
+CampaignId = Annotated[UUID, Path(alias="id", description="The campaign's id")]
+
+STREAM_REFRESH_S = 5.0  # re-read even without a change: the day rolls over, stale calls age out
+STREAM_PING_S = 15
+
+
+@router.get("/{id}/analytics", response_model=AnalyticsEnvelope)
+async def campaign_analytics(
+    campaign_id: CampaignId,
+    caller: Caller,
+    db: Db,
+    timeframe: Annotated[str | None, Query(description="24h, 7d (default), 30d or 90d, ending now")] = None,
+    granularity: Annotated[str | None, Query(description="hourly or daily (default: hourly up to 48 hours)")] = None,
+    start: Annotated[str | None, Query(description="Instead of timeframe: a date (campaign-local) or an ISO "
+                                                   "date-time with offset")] = None,
+    end: Annotated[str | None, Query(description="With start: an inclusive date or an exclusive date-time; "
+                                                 "default now")] = None,
+) -> dict:
+    """Performance, trends, comparisons, forecasts, insights, recommendations, goals and budget."""
+    analytics = await service.get_analytics(
+        pool=db, principal=caller, campaign_id=campaign_id, timeframe=timeframe, granularity=granularity,
+        start=start, end=end,
+    )
+    return {"analytics": analytics}
+
+
+@router.get("/{id}/analytics/real-time", response_model=RealTimeEnvelope)
+async def realtime_metrics(campaign_id: CampaignId, caller: Caller, db: Db, analytics: Analytics) -> dict:
+    """Today's figures (in the campaign's timezone) and the calls in progress, live."""
+    row = await service.campaign_row(db, caller, campaign_id)
+    return {"metrics": await service.realtime_metrics(analytics.realtime, service.CampaignInfo.of(row))}
+
+
+@router.get(
+    "/{id}/analytics/stream",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}},
+                     "description": "`metrics` events (the real-time metrics as JSON) on every change"}},
+)
+async def realtime_stream(
+    campaign_id: CampaignId, caller: Caller, db: Db, analytics: Analytics, request: Request
+) -> EventSourceResponse:
+    """Server-Sent Events: the real-time metrics now, then again whenever they change."""
+    row = await service.campaign_row(db, caller, campaign_id)
+    info = service.CampaignInfo.of(row)
+    key = str(info.id)
+
+    async def load() -> str:
+        metrics = await service.realtime_metrics(analytics.realtime, info)
+        return metrics.model_dump_json(by_alias=True)
+
+    async def events():
+        async with analytics.hub.listen(key) as changed:
+            last = None
+            for n in itertools.count(1):
+                changed.clear()  # before reading: a change during the read wakes the next round
+                data = await analytics.hub.snapshot(key, load, seen=analytics.hub.version(key))
+                if data != last:
+                    last = data
+                    yield ServerSentEvent(data=data, event="metrics", id=str(n))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), timeout=STREAM_REFRESH_S)
+
+    return EventSourceResponse(
+        events(), ping=STREAM_PING_S, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
+
+
+@router.get(
+    "/{id}/analytics/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {v: {} for v in export.FORMATS.values()},
+                     "description": "A download (Content-Disposition: attachment), streamed"}},
+)
+async def export_analytics(
+    campaign_id: CampaignId,
+    caller: Caller,
+    db: Db,
+    format: Annotated[str, Query(description="csv, json or ndjson")] = "json",
+    dataset: Annotated[str, Query(description="events (default: one row per event), hourly or daily")] = "events",
+    start_date: Annotated[str | None, Query(alias="startDate", description="A date (campaign-local) or an ISO "
+                                                                          "date-time with offset")] = None,
+    end_date: Annotated[str | None, Query(alias="endDate", description="An inclusive date or exclusive date-time")] = None,
+) -> StreamingResponse:
+    """Download the campaign's events or figures, streamed (constant memory at any size)."""
+    errors = []
+    if format not in export.FORMATS:
+        errors.append({"field": "query.format", "reason": f"must be one of {list(export.FORMATS)}"})
+    if dataset not in export.DATASETS:
+        errors.append({"field": "query.dataset", "reason": f"must be one of {list(export.DATASETS)}"})
+    if errors:
+        raise invalid(errors)
+    row = await service.campaign_row(db, caller, campaign_id)
+    info = service.CampaignInfo.of(row)
+    now = datetime.now(UTC)
+    if start_date is None and end_date is None:
+        start, end = datetime(1970, 1, 1, tzinfo=UTC), now + timedelta(days=1)
+    else:
+        start, end, _ = service.resolve_period(
+            timeframe=None, granularity="daily", start=start_date or "1970-01-01", end=end_date, tz=info.timezone,
+            now=now, start_field="startDate", end_field="endDate", max_span=None,
+        )
+    name = export.filename(info.id, dataset, start if start_date else row["created_at"], min(end, now), format)
+    return StreamingResponse(
+        export.stream(db, campaign_id=info.id, dataset=dataset, fmt=format, start=start, end=end, tz=info.timezone),
+        media_type=export.FORMATS[format],
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+    )

@@ -1,0 +1,415 @@
+"""Every SQL statement about webhook endpoints (and integrations), deliveries, attempts and
+the event outbox. Functions take a connection (or pool) and plain values."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+Conn = asyncpg.Connection | asyncpg.Pool
+
+# --- Endpoints -------------------------------------------------------------------------
+
+_ENDPOINT_COLUMNS = {
+    "name", "description", "url", "event_types", "headers", "config", "retry_config", "max_concurrency",
+    "enabled", "disabled_reason", "disabled_at", "failing_since",
+}
+
+
+async def insert_endpoint(
+    conn: Conn,
+    *,
+    endpoint_id: UUID,
+    organization_id: UUID,
+    campaign_id: UUID | None,
+    kind: str,
+    url: str,
+    event_types: list[str],
+    secret: str,
+    name: str | None = None,
+    description: str | None = None,
+    headers: dict[str, str] | None = None,
+    config: dict[str, Any] | None = None,
+    retry_config: dict[str, Any] | None = None,
+    max_concurrency: int = 10,
+    enabled: bool = True,
+) -> asyncpg.Record:
+    return await conn.fetchrow(
+        """
+        INSERT INTO webhook_endpoints (id, organization_id, campaign_id, kind, name, description, url, event_types,
+                                       headers, config, retry_config, max_concurrency, enabled, disabled_reason,
+                                       disabled_at, secret)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                CASE WHEN $13 THEN NULL ELSE 'manual' END, CASE WHEN $13 THEN NULL ELSE now() END, $14)
+        RETURNING *
+        """,
+        endpoint_id, organization_id, campaign_id, kind, name, description, url, event_types, headers or {},
+        config or {}, retry_config or {}, max_concurrency, enabled, secret,
+    )
+
+
+def _scope(organization_id: UUID, campaign_id: UUID | None, kinds: tuple[str, ...], first: int = 1) -> tuple[str, list]:
+    clause = f"organization_id = ${first} AND kind = ANY(${first + 2}) AND "
+    clause += f"campaign_id = ${first + 1}" if campaign_id else f"(campaign_id IS NULL AND ${first + 1}::uuid IS NULL)"
+    return clause, [organization_id, campaign_id, list(kinds)]
+
+
+async def get_endpoint(
+    conn: Conn, *, organization_id: UUID, campaign_id: UUID | None, endpoint_id: UUID, kinds: tuple[str, ...],
+    for_update: bool = False,
+) -> asyncpg.Record | None:
+    """An endpoint in this scope (the campaign's, or the organization-wide ones), or None."""
+    clause, args = _scope(organization_id, campaign_id, kinds, first=2)
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(f"SELECT * FROM webhook_endpoints WHERE id = $1 AND {clause}{lock}", endpoint_id, *args)
+
+
+async def list_endpoints(
+    conn: Conn, *, organization_id: UUID, campaign_id: UUID | None, kinds: tuple[str, ...], limit: int, offset: int
+) -> tuple[list[asyncpg.Record], int]:
+    clause, args = _scope(organization_id, campaign_id, kinds)
+    rows = await conn.fetch(
+        f"SELECT * FROM webhook_endpoints WHERE {clause} ORDER BY created_at, id LIMIT {int(limit)} OFFSET {int(offset)}",
+        *args,
+    )
+    total = await conn.fetchval(f"SELECT count(*) FROM webhook_endpoints WHERE {clause}", *args)
+    return list(rows), total
+
+
+async def update_endpoint(conn: Conn, *, endpoint_id: UUID, fields: dict[str, Any]) -> asyncpg.Record:
+    assert set(fields) <= _ENDPOINT_COLUMNS, set(fields) - _ENDPOINT_COLUMNS
+    sets = "".join(f"{col} = ${i}, " for i, col in enumerate(fields, start=2))
+    return await conn.fetchrow(
+        f"UPDATE webhook_endpoints SET {sets}version = version + 1, updated_at = now() WHERE id = $1 RETURNING *",
+        endpoint_id, *fields.values(),
+    )
+
+
+async def delete_endpoint(conn: Conn, endpoint_id: UUID) -> None:
+    await conn.execute("DELETE FROM webhook_endpoints WHERE id = $1", endpoint_id)
+
+
+async def rotate_secret(
+    conn: Conn, *, endpoint_id: UUID, secret: str, previous: str | None, previous_expires_at: datetime | None
+) -> asyncpg.Record:
+    return await conn.fetchrow(
+        """
+        UPDATE webhook_endpoints SET secret = $2, previous_secret = $3, previous_secret_expires_at = $4,
+               version = version + 1, updated_at = now()
+        WHERE id = $1 RETURNING *
+        """,
+        endpoint_id, secret, previous, previous_expires_at,
+    )
+
+
+# --- Endpoint health (written by the delivery activity) ---------------------------------
+
+
+async def record_failure(conn: Conn, endpoint_id: UUID) -> datetime | None:
+    """Note a failure; return since when the endpoint has been failing."""
+    return await conn.fetchval(
+        """
+        UPDATE webhook_endpoints SET last_failure_at = now(), failing_since = coalesce(failing_since, now())
+        WHERE id = $1 RETURNING failing_since
+        """,
+        endpoint_id,
+    )
+
+
+async def disable(conn: Conn, *, endpoint_id: UUID, reason: str) -> asyncpg.Record | None:
+    """Disable an enabled endpoint; None if it was already disabled (so it is reported once)."""
+    return await conn.fetchrow(
+        """
+        UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, disabled_at = now(),
+               version = version + 1, updated_at = now()
+        WHERE id = $1 AND enabled RETURNING *
+        """,
+        endpoint_id, reason,
+    )
+
+
+# --- The outbox and fan-out -------------------------------------------------------------
+
+
+async def claim_events(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Take up to `limit` events off the outbox, oldest first (inside the caller's
+    transaction: they come back if it does not commit). Concurrent dispatchers skip each
+    other's rows."""
+    return await conn.fetch(
+        """
+        WITH claimed AS (
+            DELETE FROM webhook_outbox WHERE id IN (
+                SELECT id FROM webhook_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+            ) RETURNING id, event_id
+        )
+        SELECT e.*, c.id AS outbox_id FROM claimed c JOIN domain_events e ON e.id = c.event_id ORDER BY c.id
+        """,
+        limit,
+    )
+
+
+async def subscribers(conn: Conn, organization_ids: list[UUID]) -> list[asyncpg.Record]:
+    """Enabled endpoints of these organizations (matching by event type happens in Python)."""
+    return await conn.fetch(
+        """
+        SELECT id, organization_id, campaign_id, kind, url, event_types, config, created_at
+        FROM webhook_endpoints WHERE organization_id = ANY($1) AND enabled
+        """,
+        organization_ids,
+    )
+
+
+async def insert_deliveries(conn: asyncpg.Connection, rows: list[tuple]) -> list[UUID]:
+    """Insert (id, endpoint_id, organization_id, event_id, event_type, campaign_id, sequence, body)
+    rows; return the ids actually inserted (an existing one is never made twice)."""
+    if not rows:
+        return []
+    columns = list(zip(*rows, strict=True))
+    inserted = await conn.fetch(
+        """
+        INSERT INTO webhook_deliveries (id, endpoint_id, organization_id, event_id, event_type, campaign_id,
+                                        sequence, body)
+        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[],
+                             $7::bigint[], $8::text[])
+        ON CONFLICT DO NOTHING RETURNING id
+        """,
+        *[list(c) for c in columns],
+    )
+    return [r["id"] for r in inserted]
+
+
+async def mark_started(conn: Conn, delivery_ids: list[UUID]) -> None:
+    if delivery_ids:
+        await conn.execute(
+            "UPDATE webhook_deliveries SET workflow_started = true WHERE id = ANY($1) AND NOT workflow_started",
+            delivery_ids,
+        )
+
+
+async def unstarted(conn: Conn, *, older_than_s: float, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT d.id, d.run, d.event_type, e.url FROM webhook_deliveries d
+        JOIN webhook_endpoints e ON e.id = d.endpoint_id
+        WHERE NOT d.workflow_started AND d.created_at < now() - make_interval(secs => $1)
+        ORDER BY d.created_at LIMIT $2
+        """,
+        older_than_s, limit,
+    )
+
+
+async def delete_finished_before(conn: Conn, *, days: float, limit: int) -> int:
+    """Forget up to `limit` deliveries finished more than `days` ago (attempts go with them)."""
+    result = await conn.execute(
+        """
+        DELETE FROM webhook_deliveries WHERE id IN (
+            SELECT id FROM webhook_deliveries
+            WHERE status <> 'pending' AND completed_at < now() - make_interval(secs => $1) LIMIT $2
+        )
+        """,
+        days * 86400, limit,
+    )
+    return int(result.split()[-1])
+
+
+# --- Attempts -----------------------------------------------------------------------------
+
+
+async def delivery_for_attempt(conn: Conn, delivery_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """
+        SELECT d.id, d.run, d.status, d.body, d.event_type, d.attempts, d.organization_id,
+               e.id AS endpoint_id, e.campaign_id AS endpoint_campaign_id, e.url, e.headers, e.retry_config,
+               e.max_concurrency, e.enabled, e.secret, e.previous_secret, e.previous_secret_expires_at,
+               e.failing_since, now() AS now
+        FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+        WHERE d.id = $1
+        """,
+        delivery_id,
+    )
+
+
+async def record_attempt(
+    conn: Conn,
+    *,
+    delivery_id: UUID,
+    run: int,
+    attempt: int,
+    started_at: datetime,
+    latency_ms: float | None,
+    status_code: int | None,
+    excerpt: str | None,
+    error_class: str | None,
+    error: str | None,
+    retry_after_s: float | None,
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO webhook_attempts (delivery_id, run, attempt, started_at, latency_ms, status_code,
+                                      response_excerpt, error_class, error, retry_after_s)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        ON CONFLICT (delivery_id, run, attempt) DO UPDATE SET
+            started_at = EXCLUDED.started_at, latency_ms = EXCLUDED.latency_ms, status_code = EXCLUDED.status_code,
+            response_excerpt = EXCLUDED.response_excerpt, error_class = EXCLUDED.error_class,
+            error = EXCLUDED.error, retry_after_s = EXCLUDED.retry_after_s
+        """,
+        delivery_id, run, attempt, started_at, latency_ms, status_code, excerpt, error_class, error, retry_after_s,
+    )
+
+
+async def record_delivered(
+    conn: Conn,
+    *,
+    delivery_id: UUID,
+    endpoint_id: UUID,
+    run: int,
+    attempt: int,
+    started_at: datetime,
+    latency_ms: float,
+    status_code: int,
+    excerpt: str | None,
+) -> None:
+    """The common case in one statement (one round trip, atomic): the attempt, the delivery
+    done, and the endpoint's health (written at most once a minute while healthy)."""
+    await conn.execute(
+        """
+        WITH attempt AS (
+            INSERT INTO webhook_attempts (delivery_id, run, attempt, started_at, latency_ms, status_code,
+                                          response_excerpt)
+            VALUES ($1, $3, $4, $5, $6, $7, $8)
+            ON CONFLICT (delivery_id, run, attempt) DO UPDATE SET
+                started_at = EXCLUDED.started_at, latency_ms = EXCLUDED.latency_ms,
+                status_code = EXCLUDED.status_code, response_excerpt = EXCLUDED.response_excerpt,
+                error_class = NULL, error = NULL, retry_after_s = NULL
+        ), delivery AS (
+            UPDATE webhook_deliveries SET status = 'succeeded', attempts = $4, last_status_code = $7,
+                   last_error_class = NULL, last_error = NULL, next_attempt_at = NULL, completed_at = now()
+            WHERE id = $1 AND run = $3
+        )
+        UPDATE webhook_endpoints SET last_success_at = now(), failing_since = NULL
+        WHERE id = $2 AND (failing_since IS NOT NULL OR last_success_at IS NULL
+                           OR last_success_at < now() - interval '1 minute')
+        """,
+        delivery_id, endpoint_id, run, attempt, started_at, latency_ms, status_code, excerpt,
+    )
+
+
+async def update_delivery(
+    conn: Conn,
+    *,
+    delivery_id: UUID,
+    run: int,
+    status: str,
+    attempts: int,
+    status_code: int | None,
+    error_class: str | None,
+    error: str | None,
+    next_attempt_at: datetime | None,
+) -> None:
+    await conn.execute(
+        """
+        UPDATE webhook_deliveries SET status = $3, attempts = $4, last_status_code = $5, last_error_class = $6,
+               last_error = $7, next_attempt_at = $8,
+               completed_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END
+        WHERE id = $1 AND run = $2
+        """,
+        delivery_id, run, status, attempts, status_code, error_class, error, next_attempt_at,
+    )
+
+
+# --- Reading and replay -------------------------------------------------------------------
+
+
+async def list_deliveries(
+    conn: Conn,
+    *,
+    endpoint_id: UUID,
+    statuses: list[str] | None,
+    event_types: list[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[asyncpg.Record], int]:
+    where, args = ["endpoint_id = $1"], [endpoint_id]
+
+    def add(sql: str, value: Any) -> None:
+        args.append(value)
+        where.append(sql.format(f"${len(args)}"))
+
+    if statuses:
+        add("status = ANY({})", statuses)
+    if event_types:
+        add("event_type = ANY({})", event_types)
+    if since:
+        add("created_at >= {}", since)
+    if until:
+        add("created_at < {}", until)
+    clause = " AND ".join(where)
+    rows = await conn.fetch(
+        f"SELECT * FROM webhook_deliveries WHERE {clause} ORDER BY created_at DESC, id "
+        f"LIMIT {int(limit)} OFFSET {int(offset)}",
+        *args,
+    )
+    total = await conn.fetchval(f"SELECT count(*) FROM webhook_deliveries WHERE {clause}", *args)
+    return list(rows), total
+
+
+async def get_delivery(conn: Conn, *, endpoint_id: UUID, delivery_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2", delivery_id, endpoint_id
+    )
+
+
+async def list_attempts(conn: Conn, delivery_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM webhook_attempts WHERE delivery_id = $1 ORDER BY run, attempt", delivery_id
+    )
+
+
+async def insert_delivery(
+    conn: Conn, *, delivery_id: UUID, endpoint_id: UUID, organization_id: UUID, event_type: str,
+    campaign_id: UUID | None, body: str,
+) -> asyncpg.Record:
+    """A delivery that belongs to no recorded event (the webhook.test ping)."""
+    return await conn.fetchrow(
+        """
+        INSERT INTO webhook_deliveries (id, endpoint_id, organization_id, event_type, campaign_id, body)
+        VALUES ($1, $2, $3, $4, $5, $6) RETURNING *
+        """,
+        delivery_id, endpoint_id, organization_id, event_type, campaign_id, body,
+    )
+
+
+async def reopen(conn: Conn, *, endpoint_id: UUID, delivery_id: UUID) -> asyncpg.Record | None:
+    """Start a delivery over as a new run (redelivery); None while one is still in progress."""
+    return await conn.fetchrow(
+        """
+        UPDATE webhook_deliveries SET run = run + 1, status = 'pending', attempts = 0, next_attempt_at = NULL,
+               completed_at = NULL, workflow_started = false
+        WHERE id = $1 AND endpoint_id = $2 AND status <> 'pending' RETURNING *
+        """,
+        delivery_id, endpoint_id,
+    )
+
+
+async def reopen_failed(
+    conn: Conn, *, endpoint_id: UUID, since: datetime, until: datetime | None, limit: int
+) -> list[asyncpg.Record]:
+    """Start every failed delivery created in [since, until) over as a new run."""
+    return await conn.fetch(
+        """
+        UPDATE webhook_deliveries SET run = run + 1, status = 'pending', attempts = 0, next_attempt_at = NULL,
+               completed_at = NULL, workflow_started = false
+        WHERE id IN (
+            SELECT id FROM webhook_deliveries
+            WHERE endpoint_id = $1 AND status = 'failed' AND created_at >= $2 AND ($3::timestamptz IS NULL OR created_at < $3)
+            ORDER BY created_at LIMIT $4 FOR UPDATE
+        )
+        RETURNING id, run, event_type
+        """,
+        endpoint_id, since, until, limit,
+    )

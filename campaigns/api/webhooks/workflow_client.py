@@ -1,0 +1,78 @@
+"""Starting delivery workflows, from the dispatcher (new events) and from the API
+(test pings, redeliveries, recoveries).
+
+A delivery row is written first, with `workflow_started = false`; the workflow is started
+after, and the flag set once it surely exists. A crash in between leaves the flag unset,
+and the dispatcher's sweep starts it later. Starting twice is harmless: the workflow id is
+the delivery's, and the activity sends only for a pending delivery in the run it drives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from campaigns.api.webhooks import repository as repo
+from campaigns.domain.webhooks import DeliveryInput, workflow_id
+from campaigns.settings import Settings
+from campaigns.workflows.webhook_delivery import WebhookDeliveryWorkflow
+
+log = logging.getLogger("campaigns.webhooks")
+
+
+@dataclass(frozen=True)
+class Pending:
+    delivery_id: UUID
+    run: int
+    event_type: str
+    url: str
+
+
+def _attempt_timeout(settings: Settings) -> float:
+    # Sending, plus waiting for a slot, plus recording.
+    return settings.webhook_timeout_s + 30
+
+
+async def start_one(client: Client, settings: Settings, item: Pending) -> bool:
+    """Start the workflow of one delivery run; True once it surely exists (or existed)."""
+    try:
+        await client.start_workflow(
+            WebhookDeliveryWorkflow.run,
+            DeliveryInput(delivery_id=str(item.delivery_id), run=item.run, attempt_timeout_s=_attempt_timeout(settings)),
+            id=workflow_id(item.delivery_id),
+            task_queue=settings.temporal_task_queue,
+            # The first run's id is never reused, so a sweep can never send an event twice;
+            # a redelivery is a new run of the same id once the previous one has closed.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE if item.run == 0
+            else WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            static_summary=f"{item.event_type} → {item.url}"[:200],
+        )
+    except WorkflowAlreadyStartedError:
+        pass
+    except RPCError as err:
+        log.warning("could not start delivery %s yet (%s); the sweep will retry", item.delivery_id, err.message)
+        return False
+    return True
+
+
+async def start_all(client: Client, pool: asyncpg.Pool, settings: Settings, items: list[Pending], *,
+                    gate: asyncio.Semaphore | None = None) -> int:
+    """Start many delivery workflows concurrently (at most as many at once as `gate` lets
+    through) and mark the ones started; return how many."""
+    gate = gate or asyncio.Semaphore(64)
+
+    async def one(item: Pending) -> UUID | None:
+        async with gate:
+            return item.delivery_id if await start_one(client, settings, item) else None
+
+    started = [d for d in await asyncio.gather(*(one(i) for i in items)) if d is not None]
+    await repo.mark_started(pool, started)
+    return len(started)

@@ -1,0 +1,71 @@
+"""Helpers for tests that need real HTTP servers or must wait for something to happen."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import uvicorn
+
+from campaigns.stack.services import free_port
+
+T = TypeVar("T")
+
+
+class Server:
+    """An ASGI app on a real local port, in this event loop; can be stopped and started
+    again on the same port (a service that goes down for a while)."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.app = app
+        self.port = port or free_port()
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+            self._server = self._task = None
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, port: int | None = None) -> AsyncIterator[Server]:
+    server = Server(app, port)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def eventually(probe: Callable[[], Awaitable[T] | T], *, timeout: float = 20, every: float = 0.1) -> T:
+    """Poll until `probe` returns something truthy (awaiting it if needed); fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = probe()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+        await asyncio.sleep(every)
