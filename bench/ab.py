@@ -26,23 +26,12 @@ import numpy as np
 
 from bench.stack import embedded_stack, percentile
 from campaigns import db
-from campaigns.domain.abtest import catalogue, power
+from campaigns.domain.abtest import power
 from campaigns.domain.abtest import simulation as sim
 
 EVENTS = 1_000_000
 DAYS = 30
 SLOTS = DAYS * 96
-
-
-async def ensure_rollups(pool: asyncpg.Pool) -> None:
-    """The analytics rollups table, where the analytics migration has not created it."""
-    exists = await pool.fetchval("SELECT to_regclass('analytics_rollups') IS NOT NULL")
-    if not exists:
-        columns = ",\n".join(f"{c} {'double precision' if c.endswith(('_sum', '_sq')) else 'bigint'} NOT NULL DEFAULT 0"
-                            for c in sorted(catalogue.columns()))
-        await pool.execute(f"""CREATE TABLE analytics_rollups (campaign_id uuid NOT NULL,
-            bucket timestamptz NOT NULL, variant_id text NOT NULL DEFAULT '', {columns},
-            PRIMARY KEY (campaign_id, bucket, variant_id))""")
 
 
 async def load_traffic(pool: asyncpg.Pool, campaign_id: str, variant_ids: list[str], start: datetime,
@@ -88,7 +77,6 @@ async def results_latency(requests: int) -> list[tuple[int, int, list[float]]]:
         url = await stack.start_api()
         key = await stack.api_key()
         pool = await db.create_pool(stack.settings.database_dsn, min_size=1, max_size=4)
-        await ensure_rollups(pool)
         rng = np.random.default_rng(7)
         async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
             for k in (2, 10):

@@ -8,25 +8,6 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from campaigns.domain.abtest import catalogue
-
-# Until the analytics tables arrive with their migration, the tests create the columns the
-# A/B catalogue reads (a no-op once the migration has made the real table).
-_ROLLUPS = """
-CREATE TABLE IF NOT EXISTS analytics_rollups (
-    campaign_id uuid NOT NULL, bucket timestamptz NOT NULL, variant_id text NOT NULL DEFAULT '',
-    {columns},
-    PRIMARY KEY (campaign_id, bucket, variant_id)
-)
-"""
-
-
-async def ensure_rollups(pool: asyncpg.Pool) -> None:
-    columns = ",\n    ".join(f"{c} {'double precision' if c.endswith(('_sum', '_sq')) else 'bigint'} NOT NULL DEFAULT 0"
-                              for c in sorted(catalogue.columns()))
-    await pool.execute(_ROLLUPS.format(columns=columns))
-
-
 def slot(at: datetime) -> datetime:
     epoch = int(at.timestamp()) // 900 * 900
     return datetime.fromtimestamp(epoch, UTC)

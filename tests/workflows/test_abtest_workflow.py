@@ -26,7 +26,6 @@ FAST = {**TEST, "evaluationIntervalSeconds": 5, "minDurationDays": 0, "minCallsP
 
 @pytest.fixture(autouse=True)
 async def rollups(pool, api):
-    await data.ensure_rollups(pool)
     api.pool = pool  # for `concluded`
 
 

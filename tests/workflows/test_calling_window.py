@@ -5,27 +5,22 @@ and opens recurring run windows, the clock-change ones by itself."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import asyncpg
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
 from campaigns.activities.recurrence import schedule_id
-from campaigns.api.auth.service import create_key
-from campaigns.api.campaigns import repository as repo
-from campaigns.api.campaigns.workflow_client import state_from_row
-from campaigns.domain.config import CampaignConfiguration, CampaignSchedule, CampaignStatus
+from campaigns.domain.config import CampaignSchedule, CampaignStatus
 from campaigns.domain.messages import RunWindowFired
 from campaigns.domain.schedule import campaign_timeline
 from campaigns.domain.timeutil import local_to_utc, utc_to_local
 from campaigns.worker import sandbox_runner
-from campaigns.workflows.campaign import CampaignWorkflow, workflow_id
+from campaigns.workflows.campaign import CampaignWorkflow
 
 S = CampaignStatus
 NY = "America/New_York"
