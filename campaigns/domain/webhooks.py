@@ -31,6 +31,7 @@ EVENTS: dict[str, str] = {
     "goal.achieved": "A campaign goal reached its target.",
     "budget.exhausted": "A campaign spent its total or daily budget.",
     "lead.created": "A call produced a qualified lead.",
+    "ab_test.started": "An A/B test began assigning traffic to its variants.",
     "ab_test.concluded": "An A/B test reached a decision.",
     "webhook.endpoint_disabled": "An endpoint was disabled after failing too long or answering 410 Gone.",
     "webhook.test": "A test ping (POST …/webhooks/{webhookId}/test); sent only to that endpoint.",

@@ -1,4 +1,4 @@
-"""The simulator's one query: which campaigns are taking calls now."""
+"""The simulator's one query: which campaigns are taking calls now, with their running A/B test."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ async def taking_calls(conn: asyncpg.Pool | asyncpg.Connection, *, limit: int = 
     at any hour; one with windows is left out until the workflow reports its window state."""
     rows = await conn.fetch(
         """
-        SELECT id, organization_id, channel, type FROM campaigns
-        WHERE status = 'active' AND coalesce(config->'schedule'->'windows', '{}'::jsonb) = '{}'::jsonb
-        ORDER BY id LIMIT $1
+        SELECT c.id, c.organization_id, c.channel, c.type, t.id AS ab_test_id
+        FROM campaigns c LEFT JOIN ab_tests t ON t.campaign_id = c.id AND t.status = 'running'
+        WHERE c.status = 'active' AND coalesce(c.config->'schedule'->'windows', '{}'::jsonb) = '{}'::jsonb
+        ORDER BY c.id LIMIT $1
         """,
         limit,
     )
-    return [SimCampaign(r["id"], r["organization_id"], r["channel"], r["type"]) for r in rows]
+    return [SimCampaign(r["id"], r["organization_id"], r["channel"], r["type"], r["ab_test_id"]) for r in rows]

@@ -2,7 +2,8 @@
 traffic for every active campaign whose calling window is open.
 
 The stand-ins listen on SIMULATOR_PORT (point PIPELINE_URL and KNOWLEDGE_BASE_URL at it;
-`campaigns run --simulate` does). The traffic is recorded through the same ingestion
+`campaigns run --simulate` does). Callers of a campaign with a running A/B test are
+assigned to its variants as the pipeline would. The traffic is recorded through the same ingestion
 service as `POST /api/events`, so every number on the analytics endpoints moves as it
 would with a real pipeline. With `--demo`, the demo organization gets an active demo
 campaign when it has none, so there is something to watch at once.
@@ -23,7 +24,7 @@ import uvicorn
 
 from campaigns import db
 from campaigns.settings import Settings
-from campaigns.simulator import repository
+from campaigns.simulator import assign, repository
 from campaigns.simulator.progress import Progress
 from campaigns.simulator.standins import StandInState, create_app
 from campaigns.simulator.traffic import SimCampaign, Traffic
@@ -100,7 +101,9 @@ async def generate(settings: Settings, traffic: Traffic, progress: Progress, sto
             if now - refreshed >= REFRESH_S:
                 campaigns = await repository.taking_calls(pool)
                 refreshed = now
-            traffic.plan(campaigns, now, now - last)
+            arrivals = traffic.arrivals(campaigns, now, now - last)
+            for arrival, variant in zip(arrivals, await assign.variants(pool, arrivals), strict=True):
+                traffic.place(arrival, variant)
             last = now
             due = traffic.due(now)
             if due:

@@ -52,3 +52,35 @@ async def test_traffic_reaches_the_analytics(api, pool, settings):
 
     campaign = await eventually(counted, timeout=20)
     assert campaign["costTracking"]["totalCost"] > 0
+
+
+async def test_callers_of_a_campaign_under_test_are_assigned_to_its_variants(api, pool, settings):
+    c = (await api.post("/api/campaigns", json=CAMPAIGN)).json()["campaign"]
+    assert (await api.post(f"/api/campaigns/{c['id']}/activate")).status_code == 200
+    r = await api.post(f"/api/campaigns/{c['id']}/ab-test", json={
+        "name": "Greeting", "variants": [{"name": "Control"}, {"name": "Short", "overrides": {"flowId": "short"}}],
+        "primaryMetric": "conversionRate", "sampleSize": 5000, "minDurationDays": 0,
+    })
+    assert r.status_code == 201, r.text
+    test = r.json()["test"]
+    stop = asyncio.Event()
+    traffic = Traffic(rate=60, time_scale=200, seed=5)
+    task = asyncio.create_task(generate(settings, traffic, Progress(60, lines=True, out=io.StringIO()), stop))
+    cid = uuid.UUID(c["id"])
+
+    async def recorded():
+        rows = await pool.fetch(
+            "SELECT subject_id, variant_id FROM analytics_events WHERE campaign_id = $1 AND type = 'call.started'",
+            cid)
+        return rows if len(rows) >= 30 else None
+
+    try:
+        rows = await eventually(recorded, timeout=30)
+    finally:
+        stop.set()
+        await task
+    # Every caller is in a variant, the one the assign endpoint gives, and both variants get traffic.
+    assert {r["variant_id"] for r in rows} == {v["id"] for v in test["variants"]}
+    for row in rows[:10]:
+        a = await api.post(f"/api/campaigns/{c['id']}/ab-test/{test['id']}/assign", json={"subjectId": row["subject_id"]})
+        assert a.json()["assignment"]["variantId"] == row["variant_id"]
