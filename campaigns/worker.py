@@ -49,15 +49,37 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     )
 
 
-def activities(
-    pool: asyncpg.Pool, settings: Settings, redis: aioredis.Redis, client: Client, task_queue: str
+def activity_holders(
+    pool: asyncpg.Pool, settings: Settings, redis: aioredis.Redis, client: Client, task_queue: str,
+    worker_client: Client,
 ) -> list:
+    """The objects whose methods are the activities; some hold connections (`aclose`)."""
     return [
-        *StoreActivities(pool, CampaignCache(redis, settings)).all(),
-        *RecurrenceActivities(client, task_queue).all(),
-        *PipelineActivities(pool, settings).all(),
-        *WebhookActivities(pool, settings, redis).all(),
+        StoreActivities(pool, CampaignCache(redis, settings)),
+        RecurrenceActivities(client, task_queue),
+        PipelineActivities(pool, settings),
+        WebhookActivities(pool, settings, redis),
+        # Promotion updates a campaign through its service, which may signal its workflow.
+        ABTestActivities(pool, worker_client, settings.model_copy(update={"temporal_task_queue": task_queue}),
+                         CampaignCache(redis, settings)),
     ]
+
+
+class CampaignsWorker(Worker):
+    """The Temporal worker; leaving it also closes what its activities hold open (the
+    webhook sender's connection pool)."""
+
+    def __init__(self, *args, holders: list, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._holders = holders
+
+    async def __aexit__(self, *exc) -> None:
+        try:
+            await super().__aexit__(*exc)
+        finally:
+            for holder in self._holders:
+                if hasattr(holder, "aclose"):
+                    await holder.aclose()
 
 
 def build_worker(
@@ -70,16 +92,13 @@ def build_worker(
     cache, so no API process serves a status they changed."""
     settings = settings or get_settings()
     redis = redis or aioredis.from_url(settings.redis_dsn)
-    return Worker(
+    holders = activity_holders(pool, settings, redis, schedules_client or client, task_queue, client)
+    return CampaignsWorker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
-        activities=[
-            *activities(pool, settings, redis, schedules_client or client, task_queue),
-            # Promotion updates a campaign through its service, which may signal its workflow.
-            *ABTestActivities(pool, client, settings.model_copy(update={"temporal_task_queue": task_queue}),
-                              CampaignCache(redis, settings)).all(),
-        ],
+        activities=[fn for holder in holders for fn in holder.all()],
+        holders=holders,
         workflow_runner=sandbox_runner(),
         **options,
     )

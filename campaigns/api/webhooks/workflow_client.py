@@ -54,6 +54,9 @@ async def start_one(client: Client, settings: Settings, item: Pending) -> bool:
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE if item.run == 0
             else WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             static_summary=f"{item.event_type} → {item.url}"[:200],
+            # In the worker (the dispatcher), the first task comes back with the start: no
+            # round trip through the matching service. Elsewhere it is an ordinary start.
+            request_eager_start=True,
         )
     except WorkflowAlreadyStartedError:
         pass
