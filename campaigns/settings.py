@@ -60,7 +60,7 @@ class Settings(BaseSettings):
 
     # The two-tier campaign cache (in-process, then Redis, then Postgres).
     cache_enabled: bool = True
-    cache_ttl_s: int = 300
+    cache_ttl_s: int = 3600
     cache_local_ttl_s: float = 60.0
     cache_local_max_entries: int = 10_000
     cache_warm_limit: int = 10_000

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 
 from campaigns.domain.timeutil import local_to_utc, utc_to_local
 
@@ -83,12 +84,15 @@ def hour_start(instant: datetime, tz: str) -> datetime:
 def hour_starts(start: datetime, end: datetime, tz: str) -> list[datetime]:
     """The local hours overlapping `[start, end)`, by their starting instants. On a fall-back
     night the repeated wall-clock hour appears twice: they are two different hours."""
+    return list(_hour_starts(bucket_of(start), bucket_of(end - timedelta(microseconds=1)), tz))
+
+
+@lru_cache(maxsize=4096)
+def _hour_starts(first: int, last: int, tz: str) -> tuple[datetime, ...]:
+    # Memoised: every read of a campaign asks for the same 24 hours until the next slot.
     out: list[datetime] = []
-    bucket = bucket_of(start)
-    last = bucket_of(end - timedelta(microseconds=1))
-    while bucket <= last:
+    for bucket in range(first, last + 1):
         h = hour_start(bucket_start(bucket), tz)
         if not out or out[-1] != h:
             out.append(h)
-        bucket += 1
-    return out
+    return tuple(out)

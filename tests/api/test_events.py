@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from tests.analytics_support import call, drained, event, realtime, send
+from tests.conftest import CAMPAIGN
 
 
 async def test_a_batch_is_recorded_and_counted(api: httpx.AsyncClient, app, campaign: dict):
@@ -251,3 +253,23 @@ async def test_ingestion_is_on_the_metrics_page(api: httpx.AsyncClient, anonymou
     text = (await anonymous.get("/metrics")).text
     assert 'analytics_events_total{result="accepted"}' in text
     assert "analytics_batches_applied_total" in text and "analytics_refresh_lag_seconds" in text
+
+
+async def test_a_campaign_read_trends_by_local_hour_and_day(api: httpx.AsyncClient, app):
+    """Trends in the campaign's own timezone, with an offset of a quarter hour: calls three
+    days ago count on that local day, not in the last 24 hours."""
+    c = (await api.post("/api/campaigns", json={**CAMPAIGN, "timezone": "Asia/Kathmandu"})).json()["campaign"]
+    cid = c["id"]
+    now = datetime.now(UTC)
+    await send(api, call(cid, lead=70, cost=2.0, at=now - timedelta(days=3))
+               + call(cid, cost=0.5, at=now - timedelta(days=3)) + call(cid, cost=1.0, at=now))
+    await drained(app)
+    perf = (await api.get(f"/api/campaigns/{cid}")).json()["campaign"]["performance"]
+    assert sum(p["calls"] for p in perf["hourlyTrends"]) == 1
+    assert sum(p["cost"] for p in perf["hourlyTrends"]) == pytest.approx(1.0)
+    local = {d["period"]: d for d in perf["dailyTrends"]}
+    three_days_ago = (now - timedelta(days=3)).astimezone(ZoneInfo("Asia/Kathmandu")).date().isoformat()
+    assert local[three_days_ago]["calls"] == 2 and local[three_days_ago]["leads"] == 1
+    assert local[three_days_ago]["cost"] == pytest.approx(2.5)
+    assert perf["dailyTrends"][-1]["calls"] == 1
+    assert [d["period"] for d in perf["dailyTrends"]] == sorted(local)
