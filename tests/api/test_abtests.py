@@ -43,6 +43,14 @@ async def create_test(api: httpx.AsyncClient, campaign_id: str, **changes) -> di
     return r.json()["test"]
 
 
+async def assign(api: httpx.AsyncClient, path: str, subject_id: str) -> dict:
+    """One assignment, waiting out the key's rate limit (many in a row on a fast machine)."""
+    while (r := await api.post(path, json={"subjectId": subject_id})).status_code == 429:
+        await asyncio.sleep(float(r.headers["retry-after"]))
+    assert r.status_code == 200, r.text
+    return r.json()["assignment"]
+
+
 # --- Create ------------------------------------------------------------------------------
 
 
@@ -179,9 +187,7 @@ async def test_assignment_is_deterministic_and_follows_the_weights(api, campaign
     ids = [v["id"] for v in t["variants"]]
 
     async def variant(i: int) -> str:
-        while (r := await api.post(path, json={"subjectId": f"subject-{i}"})).status_code == 429:
-            await asyncio.sleep(float(r.headers["retry-after"]))  # the key's rate limit, on a fast machine
-        return r.json()["assignment"]["variantId"]
+        return (await assign(api, path, f"subject-{i}"))["variantId"]
 
     n = 300
     counts = Counter([await variant(i) for i in range(n)])
@@ -190,7 +196,7 @@ async def test_assignment_is_deterministic_and_follows_the_weights(api, campaign
     # The configuration to use: the campaign's, with the variant's overrides.
     by_variant = {}
     for i in range(40):
-        a = (await api.post(path, json={"subjectId": f"subject-{i}"})).json()["assignment"]
+        a = await assign(api, path, f"subject-{i}")
         by_variant[a["variantName"]] = a
     assert by_variant["B"]["configuration"]["voiceSettings"]["qualificationThreshold"] == 55
     assert by_variant["B"]["configuration"]["voiceSettings"]["speakingRate"] == 1.0

@@ -181,6 +181,17 @@ async def test_two_processes_never_serve_a_write_stale(two_apis):
     assert (await first.get(url)).json()["campaign"]["status"] == "paused"
 
 
+async def test_a_key_revoked_through_one_process_is_refused_at_once_by_the_other(two_apis, pool):
+    first, second = two_apis
+    created = (await first.post("/api/keys", json={"name": "short-lived"})).json()["key"]
+    headers = {"Authorization": f"Bearer {created['key']}"}
+    for api in (first, second):  # both processes now know the key from memory
+        assert (await api.get("/api/campaigns", headers=headers)).status_code == 200
+    assert (await first.delete(f"/api/keys/{created['id']}")).status_code == 200
+    assert (await second.get("/api/campaigns", headers=headers)).status_code == 401
+    assert (await first.get("/api/campaigns", headers=headers)).status_code == 401
+
+
 async def test_a_change_the_workflow_makes_by_itself_is_never_served_stale(two_apis, pool):
     first, second = two_apis
     start = (datetime.now(UTC) + timedelta(seconds=2)).replace(tzinfo=None, microsecond=0)

@@ -22,7 +22,7 @@ async def insert_key(
     return await conn.fetchrow(
         """
         INSERT INTO api_keys (id, organization_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4, $5)
-        RETURNING id, organization_id, name, prefix, created_at, last_used_at, revoked_at
+        RETURNING id, organization_id, name, prefix, created_at, last_used_at, revoked_at, key_hash
         """,
         key_id, organization_id, name, prefix, key_hash,
     )
@@ -60,7 +60,7 @@ async def revoke_key(conn: Conn, *, organization_id: UUID, key_id: UUID) -> asyn
     return await conn.fetchrow(
         """
         UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND organization_id = $2
-        RETURNING id, organization_id, name, prefix, created_at, last_used_at, revoked_at
+        RETURNING id, organization_id, name, prefix, created_at, last_used_at, revoked_at, key_hash
         """,
         key_id, organization_id,
     )

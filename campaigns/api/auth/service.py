@@ -12,6 +12,7 @@ from uuid import UUID
 import asyncpg
 
 from campaigns.api.auth import repository as repo
+from campaigns.api.campaigns import cache as campaign_cache
 
 KEY_PREFIX = "qck_"
 
@@ -49,13 +50,34 @@ async def create_key(pool: asyncpg.Pool, *, organization: str, name: str = "defa
     return key, record
 
 
+def cache_slot(key_hash: bytes) -> str:
+    return f"apikey:{key_hash.hex()}"
+
+
 async def authenticate(pool: asyncpg.Pool, key: str) -> Principal | None:
-    row = await repo.principal_by_hash(pool, hash_key(key))
+    """The key's principal; through the API process's memory when it has the campaign cache
+    (revoking a key invalidates it there in every process before the revocation returns)."""
+    key_hash = hash_key(key)
+    cache = campaign_cache.for_pool(pool)
+    if cache is not None and (known := cache.peek(cache_slot(key_hash))) is not None:
+        return known
+    epoch = cache.epoch if cache is not None else 0
+    row = await repo.principal_by_hash(pool, key_hash)
     if row is None:
         return None
     if row["last_used_at"] is None or _stale(row["last_used_at"]):
         await repo.touch_key(pool, row["key_id"])
-    return Principal(row["organization_id"], row["organization_name"], row["key_id"], row["key_name"])
+    principal = Principal(row["organization_id"], row["organization_name"], row["key_id"], row["key_name"])
+    if cache is not None:
+        cache.keep(cache_slot(key_hash), principal, epoch)
+    return principal
+
+
+async def forget(pool: asyncpg.Pool, key_hash: bytes) -> None:
+    """After a key is revoked: no API process may go on accepting it from memory."""
+    cache = campaign_cache.for_pool(pool)
+    if cache is not None:
+        await cache.invalidate(cache_slot(key_hash))
 
 
 def _stale(last_used) -> bool:

@@ -208,6 +208,21 @@ class CampaignCache:
         if self._local_on and epoch == self._epoch:
             self._local[key] = row
 
+    # --- Other small entries (API keys' principals) ---------------------------------
+    # They share the memory tier and its invalidation: dropped in every process before
+    # the write that invalidates them returns, and not served while unsubscribed.
+
+    def peek(self, key: str) -> Any | None:
+        return self._local.get(key) if self._local_on else None
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    def keep(self, key: str, value: Any, epoch: int) -> None:
+        """Keep `value`, read when `epoch` was current, unless an invalidation came since."""
+        self._keep(key, value, epoch)
+
     # --- Writing -------------------------------------------------------------------
 
     async def invalidate(self, *campaign_ids: UUID | str) -> None:

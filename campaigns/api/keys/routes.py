@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path
 from pydantic import Field
 
 from campaigns.api.auth import repository as repo
-from campaigns.api.auth.service import create_key
+from campaigns.api.auth.service import create_key, forget
 from campaigns.api.deps import Caller, Db
 from campaigns.api.errors import NotFound
 from campaigns.domain.base import ApiModel, ResponseModel
@@ -36,6 +36,7 @@ class ApiKey(ResponseModel):
 
 def _key(row, secret: str | None = None) -> ApiKey:
     data = dict(row)
+    data.pop("key_hash", None)
     data["id"], data["organization_id"] = str(data["id"]), str(data["organization_id"])
     return ApiKey(**data, key=secret)
 
@@ -59,6 +60,7 @@ async def revoke_api_key(key_id: Annotated[UUID, Path(alias="id")], caller: Call
     row = await repo.revoke_key(db, organization_id=caller.organization_id, key_id=key_id)
     if row is None:
         raise NotFound("API key not found", code="key_not_found")
+    await forget(db, row["key_hash"])
     return {"key": _key(row)}
 
 
