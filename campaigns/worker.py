@@ -39,13 +39,15 @@ WORKFLOWS: Sequence[type] = (CampaignWorkflow, RunWindowWorkflow, WebhookDeliver
 
 def sandbox_runner() -> SandboxedWorkflowRunner:
     """The default sandbox, except that workflows may build ZoneInfo objects: campaigns
-    live in their own timezones, and the tz data is fixed for a given tzdata release."""
+    live in their own timezones, and the tz data is fixed for a given tzdata release. The
+    Redis client (imported by activity modules the workflows name) is passed through: it
+    loads submodules lazily, which the sandbox would otherwise re-import per workflow run."""
     default = SandboxRestrictions.default
     return SandboxedWorkflowRunner(
         restrictions=dataclasses.replace(
             default,
             invalid_module_members=default.invalid_module_members.with_child_unrestricted("zoneinfo", "ZoneInfo"),
-        )
+        ).with_passthrough_modules("redis")
     )
 
 
