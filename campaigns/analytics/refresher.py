@@ -257,7 +257,10 @@ class Refresher:
         if not await self.realtime.has_generation():
             from campaigns.analytics.rebuild import rebuild
 
-            log.warning("real-time counters are missing (Redis restarted empty?); rebuilding them from Postgres")
+            # A new Redis beside existing events has lost its counters; beside no events
+            # (a fresh install) it only needs its generation, and that is not worth a warning.
+            if await self.pool.fetchval("SELECT EXISTS (SELECT 1 FROM analytics_events)"):
+                log.warning("real-time counters are missing (Redis restarted empty?); rebuilding them from Postgres")
             await rebuild(self.pool, self.realtime, redis_only=True)
         now = datetime.now(UTC)
         started = time.perf_counter()
