@@ -152,10 +152,11 @@ async def test_a_test_stops_when_its_campaign_ends(api, pool):
     assert (await api.post(f"/api/campaigns/{c['id']}/activate")).status_code == 200
     t = await start(api, c["id"])
     assert (await api.post(f"/api/campaigns/{c['id']}/end")).status_code == 200
+    # Nobody is assigned once the campaign has ended, even before the test's next evaluation.
     r = await api.post(f"/api/campaigns/{c['id']}/ab-test/{t['id']}/assign", json={"subjectId": "s"})
+    assert r.status_code == 409 and r.json()["code"] in ("campaign_ended", "ab_test_concluded"), r.text
     done = await concluded(api, c["id"], t["id"])
     assert done["conclusion"] == "stopped" and done["conclusionReason"] == "the campaign was ended"
-    assert r.status_code in (200, 409)
 
 
 async def test_promotion_refused_when_the_campaign_no_longer_fits(api, pool):

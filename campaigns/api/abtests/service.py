@@ -506,6 +506,10 @@ async def assign(*, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID,
             details={"conclusion": row["conclusion"], "winnerVariantId": row["winner_variant_id"],
                      "promoted": bool((row["promotion"] or {}).get("promoted"))},
         )
+    if row["campaign_status"] in (CampaignStatus.ENDED.value, CampaignStatus.ARCHIVED.value):
+        # Its workflow concludes the test at its next evaluation; no one is assigned meanwhile.
+        raise Conflict(f"the campaign is {row['campaign_status']}: assignment has stopped", code="campaign_ended",
+                       details={"campaignStatus": row["campaign_status"]})
     design = design_of(row)
     if design.mode == "bandit":
         weights = row["weights"]
