@@ -52,18 +52,18 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
 
 
 def activity_holders(
-    pool: asyncpg.Pool, settings: Settings, redis: aioredis.Redis, client: Client, task_queue: str,
-    worker_client: Client,
+    pool: asyncpg.Pool, settings: Settings, redis: aioredis.Redis, client: Client, schedules_client: Client,
+    task_queue: str,
 ) -> list:
     """The objects whose methods are the activities; some hold connections (`aclose`)."""
+    cache = CampaignCache(redis, settings)  # only to invalidate: no API process serves what they changed
     return [
-        StoreActivities(pool, CampaignCache(redis, settings)),
-        RecurrenceActivities(client, task_queue),
+        StoreActivities(pool, cache),
+        RecurrenceActivities(schedules_client, task_queue),
         PipelineActivities(pool, settings),
         WebhookActivities(pool, settings, redis),
         # Promotion updates a campaign through its service, which may signal its workflow.
-        ABTestActivities(pool, worker_client, settings.model_copy(update={"temporal_task_queue": task_queue}),
-                         CampaignCache(redis, settings)),
+        ABTestActivities(pool, client, settings.model_copy(update={"temporal_task_queue": task_queue}), cache),
     ]
 
 
@@ -94,7 +94,7 @@ def build_worker(
     cache, so no API process serves a status they changed."""
     settings = settings or get_settings()
     redis = redis or aioredis.from_url(settings.redis_dsn)
-    holders = activity_holders(pool, settings, redis, schedules_client or client, task_queue, client)
+    holders = activity_holders(pool, settings, redis, client, schedules_client or client, task_queue)
     return CampaignsWorker(
         client,
         task_queue=task_queue,

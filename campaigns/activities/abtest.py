@@ -11,7 +11,6 @@ its activities, and those services import the workflow modules (to start and upd
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
@@ -19,7 +18,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from campaigns.api.abtests import repository as repo
-from campaigns.api.auth.service import Principal
+from campaigns.api.auth.service import SystemPrincipal
 from campaigns.api.campaigns import repository as campaigns_repo
 from campaigns.api.campaigns.cache import CampaignCache
 from campaigns.api.errors import AppError
@@ -31,20 +30,8 @@ from campaigns.domain.abtest.messages import (
     Promote,
     Promotion,
 )
+from campaigns.domain.config import FINISHED_STATUSES
 from campaigns.settings import Settings
-
-
-@dataclass(frozen=True)
-class PromotionPrincipal(Principal):
-    """The platform promoting a test's winner: audited as a system actor naming the test."""
-
-    test_id: str = ""
-
-    def actor(self) -> dict[str, str]:
-        return {"kind": "system", "id": self.test_id, "name": "ab-test-promotion"}
-
-
-_ENDED = {"ended", "archived"}
 
 
 class ABTestActivities:
@@ -71,7 +58,7 @@ class ABTestActivities:
             return _from_record(recorded, row)
         campaign_status = await self.pool.fetchval("SELECT status FROM campaigns WHERE id = $1", row["campaign_id"])
         weights = snapshot = None
-        if campaign_status in _ENDED:
+        if campaign_status in FINISHED_STATUSES:
             conclusion, winner = "stopped", None
             reason = f"the campaign was {campaign_status}"
             running, summary = request.running, {"campaignStatus": campaign_status}
@@ -129,9 +116,10 @@ class ABTestActivities:
         if row["promotion"] and not row["promotion"].get("pending"):
             return Promotion.model_validate(row["promotion"])  # done by an earlier attempt
         variant = next(v for v in service.design_of(row).variants if v.id == request.variant_id)
-        principal = PromotionPrincipal(
+        # Audited as the system actor naming the test.
+        principal = SystemPrincipal(
             organization_id=row["organization_id"], organization_name="", key_id=test_id, key_name="ab-test",
-            test_id=request.test_id,
+            actor_id=request.test_id, actor_name="ab-test-promotion",
         )
         try:
             await campaigns_service.update(

@@ -329,30 +329,12 @@ async def series(
     return {r["period"]: dict(r) for r in rows}
 
 
-async def hourly_headlines(
-    conn: Conn, campaign_id: UUID, start: datetime, end: datetime, tz: str
-) -> dict[datetime, dict[str, int]]:
-    """Calls, leads, conversions and cost (micro-units) per local hour over `[start, end)`,
-    keyed by the hour's starting instant: a campaign read's trends in one small query."""
-    rows = await conn.fetch(
-        f"""
-        SELECT {_period_key("hourly")} AS period,
-               sum(r.calls_completed + r.calls_failed)::bigint AS calls, sum(r.leads)::bigint AS leads,
-               sum(r.conversions)::bigint AS conversions, sum(r.cost_micros)::bigint AS cost_micros
-        FROM analytics_rollups r
-        WHERE r.campaign_id = $1 AND r.bucket >= $2 AND r.bucket < $3
-        GROUP BY 1
-        """,
-        campaign_id, start, end, tz,
-    )
-    return {r["period"]: dict(r) for r in rows}
-
-
 async def series_many(
     conn: Conn, campaign_ids: list[UUID], start: datetime, end: datetime, tz_by_campaign: dict[UUID, str],
     granularity: str,
 ) -> dict[tuple[UUID, Any], dict[str, Any]]:
-    """`series` of a few headline sums for several campaigns at once (campaign lists)."""
+    """`series` of a few headline sums (calls, leads, conversions, cost_micros) for one or
+    several campaigns at once."""
     if not campaign_ids:
         return {}
     key = _period_key(granularity).replace("$4", "t.tz")

@@ -34,6 +34,11 @@ class CampaignStatus(StrEnum):
     ARCHIVED = "archived"
 
 
+# A campaign in one of these takes no more calls and starts or runs no A/B tests. (StrEnum:
+# the plain strings read from Postgres are members of it too.)
+FINISHED_STATUSES = frozenset({CampaignStatus.ENDED, CampaignStatus.ARCHIVED})
+
+
 class CampaignType(StrEnum):
     INBOUND = "inbound"
     OUTBOUND = "outbound"

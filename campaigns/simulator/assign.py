@@ -6,25 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
 
 from campaigns.api.abtests import service as abtests
-from campaigns.api.auth.service import Principal
+from campaigns.api.auth.service import SystemPrincipal
 from campaigns.api.errors import AppError
 from campaigns.simulator.traffic import Arrival, Variant
 
 log = logging.getLogger("campaigns.simulator")
 
 _SIMULATOR_KEY = UUID(int=0)
-
-
-@dataclass(frozen=True)
-class SimulatorPrincipal(Principal):
-    def actor(self) -> dict[str, str]:
-        return {"kind": "system", "id": "simulator", "name": "simulator"}
 
 
 async def variants(pool: asyncpg.Pool, arrivals: list[Arrival]) -> list[Variant | None]:
@@ -36,8 +29,9 @@ async def _one(pool: asyncpg.Pool, arrival: Arrival) -> Variant | None:
     campaign = arrival.campaign
     if campaign.ab_test_id is None:
         return None
-    principal = SimulatorPrincipal(organization_id=campaign.organization_id, organization_name="",
-                                   key_id=_SIMULATOR_KEY, key_name="simulator")
+    principal = SystemPrincipal(organization_id=campaign.organization_id, organization_name="",
+                                key_id=_SIMULATOR_KEY, key_name="simulator", actor_id="simulator",
+                                actor_name="simulator")
     try:
         a = await abtests.assign(pool=pool, principal=principal, campaign_id=campaign.id,
                                  test_id=campaign.ab_test_id, subject_id=arrival.subject_id)

@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from campaigns.domain.abtest.messages import ABTestStart, ABTestState
     from campaigns.domain.abtest.messages import workflow_id as abtest_workflow_id
     from campaigns.domain.budget import BudgetSpend
-    from campaigns.domain.config import CampaignStatus
+    from campaigns.domain.config import FINISHED_STATUSES, CampaignStatus
     from campaigns.domain.lifecycle import Transition, TransitionError
     from campaigns.domain.messages import (
         SYSTEM,
@@ -171,7 +171,7 @@ class CampaignWorkflow:
 
     @start_ab_test.validator
     def _validate_start_ab_test(self, start: ABTestStart) -> None:
-        if self.state.status in (S.ENDED, S.ARCHIVED):
+        if self.state.status in FINISHED_STATUSES:
             raise ApplicationError(f"a campaign that is {self.state.status.value} cannot start an A/B test",
                                    type="campaign_not_testable", non_retryable=True)
 

@@ -55,7 +55,7 @@ from campaigns.domain.abtest.config import (
     resolve,
 )
 from campaigns.domain.abtest.messages import ABTestStart, StopRequest, workflow_id
-from campaigns.domain.config import CampaignConfiguration, CampaignStatus
+from campaigns.domain.config import FINISHED_STATUSES, CampaignConfiguration, CampaignStatus
 from campaigns.domain.messages import Actor
 from campaigns.settings import Settings
 
@@ -506,7 +506,7 @@ async def assign(*, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID,
             details={"conclusion": row["conclusion"], "winnerVariantId": row["winner_variant_id"],
                      "promoted": bool((row["promotion"] or {}).get("promoted"))},
         )
-    if row["campaign_status"] in (CampaignStatus.ENDED.value, CampaignStatus.ARCHIVED.value):
+    if row["campaign_status"] in FINISHED_STATUSES:
         # Its workflow concludes the test at its next evaluation; no one is assigned meanwhile.
         raise Conflict(f"the campaign is {row['campaign_status']}: assignment has stopped", code="campaign_ended",
                        details={"campaignStatus": row["campaign_status"]})

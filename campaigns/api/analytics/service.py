@@ -138,9 +138,11 @@ async def enrich(
         today = periods.local_date(now, info.timezone)
         first = today - timedelta(days=6)
         hourly_start = periods.hour_start(now - timedelta(hours=23), info.timezone)
-        by_hour = await repo.hourly_headlines(
-            pool, info.id, min(periods.day_start(first, info.timezone), hourly_start), now, info.timezone
+        headlines = await repo.series_many(
+            pool, [info.id], min(periods.day_start(first, info.timezone), hourly_start), now,
+            {info.id: info.timezone}, "hourly",
         )
+        by_hour = {hour: sums for (_, hour), sums in headlines.items()}
         campaign.performance.hourly_trends = [
             _brief(_hour_label(h, info.timezone), by_hour.get(h))
             for h in periods.hour_starts(hourly_start, now, info.timezone)
@@ -164,7 +166,7 @@ def _local_date(instant: datetime, tz: str) -> date:
 
 
 def _brief(label: str, row: dict[str, Any] | None) -> CampaignTrendPoint:
-    # Four figures (`repo.hourly_headlines`), not the whole `metrics.derive`: every campaign read makes 31.
+    # Four figures (`repo.series_many`), not the whole `metrics.derive`: every campaign read makes 31.
     if not row:
         return CampaignTrendPoint(period=label, calls=0, leads=0, conversions=0, cost=0.0)
     return CampaignTrendPoint(period=label, calls=row["calls"] or 0, leads=row["leads"] or 0,

@@ -30,6 +30,18 @@ class Principal:
         return {"kind": "api_key", "id": str(self.key_id), "name": self.key_name}
 
 
+@dataclass(frozen=True)
+class SystemPrincipal(Principal):
+    """The platform acting inside an organization without a key of its own (promoting a
+    test's winner, simulating traffic): audited as a system actor."""
+
+    actor_id: str = ""
+    actor_name: str = ""
+
+    def actor(self) -> dict[str, str]:
+        return {"kind": "system", "id": self.actor_id, "name": self.actor_name}
+
+
 def hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 

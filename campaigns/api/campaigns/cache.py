@@ -180,7 +180,7 @@ class CampaignCache:
             raw, generation, redis_up = None, None, False
         if raw is not None:
             row = decode(raw)
-            self._keep(key, row, epoch)
+            self.keep(key, row, epoch)
             return self._answered("redis", started, row)
 
         loaded = await load()
@@ -194,7 +194,7 @@ class CampaignCache:
                 )
             except RedisError:
                 ERRORS.labels("set").inc()
-        self._keep(key, row, epoch)
+        self.keep(key, row, epoch)
         return self._answered("postgres", started, row)
 
     def _answered(self, source: str, started: float, row: Row | None) -> Row | None:
@@ -203,8 +203,8 @@ class CampaignCache:
         LOOKUP_SECONDS.labels(source).observe(time.perf_counter() - started)
         return row
 
-    def _keep(self, key: str, row: dict[str, Any], epoch: int) -> None:
-        # An invalidation heard while we were reading may concern this row: do not keep it.
+    def keep(self, key: str, row: Any, epoch: int) -> None:
+        """Keep `row`, read when `epoch` was current, unless an invalidation came since."""
         if self._local_on and epoch == self._epoch:
             self._local[key] = row
 
@@ -218,10 +218,6 @@ class CampaignCache:
     @property
     def epoch(self) -> int:
         return self._epoch
-
-    def keep(self, key: str, value: Any, epoch: int) -> None:
-        """Keep `value`, read when `epoch` was current, unless an invalidation came since."""
-        self._keep(key, value, epoch)
 
     # --- Writing -------------------------------------------------------------------
 
@@ -379,7 +375,7 @@ class CampaignCache:
                 await self._set_script(
                     keys=[_key(key), _gen_key(key)], args=[generation or "0", encode(row), self.ttl_s], client=pipe
                 )
-                self._keep(key, row, epoch)
+                self.keep(key, row, epoch)
             await pipe.execute()
         return len(by_id)
 
