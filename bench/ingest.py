@@ -52,7 +52,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from campaigns import db  # noqa: E402
-from campaigns.api.auth.service import create_key  # noqa: E402
+from campaigns.auth.service import create_key  # noqa: E402
 from campaigns.domain import periods  # noqa: E402
 from campaigns.stack import services  # noqa: E402
 from campaigns.stack.supervisor import Supervisor  # noqa: E402

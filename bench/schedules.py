@@ -45,12 +45,12 @@ from temporalio.api.enums.v1 import EventType  # noqa: E402
 
 from campaigns import db, temporal  # noqa: E402
 from campaigns.api.app import create_app  # noqa: E402
-from campaigns.api.auth.service import create_key  # noqa: E402
+from campaigns.auth.service import create_key  # noqa: E402
 from campaigns.domain.timeutil import utc_to_local  # noqa: E402
 from campaigns.settings import Settings  # noqa: E402
 from campaigns.stack import platform, services  # noqa: E402
 from campaigns.stack.supervisor import Supervisor  # noqa: E402
-from campaigns.workflows.campaign import workflow_id  # noqa: E402
+from campaigns.messages.campaign import workflow_id  # noqa: E402
 
 TARGET_P99_S = 2.0
 ZONES = [

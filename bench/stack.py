@@ -18,7 +18,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from campaigns import db  # noqa: E402
-from campaigns.api.auth.service import create_key  # noqa: E402
+from campaigns.auth.service import create_key  # noqa: E402
 from campaigns.settings import Settings  # noqa: E402
 from campaigns.stack import services  # noqa: E402
 from campaigns.stack.supervisor import Supervisor  # noqa: E402

@@ -38,10 +38,10 @@ from temporalio.worker import Worker
 from bench.stack import embedded_stack, percentile
 from campaigns import db, temporal
 from campaigns.activities.webhooks import WebhookActivities
-from campaigns.api.auth.service import create_key
-from campaigns.api.campaigns import repository as campaigns_repo
-from campaigns.api.webhooks import repository as webhooks_repo
-from campaigns.domain.webhooks import AttemptRequest
+from campaigns.auth.service import create_key
+from campaigns.campaigns import repository as campaigns_repo
+from campaigns.webhooks import repository as webhooks_repo
+from campaigns.messages.webhook_delivery import AttemptRequest
 from campaigns.webhooks import secrets
 
 
@@ -201,7 +201,7 @@ async def main() -> None:
 
         async def record(n: int) -> None:
             async with pool.acquire() as conn, conn.transaction():
-                await campaigns_repo.record_event(
+                await campaigns_repo.record_platform_event(
                     conn, event_id=uuid.uuid4(), organization_id=org, campaign_id=campaign, type_="lead.created",
                     data={"leadId": f"lead-{n}", "score": 80}, occurred_at=datetime.now(UTC),
                 )

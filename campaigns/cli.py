@@ -82,7 +82,7 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 def cmd_keys_create(args: argparse.Namespace) -> None:
     from campaigns import db
-    from campaigns.api.auth.service import create_key
+    from campaigns.auth.service import create_key
 
     async def go() -> str:
         settings = get_settings()
@@ -105,14 +105,19 @@ def cmd_rebuild_analytics(args: argparse.Namespace) -> None:
     from campaigns import db
     from campaigns.analytics.realtime import Realtime
     from campaigns.analytics.rebuild import rebuild
+    from campaigns.campaigns.cache import CampaignCache
+    from campaigns.local_cache import LocalCache
 
     async def go():
         settings = get_settings()
         await db.migrate(settings.database_dsn)
         pool = await db.create_pool(settings.database_dsn, min_size=1, max_size=2)
         redis = aioredis.from_url(settings.redis_dsn)
+        cache = CampaignCache(LocalCache(redis, settings), redis, settings)  # to invalidate what is rebuilt
         try:
-            return await rebuild(pool, Realtime(redis), campaign_ids=args.campaign or None, redis_only=args.redis_only)
+            return await rebuild(
+                pool, Realtime(redis), cache, campaign_ids=args.campaign or None, redis_only=args.redis_only
+            )
         finally:
             await redis.aclose()
             await pool.close()

@@ -44,6 +44,10 @@ async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20) -> asy
     )
 
 
+async def ping(pool: asyncpg.Pool) -> None:
+    await pool.fetchval("SELECT 1")
+
+
 def _migration_files() -> list[tuple[str, str]]:
     folder = resources.files("campaigns") / "migrations"
     files = sorted((f.name, f.read_text()) for f in folder.iterdir() if f.name.endswith(".sql"))

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     # How long a write waits for every API process to confirm it dropped the old entry.
     cache_ack_timeout_s: float = 0.5
 
+    # The analytics refresher (every API process runs one; one works at a time): how often it
+    # applies accepted batches, how many at most per pass, and how often it re-evaluates
+    # every campaign's goals and budgets (windows roll over at local midnight).
+    refresh_interval_s: float = 1.0
+    refresh_batch: int = 200
+    refresh_sweep_s: float = 30.0
+
     # Widget events one visitor (client address) may send per minute with one widget key.
     widget_events_per_minute: int = 600
 
@@ -85,6 +92,17 @@ class Settings(BaseSettings):
     webhook_rotation_grace_s: float = 86400  # default time the old secret keeps signing
     webhook_retention_days: float = 30  # finished deliveries (and their attempts) kept this long
     webhook_dispatcher: bool = True  # run the event dispatcher in this worker (any number may)
+    # The dispatcher's pace: events claimed per batch; how often it looks without being
+    # notified; how often (and after how long) it starts deliveries a crash left unstarted;
+    # how many may wait to be started before it stops claiming; start requests in flight;
+    # how often it forgets deliveries past their retention.
+    dispatch_batch: int = 100
+    dispatch_poll_s: float = 2.0
+    dispatch_sweep_s: float = 5.0
+    dispatch_sweep_age_s: float = 10.0
+    dispatch_max_unstarted: int = 2000
+    dispatch_starts_at_once: int = 64
+    dispatch_prune_s: float = 600.0
 
     # Where each piece is: the URL given, or the embedded one `campaigns run` starts.
     @property

@@ -1,4 +1,6 @@
-"""The Temporal worker: connects, registers the workflows and activities, and runs.
+"""The Temporal worker, the worker process's composition root: it builds the pool, Redis,
+the cache and the activities, registers them with the workflows, and runs (beside the
+webhook dispatcher).
 
 `campaigns worker` starts it; any number may run side by side on one task queue.
 """
@@ -23,7 +25,8 @@ from campaigns.activities.pipeline import PipelineActivities
 from campaigns.activities.recurrence import RecurrenceActivities
 from campaigns.activities.store import StoreActivities
 from campaigns.activities.webhooks import WebhookActivities
-from campaigns.api.campaigns.cache import CampaignCache
+from campaigns.campaigns.cache import CampaignCache
+from campaigns.local_cache import LocalCache
 from campaigns.settings import Settings, get_settings
 from campaigns.temporal import connect
 from campaigns.webhooks.dispatcher import Dispatcher
@@ -39,15 +42,13 @@ WORKFLOWS: Sequence[type] = (CampaignWorkflow, RunWindowWorkflow, WebhookDeliver
 
 def sandbox_runner() -> SandboxedWorkflowRunner:
     """The default sandbox, except that workflows may build ZoneInfo objects: campaigns
-    live in their own timezones, and the tz data is fixed for a given tzdata release. The
-    Redis client (imported by activity modules the workflows name) is passed through: it
-    loads submodules lazily, which the sandbox would otherwise re-import per workflow run."""
+    live in their own timezones, and the tz data is fixed for a given tzdata release."""
     default = SandboxRestrictions.default
     return SandboxedWorkflowRunner(
         restrictions=dataclasses.replace(
             default,
             invalid_module_members=default.invalid_module_members.with_child_unrestricted("zoneinfo", "ZoneInfo"),
-        ).with_passthrough_modules("redis")
+        )
     )
 
 
@@ -56,7 +57,8 @@ def activity_holders(
     task_queue: str,
 ) -> list:
     """The objects whose methods are the activities; some hold connections (`aclose`)."""
-    cache = CampaignCache(redis, settings)  # only to invalidate: no API process serves what they changed
+    # Only to invalidate (its memory tier never starts here): no API process may serve what they changed.
+    cache = CampaignCache(LocalCache(redis, settings), redis, settings)
     return [
         StoreActivities(pool, cache),
         RecurrenceActivities(schedules_client, task_queue),

@@ -24,7 +24,7 @@ from temporalio.client import Client
 
 from campaigns import db, temporal
 from campaigns.api.app import create_app
-from campaigns.api.auth.service import create_key
+from campaigns.auth.service import create_key
 from campaigns.settings import Settings
 from campaigns.stack import services
 from campaigns.stack.supervisor import Supervisor

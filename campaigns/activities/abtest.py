@@ -5,8 +5,6 @@ first attempt recorded), a conclusion is written once (a later one returns the f
 promotion applies a merge patch through the campaign's audited configuration path, which
 records nothing when the patch changes nothing.
 
-The services are imported where they are used: workflow modules import this class to name
-its activities, and those services import the workflow modules (to start and update them).
 """
 
 from __future__ import annotations
@@ -17,12 +15,15 @@ import asyncpg
 from temporalio import activity
 from temporalio.client import Client
 
-from campaigns.api.abtests import repository as repo
-from campaigns.api.auth.service import SystemPrincipal
-from campaigns.api.campaigns import repository as campaigns_repo
-from campaigns.api.campaigns.cache import CampaignCache
-from campaigns.api.errors import AppError
-from campaigns.domain.abtest.messages import (
+from campaigns.abtests import repository as repo
+from campaigns.abtests import service
+from campaigns.campaigns import service as campaigns_service
+from campaigns.auth.principals import SystemPrincipal
+from campaigns.campaigns import repository as campaigns_repo
+from campaigns.campaigns.cache import CampaignCache
+from campaigns.errors import AppError
+from campaigns.messages import abtest as ab
+from campaigns.messages.abtest import (
     Conclude,
     Concluded,
     EvaluateRequest,
@@ -30,6 +31,7 @@ from campaigns.domain.abtest.messages import (
     Promote,
     Promotion,
 )
+from campaigns.domain.abtest import decision
 from campaigns.domain.config import FINISHED_STATUSES
 from campaigns.settings import Settings
 
@@ -42,12 +44,9 @@ class ABTestActivities:
         self.settings = settings
         self.cache = cache  # told of a promotion, so no API process serves the old configuration
 
-    @activity.defn
+    @activity.defn(name=ab.EVALUATE)
     async def evaluate(self, request: EvaluateRequest) -> Evaluation:
         """Look at the test, record the evaluation, and say whether it concludes."""
-        from campaigns.api.abtests import service
-        from campaigns.domain.abtest import decision
-
         test_id = UUID(request.test_id)
         row = await repo.get_by_id(self.pool, test_id)
         if row is None:
@@ -56,7 +55,7 @@ class ABTestActivities:
         if recorded is not None:
             # An earlier attempt recorded it and its reply was lost: answer the same.
             return _from_record(recorded, row)
-        campaign_status = await self.pool.fetchval("SELECT status FROM campaigns WHERE id = $1", row["campaign_id"])
+        campaign_status = await campaigns_repo.status_of(self.pool, row["campaign_id"])
         weights = snapshot = None
         if campaign_status in FINISHED_STATUSES:
             conclusion, winner = "stopped", None
@@ -79,7 +78,7 @@ class ABTestActivities:
         return Evaluation(conclusion=conclusion, winner_variant_id=winner, reason=reason, running=running,
                           weights=weights)
 
-    @activity.defn
+    @activity.defn(name=ab.CONCLUDE)
     async def conclude(self, request: Conclude) -> Concluded:
         """Conclude the test (assignment stops) and note it in the campaign's audit log."""
         test_id = UUID(request.test_id)
@@ -103,13 +102,10 @@ class ABTestActivities:
         return Concluded(conclusion=row["conclusion"], reason=row["conclusion_reason"],
                          winner_variant_id=row["winner_variant_id"], concluded_at=row["concluded_at"])
 
-    @activity.defn
+    @activity.defn(name=ab.PROMOTE)
     async def promote(self, request: Promote) -> Promotion:
         """Apply the winner's overrides to the campaign's configuration through the same
         audited path a client's configuration change takes."""
-        from campaigns.api.abtests import service
-        from campaigns.api.campaigns import service as campaigns_service
-
         test_id = UUID(request.test_id)
         row = await repo.get_by_id(self.pool, test_id)
         assert row is not None
@@ -123,12 +119,10 @@ class ABTestActivities:
         )
         try:
             await campaigns_service.update(
-                pool=self.pool, temporal=self.client, settings=self.settings, principal=principal,
+                pool=self.pool, cache=self.cache, temporal=self.client, settings=self.settings, principal=principal,
                 campaign_id=row["campaign_id"], patch=variant.overrides, configuration_only=True,
             )
             promotion = Promotion(promoted=True, variant_id=variant.id, changes=variant.overrides)
-            if self.cache is not None:
-                await self.cache.invalidate(row["campaign_id"])
         except AppError as err:
             # The campaign changed since the test began (archived, a voice that no longer fits
             # its language…): the conclusion stands, the promotion is reported as refused.

@@ -14,7 +14,7 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from campaigns.api.campaigns import repository as repo
+from campaigns.campaigns import repository as repo
 from campaigns.clients.knowledge_bases import KnowledgeBases, KnowledgeBaseUnavailable
 from campaigns.clients.pipeline import Pipeline, PipelineError
 from campaigns.domain.config import CampaignConfiguration
@@ -24,6 +24,7 @@ from campaigns.domain.pipeline import (
     PipelineRequest,
     PipelineResult,
 )
+from campaigns.messages import campaign as m
 from campaigns.settings import Settings
 
 PIPELINE_REFUSED = "pipeline_refused"
@@ -35,7 +36,7 @@ class PipelineActivities:
         self.pipeline = Pipeline(settings)
         self.knowledge_bases = KnowledgeBases(settings)
 
-    @activity.defn
+    @activity.defn(name=m.SYNC_PIPELINE)
     async def sync_pipeline(self, request: PipelineRequest) -> PipelineResult:
         """Send one operation to the pipeline. Retried by Temporal until it answers; a
         refusal (a 4xx other than 408/425/429) fails for good with type `pipeline_refused`."""
@@ -77,7 +78,7 @@ class PipelineActivities:
                 next_retry_delay=timedelta(seconds=err.retry_after) if err.retry_after else None,
             ) from None
 
-    @activity.defn
+    @activity.defn(name=m.MISSING_KNOWLEDGE_BASES)
     async def missing_knowledge_bases(self, check: KnowledgeBaseCheck) -> list[str]:
         """The campaign's knowledge bases that no longer exist ([] if none, or if no
         knowledge-base service is configured)."""

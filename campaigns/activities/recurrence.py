@@ -37,7 +37,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from campaigns import search_attributes as sa
 from campaigns.domain.config import WEEKDAYS, Recurrence
 from campaigns.domain.lifecycle import schedule_bounds
-from campaigns.domain.messages import RunWindowRequest, SyncRecurrence
+from campaigns.messages import campaign as m
+from campaigns.messages.campaign import RunWindowRequest, SyncRecurrence, run_workflow_id, schedule_id
 from campaigns.domain.schedule import shifted_occurrences
 
 SKIP_HORIZON = timedelta(days=10 * 366)  # clock-change days listed ahead in the Schedule's skip list
@@ -45,13 +46,6 @@ NOTE_PREFIX = "campaign"  # notes the platform writes; any other pause is an ope
 _VERSION = re.compile(r"\[sync (\d+)\]")
 
 
-def schedule_id(campaign_id: str) -> str:
-    return f"campaign-{campaign_id}-recurrence"
-
-
-def run_workflow_id(campaign_id: str) -> str:
-    """Prefix of the workflows the Schedule starts (Temporal appends the fire time)."""
-    return f"campaign-{campaign_id}-run"
 
 
 def calendars(recurrence: Recurrence) -> list[ScheduleCalendarSpec]:
@@ -109,7 +103,7 @@ def build_schedule(req: SyncRecurrence, task_queue: str) -> Schedule:
     skip_until = min(end, req.as_of + SKIP_HORIZON) if end else req.as_of + SKIP_HORIZON
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            "RunWindowWorkflow",
+            m.RUN_WINDOW_WORKFLOW,
             RunWindowRequest(campaign_id=req.campaign_id),
             id=run_workflow_id(req.campaign_id),
             task_queue=task_queue,
@@ -142,7 +136,7 @@ class RecurrenceActivities:
         self.client = client
         self.task_queue = task_queue
 
-    @activity.defn
+    @activity.defn(name=m.SYNC_RECURRENCE)
     async def sync_recurrence(self, req: SyncRecurrence) -> None:
         """Create, update, pause or delete the campaign's Schedule to match `req`."""
         handle = self.client.get_schedule_handle(schedule_id(req.campaign_id))
@@ -176,7 +170,7 @@ class RecurrenceActivities:
 
         await handle.update(updater)
 
-    @activity.defn
+    @activity.defn(name=m.RECURRENCE_ACTIVE)
     async def recurrence_active(self, campaign_id: str) -> bool:
         """Whether the campaign's Schedule exists and is not paused."""
         try:

@@ -11,10 +11,12 @@ from uuid import UUID
 import asyncpg
 from temporalio import activity
 
-from campaigns.api.campaigns import repository as repo
-from campaigns.api.campaigns.cache import CampaignCache
-from campaigns.api.scheduling import repository as scheduling_repo
-from campaigns.domain.messages import DomainEvent, PersistTransition, PersistWindow
+from campaigns.campaigns import repository as repo
+from campaigns.campaigns.cache import CampaignCache
+from campaigns.scheduling import repository as scheduling_repo
+from campaigns.messages import campaign as m
+from campaigns.messages.campaign import PersistTransition, PersistWindow
+from campaigns.messages.common import PlatformEvent
 
 
 class StoreActivities:
@@ -22,7 +24,7 @@ class StoreActivities:
         self.pool = pool
         self.cache = cache  # told of every status change, so no API process serves the old one
 
-    @activity.defn
+    @activity.defn(name=m.PERSIST_TRANSITION)
     async def persist_transition(self, change: PersistTransition) -> None:
         """Project a status change onto the campaign row, audit it and record its event,
         in one transaction."""
@@ -60,7 +62,7 @@ class StoreActivities:
                 started_at=change.started_at,
                 ended_at=change.ended_at,
             )
-            await repo.record_event(
+            await repo.record_platform_event(
                 conn,
                 event_id=UUID(change.transition_id),
                 organization_id=organization_id,
@@ -72,14 +74,14 @@ class StoreActivities:
             if change.window is not None:
                 await self._write_window(conn, change.window)
 
-    @activity.defn
-    async def record_event(self, event: DomainEvent) -> bool:
+    @activity.defn(name=m.RECORD_EVENT)
+    async def record_platform_event(self, event: PlatformEvent) -> bool:
         """Record a platform event once. False if its campaign does not exist."""
         campaign_id = UUID(event.campaign_id) if event.campaign_id else None
         async with self.pool.acquire() as conn, conn.transaction():
             if campaign_id is not None and not await repo.exists(conn, campaign_id):
                 return False
-            await repo.record_event(
+            await repo.record_platform_event(
                 conn,
                 event_id=UUID(event.id),
                 organization_id=UUID(event.organization_id),
@@ -90,7 +92,7 @@ class StoreActivities:
             )
         return True
 
-    @activity.defn
+    @activity.defn(name=m.PERSIST_WINDOW)
     async def persist_window(self, change: PersistWindow) -> None:
         """Project the calling window (open, next change) onto the campaign row and record its
         event, in one transaction. Ordered by `at`, so a retried older write never overwrites
@@ -110,10 +112,10 @@ class StoreActivities:
         )
         if change.event is not None:
             e = change.event
-            await repo.record_event(
+            await repo.record_platform_event(
                 conn, event_id=UUID(e.id), organization_id=UUID(e.organization_id), campaign_id=campaign_id,
                 type_=e.type, data=e.data, occurred_at=e.occurred_at,
             )
 
     def all(self) -> list:
-        return [self.persist_transition, self.record_event, self.persist_window]
+        return [self.persist_transition, self.record_platform_event, self.persist_window]

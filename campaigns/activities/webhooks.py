@@ -19,17 +19,12 @@ import asyncpg
 import redis.asyncio as aioredis
 from temporalio import activity
 
-from campaigns.api.campaigns import repository as campaigns_repo
-from campaigns.api.webhooks import repository as repo
+from campaigns.campaigns import repository as campaigns_repo
+from campaigns.webhooks import repository as repo
 from campaigns.domain import netguard
-from campaigns.domain.webhooks import (
-    AttemptOutcome,
-    AttemptRequest,
-    RetryConfig,
-    message_id,
-    next_delay,
-    throttle_delay,
-)
+from campaigns.domain.webhooks import RetryConfig, message_id, next_delay, throttle_delay
+from campaigns.messages import webhook_delivery as m
+from campaigns.messages.webhook_delivery import AttemptOutcome, AttemptRequest
 from campaigns.settings import Settings
 from campaigns.webhooks import secrets
 from campaigns.webhooks.limiter import EndpointLimiter
@@ -66,7 +61,7 @@ class WebhookActivities:
         if self._sender is not None:
             await self._sender.aclose()
 
-    @activity.defn
+    @activity.defn(name=m.ATTEMPT_DELIVERY)
     async def attempt_delivery(self, request: AttemptRequest) -> AttemptOutcome:
         """Send one attempt of a delivery and record it; say whether and when to retry."""
         delivery_id = UUID(request.delivery_id)
@@ -188,7 +183,7 @@ class WebhookActivities:
             return  # already disabled (and reported) by a concurrent attempt
         log.warning("webhook endpoint %s disabled: %s", endpoint["id"], detail)
         campaign_id = endpoint["campaign_id"]
-        await campaigns_repo.record_event(
+        await campaigns_repo.record_platform_event(
             conn,
             # One event per disabling: derived from the endpoint and the version it moved to.
             event_id=uuid.uuid5(endpoint["id"], f"disabled:{endpoint['version']}"),

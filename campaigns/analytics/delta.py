@@ -20,7 +20,7 @@ from uuid import UUID
 import orjson
 
 from campaigns.domain import metrics
-from campaigns.domain.events import CALL_ENDS
+from campaigns.domain.analytics_events import CALL_ENDS
 from campaigns.domain.periods import BUCKET_SECONDS
 
 RollupKey = tuple[str, int, str]  # (campaign id, slot number, variant id or '')

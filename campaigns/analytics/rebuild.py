@@ -28,10 +28,9 @@ import asyncpg
 from campaigns.analytics import realtime as rt
 from campaigns.analytics import repository as repo
 from campaigns.analytics.realtime import Realtime
-from campaigns.analytics.refresher import LOCK, consume, evaluate
-from campaigns.api.campaigns import cache as campaign_cache
+from campaigns.analytics.apply import consume, evaluate
+from campaigns.campaigns.cache import CampaignCache
 from campaigns.domain import metrics, periods
-from campaigns.settings import get_settings
 
 log = logging.getLogger("campaigns.analytics.rebuild")
 
@@ -46,14 +45,19 @@ class Report:
 
 
 async def rebuild(
-    pool: asyncpg.Pool, realtime: Realtime, *, campaign_ids: list[UUID] | None = None, redis_only: bool = False
+    pool: asyncpg.Pool,
+    realtime: Realtime,
+    cache: CampaignCache | None,
+    *,
+    campaign_ids: list[UUID] | None = None,
+    redis_only: bool = False,
 ) -> Report:
+    """`cache`: told of every campaign whose figures were rebuilt (None: only with `redis_only`)."""
     now = datetime.now(UTC)
     drained = 0
     rollup_rows = None
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK)
-        await conn.execute("LOCK TABLE analytics_outbox IN SHARE MODE")
+        await repo.lock_derived_for_rebuild(conn)
         while True:
             outcome = await consume(conn, realtime, limit=500, now=now)
             if not outcome.batches:
@@ -77,11 +81,9 @@ async def rebuild(
             ids if ids is not None else sorted({str(r["campaign_id"]) for r in buckets}),
         )
         await realtime.set_generation()
-        touched = campaign_ids if campaign_ids is not None else [r["campaign_id"] for r in
-                                                                 await conn.fetch("SELECT campaign_id FROM campaign_performance")]
-    if not redis_only and touched:
+        touched = campaign_ids if campaign_ids is not None else await repo.summarised_campaigns(conn)
+    if not redis_only and touched and cache is not None:
         # The summaries and goal progress changed: no API process may serve the old ones.
-        cache = campaign_cache.for_pool(pool) or campaign_cache.CampaignCache(realtime.redis, get_settings())
         for start in range(0, len(touched), 1000):
             await cache.invalidate(*touched[start:start + 1000])
     report = Report(

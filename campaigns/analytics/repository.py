@@ -74,6 +74,29 @@ async def add_outbox(conn: asyncpg.Connection, *, batch_id: UUID, payload: bytes
 
 # --- The refresher ------------------------------------------------------------------------
 
+# One refresher pass (or rebuild) at a time, across processes.
+_DERIVED_LOCK = 7_240_204
+
+
+async def try_lock_derived(conn: asyncpg.Connection) -> bool:
+    """Take the derived views for this transaction, unless another process has them."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _DERIVED_LOCK))
+
+
+async def lock_derived_for_rebuild(conn: asyncpg.Connection) -> None:
+    """Wait for the derived views, and hold new batches back (they wait for the commit)."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _DERIVED_LOCK)
+    await conn.execute("LOCK TABLE analytics_outbox IN SHARE MODE")
+
+
+async def has_events(conn: Conn) -> bool:
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM analytics_events)"))
+
+
+async def summarised_campaigns(conn: Conn) -> list[UUID]:
+    return [r[0] for r in await conn.fetch("SELECT campaign_id FROM campaign_performance")]
+
+
 
 async def take_outbox(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
@@ -414,7 +437,7 @@ async def rebuild_rollups(conn: asyncpg.Connection, campaign_ids: list[UUID] | N
     status = await conn.execute(
         f"""
         INSERT INTO analytics_rollups (campaign_id, bucket, variant_id, {", ".join(metrics.NAMES)})
-        SELECT campaign_id, to_timestamp(floor(extract(epoch FROM occurred_at) / 900) * 900),
+        SELECT campaign_id, to_timestamp(floor(extract(epoch FROM occurred_at) / {BUCKET_SECONDS}) * {BUCKET_SECONDS}),
                coalesce(variant_id, ''),
                {metrics.sql_select_list()}
         FROM analytics_events WHERE {_scope(campaign_ids)}

@@ -1,4 +1,8 @@
-"""The FastAPI application factory."""
+"""The FastAPI application factory: the API process's composition root.
+
+It builds what the routes use (the pool, Redis, Temporal, the caches, the analytics
+runtime) on start, keeps them on `app.state` for the dependencies in `deps`, and closes
+them on stop."""
 
 from __future__ import annotations
 
@@ -14,8 +18,6 @@ from campaigns.analytics.runtime import AnalyticsRuntime
 from campaigns.api import errors
 from campaigns.api.abtests.routes import router as abtests_router
 from campaigns.api.analytics.routes import router as analytics_router
-from campaigns.api.campaigns import cache as campaign_cache
-from campaigns.api.campaigns.cache import CampaignCache
 from campaigns.api.campaigns.routes import router as campaigns_router
 from campaigns.api.embed.routes import router as embed_router
 from campaigns.api.events.routes import router as events_router
@@ -25,6 +27,9 @@ from campaigns.api.metrics import MetricsMiddleware
 from campaigns.api.scheduling.routes import router as scheduling_router
 from campaigns.api.webhooks.routes import router as webhooks_router
 from campaigns.api.widget.routes import router as widget_router
+from campaigns.auth.cache import PrincipalCache
+from campaigns.campaigns.cache import CampaignCache
+from campaigns.local_cache import LocalCache
 from campaigns.settings import Settings, get_settings
 
 log = logging.getLogger("campaigns.api")
@@ -63,10 +68,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.redis = aioredis.from_url(settings.redis_dsn, decode_responses=True)
         # Lazy: the API starts (and /readyz says why it is not ready) while Temporal is down.
         app.state.temporal = await temporal.connect(settings, lazy=True)
-        app.state.cache = CampaignCache(app.state.redis, settings)
-        campaign_cache.attach(app.state.pool, app.state.cache)
-        await app.state.cache.start(app.state.pool)
-        app.state.analytics = AnalyticsRuntime(app.state.pool, app.state.redis, app.state.temporal)
+        local = LocalCache(app.state.redis, settings)
+        app.state.campaign_cache = CampaignCache(local, app.state.redis, settings)
+        app.state.principals = PrincipalCache(local)
+        await local.start()
+        await app.state.campaign_cache.start(app.state.pool)
+        app.state.analytics = AnalyticsRuntime(
+            app.state.pool, app.state.redis, app.state.temporal, app.state.campaign_cache, settings
+        )
         await app.state.analytics.start()
         # What is loaded by now lives as long as the process: spare it the cyclic collector's
         # full passes (on the ingest path they cost about a quarter of the CPU).
@@ -75,8 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await app.state.analytics.stop()
-            campaign_cache.detach(app.state.pool)
-            await app.state.cache.stop()
+            await app.state.campaign_cache.stop()
+            await local.stop()
             await app.state.redis.aclose()
             await app.state.pool.close()
 

@@ -1,4 +1,5 @@
-"""Typed dependencies the routes ask for: the pool, Redis, Temporal, settings and the caller.
+"""Typed dependencies the routes ask for: what the app's composition root built (the pool,
+Redis, Temporal, settings, the caches, the analytics runtime) and the caller.
 
 The accessors are `async def` although they only read app state: FastAPI runs plain `def`
 dependencies in a thread pool, a thread hop per dependency per request."""
@@ -14,9 +15,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
 from campaigns.analytics.runtime import AnalyticsRuntime
-from campaigns.api.auth.service import Principal, authenticate
 from campaigns.api import ratelimit
-from campaigns.api.errors import Forbidden, Unauthorized
+from campaigns.auth.cache import PrincipalCache
+from campaigns.auth.principals import Principal, require_same_org
+from campaigns.auth.service import authenticate
+from campaigns.campaigns.cache import CampaignCache
+from campaigns.errors import Unauthorized
 from campaigns.settings import Settings
 
 
@@ -40,6 +44,14 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+async def get_campaign_cache(request: Request) -> CampaignCache:
+    return request.app.state.campaign_cache
+
+
+async def get_principals(request: Request) -> PrincipalCache:
+    return request.app.state.principals
+
+
 _bearer = HTTPBearer(auto_error=False, description="An organization API key: `Authorization: Bearer qck_…`")
 
 
@@ -51,10 +63,11 @@ async def current_principal(
     given, must be that organization."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-    principal = await authenticate(request.app.state.pool, credentials.credentials)
+    state = request.app.state
+    principal = await authenticate(state.pool, state.principals, credentials.credentials)
     if principal is None:
         raise Unauthorized("invalid or revoked API key")
-    await ratelimit.check(request.app.state.redis, str(principal.key_id), request.app.state.settings.rate_limit_per_second)
+    await ratelimit.check(state.redis, str(principal.key_id), state.settings.rate_limit_per_second)
     claimed = request.query_params.get("organizationId")
     if claimed is not None:
         require_same_org(principal, claimed)
@@ -62,14 +75,11 @@ async def current_principal(
     return principal
 
 
-def require_same_org(principal: Principal, claimed: str | None) -> None:
-    if claimed is not None and claimed != str(principal.organization_id):
-        raise Forbidden("organizationId does not match the organization of the API key", code="organization_mismatch")
-
-
 Db = Annotated[asyncpg.Pool, Depends(get_pool)]
 Redis = Annotated[aioredis.Redis, Depends(get_redis)]
 Temporal = Annotated[Client, Depends(get_temporal)]
-Config = Annotated[Settings, Depends(get_settings)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
 Analytics = Annotated[AnalyticsRuntime, Depends(get_analytics)]
+Cache = Annotated[CampaignCache, Depends(get_campaign_cache)]
+Principals = Annotated[PrincipalCache, Depends(get_principals)]
 Caller = Annotated[Principal, Depends(current_principal)]

@@ -1,13 +1,13 @@
-"""Prometheus metrics: request counts and latencies by route, and campaigns by status."""
+"""HTTP metrics: request counts and latencies by route, and campaigns by status."""
 
 from __future__ import annotations
 
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-REGISTRY = CollectorRegistry()
+from campaigns.metrics import REGISTRY
 
 REQUESTS = Counter(
     "http_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY
@@ -49,7 +49,3 @@ class MetricsMiddleware:
             template = getattr(route, "path", None) or "unmatched"
             REQUESTS.labels(scope["method"], template, str(status)).inc()
             LATENCY.labels(scope["method"], template).observe(time.perf_counter() - start)
-
-
-def render() -> tuple[bytes, str]:
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -14,7 +14,7 @@ import time
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from campaigns.api.errors import AppError
+from campaigns.errors import AppError
 
 log = logging.getLogger("campaigns.api")
 

@@ -1,5 +1,5 @@
-"""Webhooks, the pure part: the event catalogue, subscription filters, retry schedules,
-the wire envelope and the messages between the delivery workflow and its activity.
+"""Webhooks, the pure part: the event catalogue, subscription filters, retry schedules
+and the wire envelope.
 
 No I/O here: the API, the dispatcher, the activity and the workflow all share it.
 """
@@ -158,9 +158,6 @@ def message_id(delivery: uuid.UUID | str) -> str:
     return "msg_" + uuid.UUID(str(delivery)).hex
 
 
-def workflow_id(delivery: uuid.UUID | str) -> str:
-    return f"webhook-delivery-{delivery}"
-
 
 def envelope(
     *, event_id: str, type_: str, occurred_at: datetime, data: dict[str, Any], sequence: int | None,
@@ -182,22 +179,7 @@ def dumps(body: Any) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-# --- Between the delivery workflow and its activity --------------------------------------
-
 ErrorClass = Literal["dns", "connect", "timeout", "tls", "blocked", "http", "payload_too_large"]
-
-
-class DeliveryInput(BaseModel):
-    delivery_id: str
-    run: int = 0  # 0 the original send; n the nth redelivery
-    attempt_timeout_s: float = 60.0  # an attempt's whole budget: send, record, retry of the record
-
-
-class AttemptRequest(BaseModel):
-    delivery_id: str
-    run: int
-    attempt: int
-    throttled: int = 0  # how many times in a row this attempt found no free slot
 
 
 def throttle_delay(throttled: int, rand: float) -> float:
@@ -205,14 +187,3 @@ def throttle_delay(throttled: int, rand: float) -> float:
     asking again: growing, so a long backlog does not churn, and jittered, so the waiters
     do not ask all at once."""
     return min(10.0, 0.25 * 2 ** throttled) * (0.5 + rand)
-
-
-class AttemptOutcome(BaseModel):
-    """What one attempt decided. `final` ends the delivery; otherwise the workflow waits
-    `retry_in` seconds (computed by the activity, jitter included) and tries again."""
-
-    final: bool
-    status: Literal["succeeded", "failed", "cancelled", "pending"]
-    counted: bool = True  # False when the attempt never started (concurrency limit)
-    retry_in: float | None = None
-    summary: str = ""

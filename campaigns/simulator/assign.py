@@ -10,9 +10,9 @@ from uuid import UUID
 
 import asyncpg
 
-from campaigns.api.abtests import service as abtests
-from campaigns.api.auth.service import SystemPrincipal
-from campaigns.api.errors import AppError
+from campaigns.abtests import service as abtests
+from campaigns.auth.principals import SystemPrincipal
+from campaigns.errors import AppError
 from campaigns.simulator.traffic import Arrival, Variant
 
 log = logging.getLogger("campaigns.simulator")
@@ -33,7 +33,7 @@ async def _one(pool: asyncpg.Pool, arrival: Arrival) -> Variant | None:
                                 key_id=_SIMULATOR_KEY, key_name="simulator", actor_id="simulator",
                                 actor_name="simulator")
     try:
-        a = await abtests.assign(pool=pool, principal=principal, campaign_id=campaign.id,
+        a = await abtests.assign(pool=pool, cache=None, principal=principal, campaign_id=campaign.id,
                                  test_id=campaign.ab_test_id, subject_id=arrival.subject_id)
     except AppError as err:  # concluded since the campaigns were listed: no variant
         log.debug("no assignment for %s: %s", arrival.subject_id, err.message)

@@ -13,9 +13,9 @@ import orjson
 import redis.asyncio as aioredis
 
 from campaigns.analytics.realtime import Realtime
-from campaigns.analytics.runtime import CampaignDirectory
-from campaigns.api.events import service as events
-from campaigns.domain.events import MAX_BATCH
+from campaigns.analytics.directory import CampaignDirectory
+from campaigns.analytics import ingest as events
+from campaigns.domain.analytics_events import MAX_BATCH
 from campaigns.settings import Settings
 
 log = logging.getLogger("campaigns.simulator")

@@ -17,7 +17,7 @@ import sys
 import httpx
 
 from campaigns import db
-from campaigns.api.auth import service as auth
+from campaigns.auth import service as auth
 from campaigns.settings import Settings
 from campaigns.stack import services
 from campaigns.stack.supervisor import Supervisor

@@ -25,8 +25,8 @@ from uuid import UUID
 import asyncpg
 from temporalio.client import Client
 
-from campaigns.api.webhooks import repository as repo
-from campaigns.api.webhooks.workflow_client import Pending, start_all
+from campaigns.webhooks import repository as repo
+from campaigns.webhooks.workflow_client import Pending, start_all
 from campaigns.domain import integrations
 from campaigns.domain.webhooks import delivery_id, dumps, envelope, matches
 from campaigns.settings import Settings
@@ -34,13 +34,6 @@ from campaigns.settings import Settings
 log = logging.getLogger("campaigns.webhooks")
 
 CHANNEL = "webhook_outbox"
-BATCH = 100
-POLL_S = 2.0  # look at the outbox this often even without a notification
-SWEEP_S = 5.0  # look for deliveries whose workflow a crash left unstarted
-SWEEP_AGE_S = 10.0  # …once they are this old (younger ones are being started right now)
-MAX_UNSTARTED = 2000  # stop claiming events while this many deliveries wait to be started
-STARTS_AT_ONCE = 64  # start requests in flight to Temporal at once
-PRUNE_S = 600.0  # forget deliveries past their retention this often, a batch at a time
 
 
 def fan_out(events: list[asyncpg.Record], endpoints: list[asyncpg.Record]) -> list[tuple]:
@@ -76,7 +69,7 @@ class Dispatcher:
         self.settings = settings
         self._wake = asyncio.Event()
         self._starts: set[asyncio.Task] = set()
-        self._gate = asyncio.Semaphore(STARTS_AT_ONCE)
+        self._gate = asyncio.Semaphore(settings.dispatch_starts_at_once)
         self._unstarted = 0  # deliveries handed to background starts and not yet started
         self._drained = asyncio.Event()
 
@@ -97,13 +90,13 @@ class Dispatcher:
                         pass
                     if loop.time() >= next_sweep:
                         await self.sweep()
-                        next_sweep = loop.time() + SWEEP_S
+                        next_sweep = loop.time() + self.settings.dispatch_sweep_s
                     if loop.time() >= next_prune:
                         await self.prune()
-                        next_prune = loop.time() + PRUNE_S
+                        next_prune = loop.time() + self.settings.dispatch_prune_s
                     backoff = 0.5
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), POLL_S)
+                        await asyncio.wait_for(self._wake.wait(), self.settings.dispatch_poll_s)
                     self._wake.clear()
                 except Exception as err:  # noqa: BLE001 - the dispatcher must outlive any outage
                     log.warning("webhook dispatcher: %r; retrying in %.1fs", err, backoff)
@@ -120,12 +113,12 @@ class Dispatcher:
 
     async def dispatch_batch(self) -> int:
         """Fan out one batch of events; return how many events it took (0: outbox empty)."""
-        while self._unstarted >= MAX_UNSTARTED:
+        while self._unstarted >= self.settings.dispatch_max_unstarted:
             # Backpressure after an outage: a backlog stays in the outbox, not in memory.
             self._drained.clear()
             await self._drained.wait()
         async with self.pool.acquire() as conn, conn.transaction():
-            events = await repo.claim_events(conn, BATCH)
+            events = await repo.claim_events(conn, self.settings.dispatch_batch)
             if not events:
                 return 0
             endpoints = await repo.subscribers(conn, list({e["organization_id"] for e in events}))
@@ -157,7 +150,7 @@ class Dispatcher:
                 return total
 
     async def sweep(self) -> int:
-        rows = await repo.unstarted(self.pool, older_than_s=SWEEP_AGE_S, limit=500)
+        rows = await repo.unstarted(self.pool, older_than_s=self.settings.dispatch_sweep_age_s, limit=500)
         if not rows:
             return 0
         log.info("starting %d delivery workflow(s) left unstarted", len(rows))

@@ -19,19 +19,21 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from campaigns.activities.abtest import ABTestActivities
-    from campaigns.activities.store import StoreActivities
-    from campaigns.domain.abtest.messages import (
+    from campaigns.messages import abtest as ab
+    from campaigns.messages import campaign as m
+    from campaigns.messages.abtest import (
         AB_TEST_ACTOR,
         ABTestState,
         Conclude,
+        Concluded,
         Conclusion,
         EvaluateRequest,
+        Evaluation,
         Promote,
         Promotion,
         StopRequest,
     )
-    from campaigns.domain.messages import Actor, DomainEvent
+    from campaigns.messages.common import Actor, PlatformEvent
 
 # Writes retry until Postgres answers (each is idempotent); an evaluation reads a few
 # thousand rollup rows at most, so a short timeout catches a stuck one.
@@ -41,7 +43,7 @@ _ACTIVITY = {
 }
 
 
-@workflow.defn
+@workflow.defn(name=ab.WORKFLOW)
 class ABTestWorkflow:
     @workflow.init
     def __init__(self, state: ABTestState) -> None:
@@ -71,7 +73,7 @@ class ABTestWorkflow:
 
     # --- The client's interface --------------------------------------------------------
 
-    @workflow.update
+    @workflow.update(name=ab.STOP)
     async def stop(self, request: StopRequest) -> ABTestState:
         async with self._lock:
             self._refuse_unless_running()  # re-checked: an evaluation may have concluded meanwhile
@@ -82,7 +84,7 @@ class ABTestWorkflow:
     def _validate_stop(self, request: StopRequest) -> None:
         self._refuse_unless_running()
 
-    @workflow.query
+    @workflow.query(name=ab.CURRENT)
     def current(self) -> ABTestState:
         return self.state
 
@@ -119,9 +121,10 @@ class ABTestWorkflow:
     async def _evaluate(self) -> None:
         s = self.state
         seq = s.evaluations + 1
-        evaluation = await workflow.execute_activity_method(
-            ABTestActivities.evaluate,
+        evaluation = await workflow.execute_activity(
+            ab.EVALUATE,
             EvaluateRequest(test_id=s.start.test_id, seq=seq, at=workflow.now(), running=s.running),
+            result_type=Evaluation,
             summary=f"evaluation {seq}",
             **_ACTIVITY,
         )
@@ -137,10 +140,11 @@ class ABTestWorkflow:
 
     async def _conclude(self, conclusion: Conclusion, reason: str, winner: str | None, actor: Actor) -> None:
         s = self.state
-        concluded = await workflow.execute_activity_method(
-            ABTestActivities.conclude,
+        concluded = await workflow.execute_activity(
+            ab.CONCLUDE,
             Conclude(test_id=s.start.test_id, conclusion=conclusion, reason=reason, winner_variant_id=winner,
                      actor=actor, at=workflow.now()),
+            result_type=Concluded,
             summary=conclusion,
             **_ACTIVITY,
         )
@@ -149,16 +153,17 @@ class ABTestWorkflow:
         s.winner_variant_id, s.concluded_at = concluded.winner_variant_id, concluded.concluded_at
         promotion: Promotion | None = None
         if s.winner_variant_id and s.start.auto_promote_winner:
-            promotion = await workflow.execute_activity_method(
-                ABTestActivities.promote,
+            promotion = await workflow.execute_activity(
+                ab.PROMOTE,
                 Promote(test_id=s.start.test_id, variant_id=s.winner_variant_id),
+                result_type=Promotion,
                 summary="promote the winner",
                 **_ACTIVITY,
             )
             s.promoted = promotion.promoted
-        await workflow.execute_activity_method(
-            StoreActivities.record_event,
-            DomainEvent(
+        await workflow.execute_activity(
+            m.RECORD_EVENT,
+            PlatformEvent(
                 # Deterministic (workflow.uuid4): a replay or a retry records one event.
                 id=str(workflow.uuid4()),
                 organization_id=s.start.organization_id,

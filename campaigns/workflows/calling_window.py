@@ -24,18 +24,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from campaigns.activities.recurrence import RecurrenceActivities, schedule_id
-    from campaigns.activities.store import StoreActivities
     from campaigns.domain.config import CampaignStatus
     from campaigns.domain.lifecycle import schedule_bounds
-    from campaigns.domain.messages import (
-        CampaignState,
-        DomainEvent,
-        PersistWindow,
-        RunWindow,
-        RunWindowFired,
-        SyncRecurrence,
-    )
     from campaigns.domain.schedule import (
         Timeline,
         Window,
@@ -44,6 +34,16 @@ with workflow.unsafe.imports_passed_through():
         shifted_occurrences,
     )
     from campaigns.domain.timeutil import utc_to_local
+    from campaigns.messages import campaign as m
+    from campaigns.messages.campaign import (
+        CampaignState,
+        PersistWindow,
+        RunWindow,
+        RunWindowFired,
+        SyncRecurrence,
+        schedule_id,
+    )
+    from campaigns.messages.common import PlatformEvent
 
 S = CampaignStatus
 
@@ -149,8 +149,8 @@ class CallingWindow:
         write = self.plan(reason)
         if write is None:
             return
-        await workflow.execute_local_activity_method(
-            StoreActivities.persist_window, write,
+        await workflow.execute_local_activity(
+            m.PERSIST_WINDOW, write,
             summary=write.event.type if write.event else "window: next change", **_LOCAL,
         )
         self.applied(write)
@@ -172,7 +172,7 @@ class CallingWindow:
         event = None
         if is_open != w.open:
             planned = self._planned(is_open, checked, now)
-            event = DomainEvent(
+            event = PlatformEvent(
                 # Numbered, not random: a write repeated after a failed workflow task (local
                 # activities can run in one) records the same event, not a second one.
                 id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"campaign/{s.campaign_id}/window/{w.flips + 1}")),
@@ -236,8 +236,8 @@ class CallingWindow:
         if fingerprint == w.recurrence:
             return
         w.recurrence_version += 1
-        await workflow.execute_activity_method(
-            RecurrenceActivities.sync_recurrence,
+        await workflow.execute_activity(
+            m.SYNC_RECURRENCE,
             SyncRecurrence(
                 campaign_id=s.campaign_id,
                 organization_id=s.organization_id,
@@ -271,8 +271,8 @@ class CallingWindow:
         if not due:
             return
         # Honour a pause of the Schedule in the Temporal UI, as its own fires would.
-        active = await workflow.execute_activity_method(
-            RecurrenceActivities.recurrence_active, s.campaign_id, summary="recurrence active?", **_ACTIVITY
+        active = await workflow.execute_activity(
+            m.RECURRENCE_ACTIVE, s.campaign_id, result_type=bool, summary="recurrence active?", **_ACTIVITY
         )
         if active:
             w.runs += [RunWindow(key=o.key, opens_at=o.starts_at, closes_at=o.ends_at, source="workflow") for o in due]

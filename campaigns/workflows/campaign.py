@@ -18,29 +18,24 @@ from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlrea
 
 with workflow.unsafe.imports_passed_through():
     from campaigns import search_attributes as sa
-    from campaigns.activities.pipeline import PipelineActivities
-    from campaigns.activities.store import StoreActivities
     from campaigns.domain import budget, lifecycle, pipeline
-    from campaigns.domain.abtest.messages import ABTestStart, ABTestState
-    from campaigns.domain.abtest.messages import workflow_id as abtest_workflow_id
     from campaigns.domain.budget import BudgetSpend
     from campaigns.domain.config import FINISHED_STATUSES, CampaignStatus
     from campaigns.domain.lifecycle import Transition, TransitionError
-    from campaigns.domain.messages import (
-        SYSTEM,
-        Actor,
+    from campaigns.domain.timeutil import utc_to_local
+    from campaigns.messages import abtest as ab
+    from campaigns.messages import campaign as m
+    from campaigns.messages.abtest import ABTestStart, ABTestState
+    from campaigns.messages.campaign import (
         CampaignState,
-        DomainEvent,
         PersistTransition,
         RunWindowFired,
         StatusRequest,
         StatusResult,
         WorkflowConfig,
     )
-    from campaigns.domain.timeutil import utc_to_local
-
-from campaigns.workflows.abtest import ABTestWorkflow
-from campaigns.workflows.calling_window import CallingWindow
+    from campaigns.messages.common import SYSTEM, Actor
+    from campaigns.workflows.calling_window import CallingWindow
 
 S = CampaignStatus
 
@@ -68,11 +63,7 @@ _KB_CHECK = {
 }
 
 
-def workflow_id(campaign_id: str) -> str:
-    return f"campaign-{campaign_id}"
-
-
-@workflow.defn
+@workflow.defn(name=m.WORKFLOW)
 class CampaignWorkflow:
     @workflow.init
     def __init__(self, state: CampaignState) -> None:
@@ -115,7 +106,7 @@ class CampaignWorkflow:
 
     # --- The client's interface --------------------------------------------------------
 
-    @workflow.update
+    @workflow.update(name=m.CHANGE_STATUS)
     async def change_status(self, request: StatusRequest) -> StatusResult:
         async with self._lock:
             previous = self.state.status
@@ -130,7 +121,7 @@ class CampaignWorkflow:
     def _validate_change_status(self, request: StatusRequest) -> None:
         self._plan(request)
 
-    @workflow.signal
+    @workflow.signal(name=m.CONFIGURATION_CHANGED)
     def configuration_changed(self, config: WorkflowConfig) -> None:
         """Postgres holds the configuration; this tells the workflow what it acts on."""
         if config.version <= self.state.config.version:
@@ -140,26 +131,26 @@ class CampaignWorkflow:
         self._wake_reason = "schedule_changed"
         self._publish()
 
-    @workflow.signal
+    @workflow.signal(name=m.RUN_WINDOW_FIRED)
     def run_window_fired(self, fired: RunWindowFired) -> None:
         """The recurrence's Temporal Schedule fired: a run window opens."""
         if self._window.on_fired(fired):
             self._woken = True
             self._wake_reason = "run_window"
 
-    @workflow.signal
+    @workflow.signal(name=m.SPEND_REPORTED)
     def spend_reported(self, spend: BudgetSpend) -> None:
         """The analytics side reports spend that reached a budget cap."""
         if self.state.spend is None or spend.at >= self.state.spend.at:
             self.state.spend = spend
             self._woken = True
 
-    @workflow.update
+    @workflow.update(name=m.START_AB_TEST)
     async def start_ab_test(self, start: ABTestStart) -> str:
         """Start an A/B test as this campaign's child; it evaluates and concludes by itself."""
         try:
             await workflow.start_child_workflow(
-                ABTestWorkflow.run, ABTestState(start=start), id=abtest_workflow_id(start.test_id),
+                ab.WORKFLOW, ABTestState(start=start), id=ab.workflow_id(start.test_id),
                 static_summary=f"A/B test {start.name}"[:200],
                 search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ORGANIZATION, start.organization_id)]),
                 # Outlives this run: the campaign continues-as-new while its test goes on.
@@ -167,7 +158,7 @@ class CampaignWorkflow:
             )
         except WorkflowAlreadyStartedError:
             pass  # a retried request: the test is running already
-        return abtest_workflow_id(start.test_id)
+        return ab.workflow_id(start.test_id)
 
     @start_ab_test.validator
     def _validate_start_ab_test(self, start: ABTestStart) -> None:
@@ -175,7 +166,7 @@ class CampaignWorkflow:
             raise ApplicationError(f"a campaign that is {self.state.status.value} cannot start an A/B test",
                                    type="campaign_not_testable", non_retryable=True)
 
-    @workflow.query
+    @workflow.query(name=m.CURRENT)
     def current(self) -> CampaignState:
         return self.state
 
@@ -287,8 +278,8 @@ class CampaignWorkflow:
         # A regular activity, not a local one: it runs only once the workflow task that decided
         # the change is committed, so a task that fails (say, a continue-as-new racing a new
         # update) can never leave behind a status written for a change that then did not happen.
-        await workflow.execute_activity_method(
-            StoreActivities.persist_transition,
+        await workflow.execute_activity(
+            m.PERSIST_TRANSITION,
             PersistTransition(
                 transition_id=str(workflow.uuid4()),
                 campaign_id=state.campaign_id,
@@ -329,8 +320,8 @@ class CampaignWorkflow:
             campaign_id=self.state.campaign_id, organization_id=self.state.organization_id
         )
         try:
-            missing = await workflow.execute_activity_method(
-                PipelineActivities.missing_knowledge_bases, check, summary="check knowledge bases", **_KB_CHECK
+            missing = await workflow.execute_activity(
+                m.MISSING_KNOWLEDGE_BASES, check, result_type=list[str], summary="check knowledge bases", **_KB_CHECK
             )
         except ActivityError as err:
             raise ApplicationError(
@@ -370,8 +361,8 @@ class CampaignWorkflow:
             status = s.status
             self._pipeline_busy = True
             try:
-                await workflow.execute_activity_method(
-                    PipelineActivities.sync_pipeline, request, summary=f"pipeline {operation.value}", **_PIPELINE
+                await workflow.execute_activity(
+                    m.SYNC_PIPELINE, request, summary=f"pipeline {operation.value}", **_PIPELINE
                 )
                 s.pipeline = pipeline.after(applied, request)
             except ActivityError as err:
@@ -380,21 +371,6 @@ class CampaignWorkflow:
             finally:
                 self._pipeline_busy = False
             workflow.set_current_details(self._details())
-
-    async def _record_event(self, event_type: str, data: dict) -> bool:
-        return await workflow.execute_activity_method(
-            StoreActivities.record_event,
-            DomainEvent(
-                id=str(workflow.uuid4()),
-                organization_id=self.state.organization_id,
-                campaign_id=self.state.campaign_id,
-                type=event_type,
-                data={"campaignId": self.state.campaign_id, **data},
-                occurred_at=workflow.now(),
-            ),
-            summary=event_type,
-            **_STORE,
-        )
 
     def _result(self, previous: CampaignStatus) -> StatusResult:
         s = self.state

@@ -12,22 +12,22 @@ from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from campaigns.domain.messages import RunWindowFired, RunWindowRequest
-    from campaigns.workflows.campaign import CampaignWorkflow, workflow_id
+    from campaigns.messages import campaign as m
+    from campaigns.messages.campaign import RunWindowFired, RunWindowRequest
 
 # Set by Temporal on workflows a Schedule starts: the instant the action was scheduled for.
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 
 
-@workflow.defn
+@workflow.defn(name=m.RUN_WINDOW_WORKFLOW)
 class RunWindowWorkflow:
     @workflow.run
     async def run(self, request: RunWindowRequest) -> str:
         fired_at = workflow.info().typed_search_attributes.get(SCHEDULED_START) or workflow.now()
-        campaign = workflow.get_external_workflow_handle_for(CampaignWorkflow.run, workflow_id(request.campaign_id))
+        campaign = workflow.get_external_workflow_handle(m.workflow_id(request.campaign_id))
         try:
             await campaign.signal(
-                CampaignWorkflow.run_window_fired,
+                m.RUN_WINDOW_FIRED,
                 RunWindowFired(fired_at=fired_at, workflow_id=workflow.info().workflow_id),
             )
         except FailureError as err:

@@ -21,23 +21,24 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from campaigns.activities.webhooks import WebhookActivities
-    from campaigns.domain.webhooks import AttemptRequest, DeliveryInput
+    from campaigns.messages import webhook_delivery as m
+    from campaigns.messages.webhook_delivery import AttemptOutcome, AttemptRequest, DeliveryInput
 
 # The activity retries only when it could not record its result (Postgres unreachable):
 # HTTP failures are results, not errors.
 _RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=30))
 
 
-@workflow.defn(sandboxed=False)
+@workflow.defn(name=m.WORKFLOW, sandboxed=False)
 class WebhookDeliveryWorkflow:
     @workflow.run
     async def run(self, delivery: DeliveryInput) -> str:
         attempt, throttled = 1, 0
         while True:
-            outcome = await workflow.execute_local_activity_method(
-                WebhookActivities.attempt_delivery,
+            outcome = await workflow.execute_local_activity(
+                m.ATTEMPT_DELIVERY,
                 AttemptRequest(delivery_id=delivery.delivery_id, run=delivery.run, attempt=attempt, throttled=throttled),
+                result_type=AttemptOutcome,
                 start_to_close_timeout=timedelta(seconds=delivery.attempt_timeout_s),
                 retry_policy=_RECORD_RETRY,
                 summary=f"attempt {attempt}",

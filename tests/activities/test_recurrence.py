@@ -18,7 +18,7 @@ from campaigns.activities.recurrence import (
     schedule_id,
 )
 from campaigns.domain.config import CampaignSchedule, Recurrence, Weekday
-from campaigns.domain.messages import SyncRecurrence
+from campaigns.messages.campaign import SyncRecurrence
 from campaigns.domain.schedule import matches, occurrences
 from campaigns.domain.timeutil import utc_to_local
 

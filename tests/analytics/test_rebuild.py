@@ -15,7 +15,7 @@ from campaigns.analytics import repository as repo
 from campaigns.analytics.delta import build
 from campaigns.analytics.rebuild import rebuild
 from campaigns.domain import metrics
-from campaigns.domain.events import parse_batch
+from campaigns.domain.analytics_events import parse_batch
 from campaigns.settings import get_settings
 from tests.analytics_support import call, drained, event, realtime, send
 
@@ -148,12 +148,12 @@ async def test_a_rebuild_during_ingestion_counts_everything_once(api: httpx.Asyn
         for b in batches:
             await send(api, b)
 
-    await asyncio.gather(ingest(), rebuild(pool, app.state.analytics.realtime, campaign_ids=[uuid.UUID(cid)]),
-                         rebuild(pool, app.state.analytics.realtime, redis_only=True))
+    await asyncio.gather(ingest(), rebuild(pool, app.state.analytics.realtime, app.state.campaign_cache, campaign_ids=[uuid.UUID(cid)]),
+                         rebuild(pool, app.state.analytics.realtime, None, redis_only=True))
     await drained(app)
     live = await realtime(api, cid)
     assert live["todayCalls"] == 240 and live["todayLeads"] == 240 and live["todayCost"] == 120
     perf = (await api.get(f"/api/campaigns/{cid}")).json()["campaign"]["performance"]
     assert perf["totalCalls"] == 240 and perf["qualifiedLeads"] == 240 and perf["totalCost"] == 120
-    await rebuild(pool, app.state.analytics.realtime, campaign_ids=[uuid.UUID(cid)])
+    await rebuild(pool, app.state.analytics.realtime, app.state.campaign_cache, campaign_ids=[uuid.UUID(cid)])
     assert (await realtime(api, cid))["todayCalls"] == 240

@@ -244,7 +244,7 @@ async def test_bad_export_parameters(api: httpx.AsyncClient, campaign: dict, par
 async def test_a_large_export_streams(api: httpx.AsyncClient, app, campaign: dict):
     """12,000 events leave in chunks of bounded size while the cursor is read: the app never
     holds the export whole."""
-    from campaigns.api.analytics import export
+    from campaigns.analytics import export
 
     cid = campaign["id"]
     start = datetime.now(UTC) - timedelta(days=3)

@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from campaigns.api.auth.service import create_key
-from campaigns.api.campaigns import repository as repo
-from campaigns.api.campaigns.cache import CampaignCache, decode, encode
+from campaigns.auth.service import create_key
+from campaigns.campaigns import repository as repo
+from campaigns.campaigns.cache import CampaignCache, decode, encode
+from campaigns.local_cache import LocalCache
 from campaigns.stack.services import ServiceSpec, free_port
 from campaigns.stack.supervisor import Supervisor
 from tests.conftest import CAMPAIGN
@@ -32,12 +33,18 @@ async def test_rows_round_trip_with_their_types(pool, campaign):
 @pytest.fixture
 async def caches(redis_client, settings):
     """Two caches on one Redis, as two API processes have."""
-    a, b = CampaignCache(redis_client, settings), CampaignCache(redis_client, settings)
-    await a.start()
-    await b.start()
+    a = CampaignCache(LocalCache(redis_client, settings), redis_client, settings)
+    b = CampaignCache(LocalCache(redis_client, settings), redis_client, settings)
+    await a.local.start()
+    await b.local.start()
     yield a, b
-    await a.stop()
-    await b.stop()
+    await a.local.stop()
+    await b.local.stop()
+
+
+def held(cache: CampaignCache, cid: uuid.UUID) -> bool:
+    """Whether the cache's process holds the campaign in memory."""
+    return cache.local.get(f"campaign:{cid}") is not None
 
 
 async def test_reads_fill_both_tiers(caches, pool, redis_client, campaign):
@@ -62,10 +69,10 @@ async def test_an_invalidation_reaches_every_process_before_it_returns(caches, p
     cid = uuid.UUID(campaign["id"])
     await a.get(cid, lambda: repo.get_any(pool, cid))
     await b.get(cid, lambda: repo.get_any(pool, cid))
-    assert str(cid) in a._local and str(cid) in b._local
+    assert held(a, cid) and held(b, cid)
     await a.invalidate(cid)
     # Not eventually: b confirmed before invalidate returned.
-    assert str(cid) not in b._local and str(cid) not in a._local
+    assert not held(b, cid) and not held(a, cid)
     assert not await redis_client.exists(f"campaign:{cid}")
 
 
@@ -86,18 +93,18 @@ async def test_a_read_racing_a_write_never_stores_the_old_row(caches, pool, redi
     write_done.set()
     assert (await reader)["name"] == old["name"]  # this one reader sees what it read…
     assert not await redis_client.exists(f"campaign:{cid}")  # …but nobody else will
-    assert str(cid) not in a._local
+    assert not held(a, cid)
 
 
 async def test_a_lost_subscription_turns_the_memory_tier_off(caches, pool, redis_client, campaign):
     a, _ = caches
     cid = uuid.UUID(campaign["id"])
     await a.get(cid, lambda: repo.get_any(pool, cid))
-    assert str(cid) in a._local
+    assert held(a, cid)
     await redis_client.client_kill_filter(_type="pubsub")
-    await eventually(lambda: not a._local_on or str(cid) not in a._local, timeout=20)
-    assert str(cid) not in a._local
-    await eventually(lambda: a._local_on, timeout=20)  # resubscribed: on again
+    await eventually(lambda: not a.local.subscribed or not held(a, cid), timeout=20)
+    assert not held(a, cid)
+    await eventually(lambda: a.local.subscribed, timeout=20)  # resubscribed: on again
 
 
 async def test_metrics_show_hit_rate_and_latency(api, anonymous, campaign):

@@ -16,7 +16,7 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
 from campaigns import search_attributes as sa
-from campaigns.workflows.campaign import workflow_id
+from campaigns.messages.campaign import workflow_id
 from tests.api.test_campaigns import fields
 from tests.conftest import CAMPAIGN
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from campaigns.api.embed import service as embed_service
+from campaigns.widget import public as embed_service
 from campaigns.domain.widget import normalize_origin
 from tests.api.test_campaigns import fields
 from tests.conftest import CAMPAIGN

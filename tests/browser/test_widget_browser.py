@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from campaigns.api.app import create_app
-from campaigns.api.auth.service import create_key
+from campaigns.auth.service import create_key
 from tests.conftest import CAMPAIGN
 from tests.support import Server, eventually
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from campaigns.domain.events import MAX_BATCH, BatchError, parse_batch
+from campaigns.domain.analytics_events import MAX_BATCH, BatchError, parse_batch
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
 CID = str(uuid.uuid4())

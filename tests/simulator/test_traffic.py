@@ -86,7 +86,7 @@ def test_every_event_is_valid_for_the_ingestion():
 
     import orjson
 
-    from campaigns.domain.events import parse_batch
+    from campaigns.domain.analytics_events import parse_batch
 
     _, events = run_for(60)
     parsed = parse_batch(orjson.dumps({"events": events}), now=datetime.now(UTC))

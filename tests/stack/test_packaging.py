@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from campaigns.api.auth.service import authenticate
+from campaigns.auth.service import authenticate
 from campaigns.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ async def test_keys_create_prints_a_working_key_alone_on_the_last_line(settings:
     assert proc.returncode == 0
     key = out.decode().strip().splitlines()[-1]
     assert key.startswith("qck_") and " " not in key
-    principal = await authenticate(pool, key)
+    principal = await authenticate(pool, None, key)
     assert principal is not None and principal.organization_name == "acme"
 
 

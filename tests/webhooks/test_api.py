@@ -102,8 +102,8 @@ async def test_bad_input_names_the_field(api: httpx.AsyncClient, campaign: dict,
 
 
 async def test_localhost_is_refused_unless_allowed(settings: Settings):
-    from campaigns.api.errors import BadRequest
-    from campaigns.api.webhooks.service import check_destination
+    from campaigns.errors import BadRequest
+    from campaigns.webhooks.service import check_destination
 
     strict = settings.model_copy(update={"webhook_allowed_networks": ""})
     for url in ("http://localhost:8080/hook", "http://127.0.0.1/hook", "http://[::1]/hook"):

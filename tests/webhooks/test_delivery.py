@@ -14,11 +14,12 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from campaigns.api.campaigns import repository as campaigns_repo
-from campaigns.api.webhooks import repository as webhooks_repo
-from campaigns.api.webhooks.workflow_client import Pending, start_one
+from campaigns.campaigns import repository as campaigns_repo
+from campaigns.webhooks import repository as webhooks_repo
+from campaigns.webhooks.workflow_client import Pending, start_one
 from campaigns.domain import netguard
-from campaigns.domain.webhooks import dumps, envelope, workflow_id
+from campaigns.domain.webhooks import dumps, envelope
+from campaigns.messages.webhook_delivery import workflow_id
 from campaigns.settings import Settings
 from campaigns.stack.services import ServiceSpec
 from campaigns.stack.supervisor import Supervisor
@@ -40,7 +41,7 @@ async def record(pool: asyncpg.Pool, campaign: dict, type_: str, data: dict | No
     """Record an event the way the API and ingestion do, outside any workflow."""
     event_id = uuid.uuid4()
     async with pool.acquire() as conn, conn.transaction():
-        await campaigns_repo.record_event(
+        await campaigns_repo.record_platform_event(
             conn, event_id=event_id, organization_id=uuid.UUID(campaign["organizationId"]),
             campaign_id=uuid.UUID(campaign["id"]), type_=type_, data=data or {}, occurred_at=datetime.now(UTC),
         )

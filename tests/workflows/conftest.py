@@ -19,14 +19,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from campaigns import search_attributes as sa
-from campaigns.api.auth.service import create_key
-from campaigns.api.campaigns import repository as repo
-from campaigns.api.campaigns.workflow_client import state_from_row, workflow_config
+from campaigns.auth.service import create_key
+from campaigns.campaigns import repository as repo
+from campaigns.campaigns.workflow_client import state_from_row, workflow_config
 from campaigns.domain.config import CampaignConfiguration, CampaignStatus
-from campaigns.domain.messages import StatusRequest, StatusResult
+from campaigns.messages.campaign import StatusRequest, StatusResult
 from campaigns.stack import services
 from campaigns.worker import build_worker
-from campaigns.workflows.campaign import CampaignWorkflow, workflow_id
+from campaigns.messages.campaign import workflow_id
+from campaigns.workflows.campaign import CampaignWorkflow
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from campaigns.activities.abtest import ABTestActivities
-from campaigns.domain.abtest.messages import ABTestState, EvaluateRequest
+from campaigns.messages.abtest import ABTestState, EvaluateRequest
 from campaigns.worker import sandbox_runner
 from campaigns.workflows.abtest import ABTestWorkflow
 from tests import abtest_data as data

@@ -23,7 +23,7 @@ from campaigns import search_attributes as sa
 from campaigns.domain import periods
 from campaigns.domain.budget import BudgetSpend
 from campaigns.domain.config import CampaignBudget, CampaignStatus
-from campaigns.domain.messages import CampaignState, StatusRequest, WorkflowConfig
+from campaigns.messages.campaign import CampaignState, StatusRequest, WorkflowConfig
 from campaigns.worker import build_worker
 from campaigns.workflows.campaign import CampaignWorkflow
 

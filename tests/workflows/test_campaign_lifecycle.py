@@ -12,8 +12,9 @@ import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
-from campaigns.domain.messages import CampaignState
-from campaigns.workflows.campaign import CampaignWorkflow, workflow_id
+from campaigns.messages.campaign import CampaignState
+from campaigns.messages.campaign import workflow_id
+from campaigns.workflows.campaign import CampaignWorkflow
 from tests.conftest import CAMPAIGN
 
 STATUSES = ["draft", "scheduled", "active", "paused", "ended", "archived"]

@@ -18,13 +18,14 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from campaigns import temporal
 from campaigns.api.app import create_app
-from campaigns.api.auth.service import create_key
-from campaigns.domain.messages import CampaignState
+from campaigns.auth.service import create_key
+from campaigns.messages.campaign import CampaignState
 from campaigns.settings import Settings
 from campaigns.stack import services
 from campaigns.stack.supervisor import Supervisor
 from campaigns.worker import build_worker
-from campaigns.workflows.campaign import CampaignWorkflow, workflow_id
+from campaigns.messages.campaign import workflow_id
+from campaigns.workflows.campaign import CampaignWorkflow
 from tests.conftest import CAMPAIGN
 
 

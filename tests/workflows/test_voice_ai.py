@@ -11,11 +11,12 @@ import httpx
 import pytest
 
 from campaigns.api.app import create_app
-from campaigns.api.auth.service import create_key
+from campaigns.auth.service import create_key
 from campaigns.simulator.standins import StandInState
 from campaigns.simulator.standins import create_app as create_standins
 from campaigns.worker import build_worker
-from campaigns.workflows.campaign import CampaignWorkflow, workflow_id
+from campaigns.messages.campaign import workflow_id
+from campaigns.workflows.campaign import CampaignWorkflow
 from tests.conftest import CAMPAIGN
 from tests.support import Server, eventually
 

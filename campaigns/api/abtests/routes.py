@@ -8,8 +8,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 
-from campaigns.api.abtests import service
-from campaigns.api.abtests.schemas import (
+from campaigns.abtests import service
+from campaigns.abtests.models import (
     ABTestEnvelope,
     ABTestList,
     AssignmentEnvelope,
@@ -20,8 +20,8 @@ from campaigns.api.abtests.schemas import (
     SampleSizeRequest,
     StopBody,
 )
-from campaigns.api.deps import Caller, Config, Db, Temporal
-from campaigns.api.errors import invalid
+from campaigns.api.deps import Cache, Caller, AppSettings, Db, Temporal
+from campaigns.errors import invalid
 from campaigns.domain.abtest.config import ABTestCreate
 
 router = APIRouter(tags=["a/b tests"])
@@ -56,62 +56,62 @@ _CREATE_BODY = {"requestBody": {"required": True, "content": {"application/json"
     "/api/campaigns/{id}/ab-test", status_code=201, response_model=ABTestEnvelope,
     openapi_extra=_CREATE_BODY,
 )
-async def create_test(campaign_id: CampaignId, request: Request, response: Response, caller: Caller, db: Db,
-                      temporal: Temporal, settings: Config) -> dict:
+async def create_test(campaign_id: CampaignId, request: Request, response: Response, caller: Caller, db: Db, cache: Cache,
+                      temporal: Temporal, settings: AppSettings) -> dict:
     """Create an A/B or multivariate test of the campaign; invalid configurations list every error."""
     try:
         body = await request.json()
     except ValueError:
         raise invalid([{"field": "(body)", "reason": "not valid JSON"}]) from None
-    test = await service.create(pool=db, temporal=temporal, settings=settings, principal=caller,
+    test = await service.create(pool=db, cache=cache, temporal=temporal, settings=settings, principal=caller,
                                 campaign_id=campaign_id, body=body)
     response.headers["Location"] = f"/api/campaigns/{campaign_id}/ab-test/{test.id}"
     return {"test": test}
 
 
 @router.get("/api/campaigns/{id}/ab-tests", response_model=ABTestList)
-async def list_tests(campaign_id: CampaignId, caller: Caller, db: Db,
+async def list_tests(campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache,
                      status: Annotated[Literal["running", "concluded"] | None, Query()] = None,
                      page: Page = 1, limit: Limit = 20) -> dict:
     """The campaign's tests, newest first."""
-    tests, total = await service.list_(pool=db, principal=caller, campaign_id=campaign_id, status=status,
+    tests, total = await service.list_(pool=db, cache=cache, principal=caller, campaign_id=campaign_id, status=status,
                                        page=page, limit=limit)
     return {"tests": tests, "total": total, "page": page, "limit": limit}
 
 
 @router.get(_TEST, response_model=ABTestEnvelope)
-async def get_test(campaign_id: CampaignId, test_id: TestId, caller: Caller, db: Db) -> dict:
+async def get_test(campaign_id: CampaignId, test_id: TestId, caller: Caller, db: Db, cache: Cache) -> dict:
     """Get a test: its design, status, conclusion and promotion."""
-    return {"test": await service.get(pool=db, principal=caller, campaign_id=campaign_id, test_id=test_id)}
+    return {"test": await service.get(pool=db, cache=cache, principal=caller, campaign_id=campaign_id, test_id=test_id)}
 
 
 @router.get(_TEST + "/results", response_model=ResultsEnvelope)
-async def test_results(campaign_id: CampaignId, test_id: TestId, caller: Caller, db: Db) -> dict:
+async def test_results(campaign_id: CampaignId, test_id: TestId, caller: Caller, db: Db, cache: Cache) -> dict:
     """The test's results now: each variant against control, the checks, the verdict."""
-    return {"results": await service.results(pool=db, principal=caller, campaign_id=campaign_id, test_id=test_id)}
+    return {"results": await service.results(pool=db, cache=cache, principal=caller, campaign_id=campaign_id, test_id=test_id)}
 
 
 @router.post(_TEST + "/assign", response_model=AssignmentEnvelope)
-async def assign(campaign_id: CampaignId, test_id: TestId, body: AssignRequest, caller: Caller, db: Db) -> dict:
+async def assign(campaign_id: CampaignId, test_id: TestId, body: AssignRequest, caller: Caller, db: Db, cache: Cache) -> dict:
     """The subject's variant (the same every time; the split follows the weights)."""
-    return {"assignment": await service.assign(pool=db, principal=caller, campaign_id=campaign_id, test_id=test_id,
+    return {"assignment": await service.assign(pool=db, cache=cache, principal=caller, campaign_id=campaign_id, test_id=test_id,
                                                subject_id=body.subject_id)}
 
 
 @router.post(_TEST + "/stop", response_model=ABTestEnvelope)
-async def stop_test(campaign_id: CampaignId, test_id: TestId, caller: Caller, db: Db, temporal: Temporal,
-                    settings: Config, body: Annotated[StopBody | None, Body()] = None) -> dict:
+async def stop_test(campaign_id: CampaignId, test_id: TestId, caller: Caller, db: Db, cache: Cache, temporal: Temporal,
+                    settings: AppSettings, body: Annotated[StopBody | None, Body()] = None) -> dict:
     """Stop a running test now (concluded `stopped`, nothing promoted)."""
-    test = await service.stop(pool=db, temporal=temporal, settings=settings, principal=caller,
+    test = await service.stop(pool=db, cache=cache, temporal=temporal, settings=settings, principal=caller,
                               campaign_id=campaign_id, test_id=test_id, reason=body.reason if body else None)
     return {"test": test}
 
 
 @router.get(_TEST + "/evaluations", response_model=EvaluationList)
-async def test_evaluations(campaign_id: CampaignId, test_id: TestId, caller: Caller, db: Db,
+async def test_evaluations(campaign_id: CampaignId, test_id: TestId, caller: Caller, db: Db, cache: Cache,
                            page: Page = 1, limit: Limit = 50) -> dict:
     """Every evaluation the test's workflow made, newest first."""
-    items, total = await service.evaluations(pool=db, principal=caller, campaign_id=campaign_id, test_id=test_id,
+    items, total = await service.evaluations(pool=db, cache=cache, principal=caller, campaign_id=campaign_id, test_id=test_id,
                                              page=page, limit=limit)
     return {"evaluations": items, "total": total, "page": page, "limit": limit}
 

@@ -13,10 +13,10 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from campaigns.api.analytics import export, service
-from campaigns.api.analytics.schemas import AnalyticsEnvelope, RealTimeEnvelope
-from campaigns.api.deps import Analytics, Caller, Db
-from campaigns.api.errors import invalid
+from campaigns.analytics import export, service
+from campaigns.analytics.models import AnalyticsEnvelope, RealTimeEnvelope
+from campaigns.api.deps import Analytics, Cache, Caller, Db
+from campaigns.errors import invalid
 
 router = APIRouter(prefix="/api/campaigns", tags=["analytics"])
 
@@ -30,7 +30,7 @@ STREAM_PING_S = 15
 async def campaign_analytics(
     campaign_id: CampaignId,
     caller: Caller,
-    db: Db,
+    db: Db, cache: Cache,
     timeframe: Annotated[str | None, Query(description="24h, 7d (default), 30d or 90d, ending now")] = None,
     granularity: Annotated[str | None, Query(description="hourly or daily (default: hourly up to 48 hours)")] = None,
     start: Annotated[str | None, Query(description="Instead of timeframe: a date (campaign-local) or an ISO "
@@ -40,16 +40,16 @@ async def campaign_analytics(
 ) -> dict:
     """Performance, trends, comparisons, forecasts, insights, recommendations, goals and budget."""
     analytics = await service.get_analytics(
-        pool=db, principal=caller, campaign_id=campaign_id, timeframe=timeframe, granularity=granularity,
+        pool=db, cache=cache, principal=caller, campaign_id=campaign_id, timeframe=timeframe, granularity=granularity,
         start=start, end=end,
     )
     return {"analytics": analytics}
 
 
 @router.get("/{id}/analytics/real-time", response_model=RealTimeEnvelope)
-async def realtime_metrics(campaign_id: CampaignId, caller: Caller, db: Db, analytics: Analytics) -> dict:
+async def realtime_metrics(campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, analytics: Analytics) -> dict:
     """Today's figures (in the campaign's timezone) and the calls in progress, live."""
-    row = await service.campaign_row(db, caller, campaign_id)
+    row = await service.campaign_row(db, cache, caller, campaign_id)
     return {"metrics": await service.realtime_metrics(analytics.realtime, service.CampaignInfo.of(row))}
 
 
@@ -60,10 +60,10 @@ async def realtime_metrics(campaign_id: CampaignId, caller: Caller, db: Db, anal
                      "description": "`metrics` events (the real-time metrics as JSON) on every change"}},
 )
 async def realtime_stream(
-    campaign_id: CampaignId, caller: Caller, db: Db, analytics: Analytics, request: Request
+    campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, analytics: Analytics, request: Request
 ) -> EventSourceResponse:
     """Server-Sent Events: the real-time metrics now, then again whenever they change."""
-    row = await service.campaign_row(db, caller, campaign_id)
+    row = await service.campaign_row(db, cache, caller, campaign_id)
     info = service.CampaignInfo.of(row)
     key = str(info.id)
 
@@ -97,7 +97,7 @@ async def realtime_stream(
 async def export_analytics(
     campaign_id: CampaignId,
     caller: Caller,
-    db: Db,
+    db: Db, cache: Cache,
     format: Annotated[str, Query(description="csv, json or ndjson")] = "json",
     dataset: Annotated[str, Query(description="events (default: one row per event), hourly or daily")] = "events",
     start_date: Annotated[str | None, Query(alias="startDate", description="A date (campaign-local) or an ISO "
@@ -112,7 +112,7 @@ async def export_analytics(
         errors.append({"field": "query.dataset", "reason": f"must be one of {list(export.DATASETS)}"})
     if errors:
         raise invalid(errors)
-    row = await service.campaign_row(db, caller, campaign_id)
+    row = await service.campaign_row(db, cache, caller, campaign_id)
     info = service.CampaignInfo.of(row)
     now = datetime.now(UTC)
     if start_date is None and end_date is None:

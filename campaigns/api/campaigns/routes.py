@@ -7,9 +7,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from campaigns.api.analytics.service import enrich
-from campaigns.api.campaigns import repository, service
-from campaigns.api.campaigns.schemas import (
+from campaigns.analytics.service import enrich
+from campaigns.campaigns import repository, service
+from campaigns.campaigns.models import (
     AuditList,
     CampaignCreate,
     CampaignEnvelope,
@@ -18,8 +18,8 @@ from campaigns.api.campaigns.schemas import (
     CloneRequest,
     ConfigurationPatch,
 )
-from campaigns.api.deps import Analytics, Caller, Config, Db, Temporal
-from campaigns.api.errors import invalid
+from campaigns.api.deps import Analytics, Cache, Caller, AppSettings, Db, Temporal
+from campaigns.errors import invalid
 from campaigns.domain.config import CampaignChannel, CampaignStatus, CampaignType
 
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
@@ -57,12 +57,12 @@ def _envelope(response: Response, campaign) -> dict:
 
 @router.post("", status_code=201, response_model=CampaignEnvelope)
 async def create_campaign(
-    body: CampaignCreate, caller: Caller, db: Db, temporal: Temporal, settings: Config,
+    body: CampaignCreate, caller: Caller, db: Db, cache: Cache, temporal: Temporal, settings: AppSettings,
     response: Response, idempotency_key: IdempotencyKey = None,
 ) -> dict:
     """Create a draft campaign (and start its workflow)."""
     campaign, replayed = await service.create(
-        pool=db, temporal=temporal, settings=settings, principal=caller, body=body, idempotency_key=idempotency_key
+        pool=db, cache=cache, temporal=temporal, settings=settings, principal=caller, body=body, idempotency_key=idempotency_key
     )
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -115,9 +115,9 @@ async def list_campaigns(
 
 
 @router.get("/{id}", response_model=CampaignEnvelope)
-async def get_campaign(campaign_id: CampaignId, caller: Caller, db: Db, analytics: Analytics, response: Response) -> dict:
+async def get_campaign(campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, analytics: Analytics, response: Response) -> dict:
     """Get a campaign, with today's figures and its recent trends."""
-    row = await service.get_row(db, caller, campaign_id)
+    row = await service.get_row(db, cache, caller, campaign_id)
     campaign = service.to_campaign(row)
     await enrich(analytics.realtime, db, [row], [campaign], trends=True)
     return _envelope(response, campaign)
@@ -126,12 +126,12 @@ async def get_campaign(campaign_id: CampaignId, caller: Caller, db: Db, analytic
 @router.put("/{id}", response_model=CampaignEnvelope)
 async def update_campaign(
     campaign_id: CampaignId, body: CampaignPatch, request: Request, response: Response,
-    caller: Caller, db: Db, temporal: Temporal, settings: Config,
+    caller: Caller, db: Db, cache: Cache, temporal: Temporal, settings: AppSettings,
     if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
 ) -> dict:
     """Partially update a campaign (JSON merge patch); a status change goes through its workflow."""
     campaign = await service.update(
-        pool=db, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
+        pool=db, cache=cache, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
         patch=await request.json(), if_match=if_match, idempotency_key=idempotency_key,
     )
     return _envelope(response, campaign)
@@ -139,12 +139,12 @@ async def update_campaign(
 
 @router.delete("/{id}", response_model=CampaignEnvelope)
 async def archive_campaign(
-    campaign_id: CampaignId, caller: Caller, db: Db, temporal: Temporal, settings: Config, response: Response,
+    campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, temporal: Temporal, settings: AppSettings, response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> dict:
     """Archive a campaign (its workflow completes; the data stays readable)."""
     campaign = await service.change_status(
-        pool=db, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
+        pool=db, cache=cache, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
         target=CampaignStatus.ARCHIVED, idempotency_key=idempotency_key,
     )
     return _envelope(response, campaign)
@@ -153,11 +153,11 @@ async def archive_campaign(
 @router.put("/{id}/configuration", response_model=CampaignEnvelope)
 async def update_configuration(
     campaign_id: CampaignId, body: ConfigurationPatch, request: Request, response: Response,
-    caller: Caller, db: Db, temporal: Temporal, settings: Config, if_match: IfMatch = None,
+    caller: Caller, db: Db, cache: Cache, temporal: Temporal, settings: AppSettings, if_match: IfMatch = None,
 ) -> dict:
     """Update the configuration (merge patch); invalid input lists every error."""
     campaign = await service.update(
-        pool=db, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
+        pool=db, cache=cache, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
         patch=await request.json(), if_match=if_match, configuration_only=True,
     )
     return _envelope(response, campaign)
@@ -165,12 +165,12 @@ async def update_configuration(
 
 @router.post("/{id}/clone", status_code=201, response_model=CampaignEnvelope)
 async def clone_campaign(
-    campaign_id: CampaignId, caller: Caller, db: Db, temporal: Temporal, settings: Config, response: Response,
+    campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, temporal: Temporal, settings: AppSettings, response: Response,
     body: CloneRequest | None = None, idempotency_key: IdempotencyKey = None,
 ) -> dict:
     """Copy a campaign's whole configuration into a new draft."""
     campaign, replayed = await service.clone(
-        pool=db, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
+        pool=db, cache=cache, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
         body=body or CloneRequest(), idempotency_key=idempotency_key,
     )
     if replayed:
@@ -180,20 +180,20 @@ async def clone_campaign(
 
 
 @router.get("/{id}/audit", response_model=AuditList)
-async def campaign_audit(campaign_id: CampaignId, caller: Caller, db: Db, page: Page = 1, limit: Limit = 50) -> dict:
+async def campaign_audit(campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, page: Page = 1, limit: Limit = 50) -> dict:
     """Who changed what and when (configuration and status), oldest first."""
-    entries, total = await service.audit(pool=db, principal=caller, campaign_id=campaign_id, page=page, limit=limit)
+    entries, total = await service.audit(pool=db, cache=cache, principal=caller, campaign_id=campaign_id, page=page, limit=limit)
     return {"audit": entries, "total": total, "page": page, "limit": limit}
 
 
 def _action_route(path: str, target: CampaignStatus, doc: str) -> None:
     async def action(
-        campaign_id: CampaignId, caller: Caller, db: Db, temporal: Temporal, settings: Config, response: Response,
+        campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, temporal: Temporal, settings: AppSettings, response: Response,
         idempotency_key: IdempotencyKey = None,
         reason: Annotated[str | None, Query(max_length=500, description="Kept in the audit log")] = None,
     ) -> dict:
         campaign = await service.change_status(
-            pool=db, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
+            pool=db, cache=cache, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
             target=target, reason=reason, idempotency_key=idempotency_key,
         )
         return _envelope(response, campaign)

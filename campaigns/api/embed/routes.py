@@ -11,9 +11,9 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from campaigns.api.deps import Analytics, Config, Db, Redis
-from campaigns.api.embed import service
-from campaigns.api.errors import AppError, Forbidden, NotFound
+from campaigns.api.deps import Analytics, AppSettings, Db, Redis
+from campaigns.widget import public as service
+from campaigns.errors import AppError, Forbidden, NotFound
 
 router = APIRouter(prefix="/embed", tags=["embed"])
 
@@ -46,7 +46,7 @@ async def widget_script(request: Request) -> Response:
 
 @router.get("/config")
 async def widget_config(
-    request: Request, db: Db, settings: Config, key: Key = None,
+    request: Request, db: Db, settings: AppSettings, key: Key = None,
     preview: Annotated[bool, Query(description="Show the launcher whatever the campaign's state")] = False,
 ) -> JSONResponse:
     """What widget.js renders: the widget's look and behaviour, and whether to show it now."""
@@ -76,7 +76,7 @@ async def events_preflight(request: Request) -> Response:
 
 @router.post("/events", status_code=202)
 async def widget_events(
-    request: Request, db: Db, redis: Redis, settings: Config, analytics: Analytics
+    request: Request, db: Db, redis: Redis, settings: AppSettings, analytics: Analytics
 ) -> JSONResponse:
     """Record widget.impression, widget.click and widget.display events sent by widget.js.
 
@@ -107,7 +107,9 @@ async def widget_events(
         )
         _cors(limited, origin)
         return limited
-    result = await service.record(db, analytics, widget, raw_events)
+    result = await service.record(db, analytics.realtime, analytics.directory, widget, raw_events)
+    if result["accepted"]:
+        analytics.refresher.nudge()
     response = JSONResponse(result, status_code=202)
     _cors(response, origin)
     return response
@@ -115,7 +117,7 @@ async def widget_events(
 
 @router.get("/preview/{campaignId}", response_class=HTMLResponse)
 async def widget_preview(
-    campaign_id: Annotated[UUID, Path(alias="campaignId")], db: Db, settings: Config, key: Key = None,
+    campaign_id: Annotated[UUID, Path(alias="campaignId")], db: Db, settings: AppSettings, key: Key = None,
 ) -> HTMLResponse:
     """A page that shows the campaign's widget as configured (the embed code's previewUrl)."""
     widget = await service.by_key(db, key)

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field, TypeAdapter
 
 from campaigns.domain.base import ResponseModel
-from campaigns.domain.events import Batch
+from campaigns.domain.analytics_events import Batch
 
 
 class DuplicateEvent(ResponseModel):

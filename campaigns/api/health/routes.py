@@ -7,7 +7,9 @@ import asyncio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from campaigns.api import metrics
+from campaigns import db, metrics
+from campaigns.campaigns import repository as campaigns_repo
+from campaigns.api.metrics import CAMPAIGNS
 
 router = APIRouter(tags=["operations"])
 
@@ -32,7 +34,7 @@ async def readyz(request: Request) -> JSONResponse:
     state = request.app.state
 
     async def postgres() -> None:
-        await state.pool.fetchval("SELECT 1")
+        await db.ping(state.pool)
 
     async def temporal() -> None:
         await state.temporal.service_client.check_health()
@@ -49,9 +51,8 @@ async def readyz(request: Request) -> JSONResponse:
 @router.get("/metrics", include_in_schema=False)
 async def prometheus(request: Request) -> Response:
     """Prometheus metrics."""
-    rows = await request.app.state.pool.fetch("SELECT status, count(*) AS n FROM campaigns GROUP BY status")
-    counts = {r["status"]: r["n"] for r in rows}
+    counts = await campaigns_repo.count_by_status(request.app.state.pool)
     for status in ("draft", "scheduled", "active", "paused", "ended", "archived"):
-        metrics.CAMPAIGNS.labels(status).set(counts.get(status, 0))
+        CAMPAIGNS.labels(status).set(counts.get(status, 0))
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)

@@ -9,10 +9,8 @@ from uuid import UUID
 from fastapi import APIRouter, Path
 from pydantic import Field
 
-from campaigns.api.auth import repository as repo
-from campaigns.api.auth.service import create_key, forget
-from campaigns.api.deps import Caller, Db
-from campaigns.api.errors import NotFound
+from campaigns.api.deps import Caller, Db, Principals
+from campaigns.auth import service
 from campaigns.domain.base import ApiModel, ResponseModel
 from campaigns.domain.voices import VOICES
 
@@ -44,23 +42,22 @@ def _key(row, secret: str | None = None) -> ApiKey:
 @router.get("/api/keys")
 async def list_keys(caller: Caller, db: Db) -> dict:
     """List the organization's API keys (never the keys themselves)."""
-    return {"keys": [_key(r) for r in await repo.list_keys(db, caller.organization_id)]}
+    return {"keys": [_key(r) for r in await service.list_keys(pool=db, principal=caller)]}
 
 
 @router.post("/api/keys", status_code=201)
 async def create_api_key(body: KeyCreate, caller: Caller, db: Db) -> dict:
     """Create another API key for the organization; the key is in the answer only."""
-    secret, row = await create_key(db, organization=caller.organization_name, name=body.name)
+    secret, row = await service.create_key(db, organization=caller.organization_name, name=body.name)
     return {"key": _key(row, secret)}
 
 
 @router.delete("/api/keys/{id}")
-async def revoke_api_key(key_id: Annotated[UUID, Path(alias="id")], caller: Caller, db: Db) -> dict:
+async def revoke_api_key(
+    key_id: Annotated[UUID, Path(alias="id")], caller: Caller, db: Db, principals: Principals
+) -> dict:
     """Revoke an API key of the organization (effective at once)."""
-    row = await repo.revoke_key(db, organization_id=caller.organization_id, key_id=key_id)
-    if row is None:
-        raise NotFound("API key not found", code="key_not_found")
-    await forget(db, row["key_hash"])
+    row = await service.revoke_key(pool=db, principals=principals, principal=caller, key_id=key_id)
     return {"key": _key(row)}
 
 

@@ -9,8 +9,8 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query
 
 from campaigns.api.deps import Caller, Db
-from campaigns.api.scheduling import service
-from campaigns.api.scheduling.schemas import (
+from campaigns.scheduling import service
+from campaigns.scheduling.models import (
     DialCheck,
     DialCheckRequest,
     PreviewEnvelope,

@@ -13,10 +13,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from campaigns.api.deps import Caller, Config, Db, Temporal
-from campaigns.api.errors import invalid
-from campaigns.api.webhooks import service
-from campaigns.api.webhooks.schemas import (
+from campaigns.api.deps import Cache, Caller, AppSettings, Db, Temporal
+from campaigns.errors import invalid
+from campaigns.webhooks import service
+from campaigns.webhooks.models import (
     AttemptList,
     DeliveryEnvelope,
     DeliveryList,
@@ -33,7 +33,7 @@ from campaigns.api.webhooks.schemas import (
     WebhookList,
     WebhookUpdate,
 )
-from campaigns.api.webhooks.service import Scope
+from campaigns.webhooks.service import Scope
 from campaigns.domain.webhooks import EVENTS
 
 router = APIRouter()
@@ -51,9 +51,9 @@ async def event_types(caller: Caller) -> dict:
 
 
 async def _campaign_scope(
-    campaign_id: Annotated[UUID, Path(alias="id", description="The campaign's id")], caller: Caller, db: Db
+    campaign_id: Annotated[UUID, Path(alias="id", description="The campaign's id")], caller: Caller, db: Db, cache: Cache
 ) -> Scope:
-    return await service.campaign_scope(db, caller, campaign_id)
+    return await service.campaign_scope(db, cache, caller, campaign_id)
 
 
 async def _organization_scope(caller: Caller) -> Scope:
@@ -95,7 +95,7 @@ def _endpoint_routes(
             description=f"{'Organization-wide' if scope_name == 'organization' else 'A campaign’s'} {plural}.",
         )
 
-    async def create(body: create_model, scope: ScopeDep, db: Db, settings: Config, response: Response) -> dict:
+    async def create(body: create_model, scope: ScopeDep, db: Db, settings: AppSettings, response: Response) -> dict:
         row, secret = await service.create(pool=db, settings=settings, scope=scope, body=body)
         response.headers["Location"] = f"{prefix}/{row['id']}".replace("{id}", str(scope.campaign_id))
         return {singular: out(row, secret)}
@@ -119,7 +119,7 @@ def _endpoint_routes(
     get.__doc__ = f"Get a {singular}."
     add(item, get, "GET", envelope)
 
-    async def update(endpoint_id: EndpointId, body: update_model, scope: ScopeDep, db: Db, settings: Config) -> dict:
+    async def update(endpoint_id: EndpointId, body: update_model, scope: ScopeDep, db: Db, settings: AppSettings) -> dict:
         row = await service.update(pool=db, settings=settings, scope=scope, endpoint_id=endpoint_id, kinds=kinds,
                                    body=body)
         return {singular: out(row)}
@@ -134,7 +134,7 @@ def _endpoint_routes(
     add(item, delete, "DELETE", envelope)
 
     async def rotate_secret(
-        endpoint_id: EndpointId, scope: ScopeDep, db: Db, settings: Config, body: RotateSecret | None = None,
+        endpoint_id: EndpointId, scope: ScopeDep, db: Db, settings: AppSettings, body: RotateSecret | None = None,
     ) -> dict:
         row, secret = await service.rotate_secret(
             pool=db, settings=settings, scope=scope, endpoint_id=endpoint_id, kinds=kinds,
@@ -145,7 +145,7 @@ def _endpoint_routes(
     rotate_secret.__doc__ = "Rotate the signing secret; the old one keeps signing too during the grace period."
     add(f"{item}/rotate-secret", rotate_secret, "POST", envelope)
 
-    async def send_test(endpoint_id: EndpointId, scope: ScopeDep, db: Db, temporal: Temporal, settings: Config) -> dict:
+    async def send_test(endpoint_id: EndpointId, scope: ScopeDep, db: Db, temporal: Temporal, settings: AppSettings) -> dict:
         row = await service.send_test(pool=db, temporal=temporal, settings=settings, scope=scope,
                                       endpoint_id=endpoint_id, kinds=kinds)
         return {"delivery": service.to_delivery(row)}
@@ -188,7 +188,7 @@ def _endpoint_routes(
     add(f"{item}/deliveries/{{deliveryId}}/attempts", attempts, "GET", AttemptList)
 
     async def redeliver(
-        endpoint_id: EndpointId, delivery_id: DeliveryId, scope: ScopeDep, db: Db, temporal: Temporal, settings: Config,
+        endpoint_id: EndpointId, delivery_id: DeliveryId, scope: ScopeDep, db: Db, temporal: Temporal, settings: AppSettings,
     ) -> dict:
         row = await service.redeliver(pool=db, temporal=temporal, settings=settings, scope=scope,
                                       endpoint_id=endpoint_id, kinds=kinds, delivery_id=delivery_id)
@@ -198,7 +198,7 @@ def _endpoint_routes(
     add(f"{item}/deliveries/{{deliveryId}}/redeliver", redeliver, "POST", DeliveryEnvelope, 202)
 
     async def recover(
-        endpoint_id: EndpointId, body: Recover, scope: ScopeDep, db: Db, temporal: Temporal, settings: Config,
+        endpoint_id: EndpointId, body: Recover, scope: ScopeDep, db: Db, temporal: Temporal, settings: AppSettings,
     ) -> dict:
         ids = await service.recover(pool=db, temporal=temporal, settings=settings, scope=scope,
                                     endpoint_id=endpoint_id, kinds=kinds, since=body.since, until=body.until)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from campaigns.api.errors import field_errors
+from campaigns.errors import field_errors
 from campaigns.domain.abtest.config import ABTestCreate, cross_field_problems, resolve
 
 GOOD = {

@@ -17,14 +17,15 @@ from uuid import UUID
 
 import asyncpg
 
+from campaigns.campaigns.cache import CampaignCache
 from campaigns.analytics import repository as repo
 from campaigns.analytics.realtime import Realtime
-from campaigns.api.analytics import schemas as s
-from campaigns.api.auth.service import Principal
-from campaigns.api.campaigns import service as campaigns_service
-from campaigns.api.campaigns.schemas import Campaign
-from campaigns.api.campaigns.schemas import TrendPoint as CampaignTrendPoint
-from campaigns.api.errors import invalid
+from campaigns.analytics import models as s
+from campaigns.auth.principals import Principal
+from campaigns.campaigns import service as campaigns_service
+from campaigns.campaigns.models import Campaign
+from campaigns.campaigns.models import TrendPoint as CampaignTrendPoint
+from campaigns.errors import invalid
 from campaigns.domain import budget as budget_rules
 from campaigns.domain import goals as goal_rules
 from campaigns.domain import insights as insight_rules
@@ -66,9 +67,9 @@ class CampaignInfo:
         )
 
 
-async def campaign_row(pool: asyncpg.Pool, principal: Principal, campaign_id: UUID) -> asyncpg.Record:
+async def campaign_row(pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID) -> asyncpg.Record:
     """The caller's campaign (another organization's is a 404, as missing)."""
-    return await campaigns_service.get_row(pool, principal, campaign_id)
+    return await campaigns_service.get_row(pool, cache, principal, campaign_id)
 
 
 # --- Real time ------------------------------------------------------------------------------
@@ -429,6 +430,7 @@ async def _budget(
 async def get_analytics(
     *,
     pool: asyncpg.Pool,
+    cache: CampaignCache | None,
     principal: Principal,
     campaign_id: UUID,
     timeframe: str | None,
@@ -439,7 +441,7 @@ async def get_analytics(
 ) -> s.Analytics:
     """The full analytics report of one campaign over a period."""
     now = now or datetime.now(UTC)
-    row = await campaign_row(pool, principal, campaign_id)
+    row = await campaign_row(pool, cache, principal, campaign_id)
     info = CampaignInfo.of(row)
     config = CampaignConfiguration.model_validate(row["config"])
     begin, stop, gran = resolve_period(timeframe=timeframe, granularity=granularity, start=start, end=end,

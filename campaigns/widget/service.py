@@ -15,11 +15,12 @@ from uuid import UUID
 import asyncpg
 from pydantic import ValidationError
 
-from campaigns.api.auth.service import Principal
-from campaigns.api.campaigns import service as campaigns
-from campaigns.api.errors import Conflict, PreconditionFailed, invalid
-from campaigns.api.widget import repository as repo
-from campaigns.api.widget.schemas import EmbedCode, Widget, WidgetAnalytics
+from campaigns.campaigns.cache import CampaignCache
+from campaigns.auth.principals import Principal
+from campaigns.campaigns import service as campaigns
+from campaigns.errors import Conflict, PreconditionFailed, invalid
+from campaigns.widget import repository as repo
+from campaigns.widget.models import EmbedCode, Widget, WidgetAnalytics
 from campaigns.domain import embed
 from campaigns.domain.config import CampaignConfiguration, CampaignStatus
 from campaigns.domain.widget import WidgetSettings
@@ -62,8 +63,8 @@ def _view(campaign: Any, row: asyncpg.Record, settings: Settings) -> Widget:
     )
 
 
-async def _ensure(pool: asyncpg.Pool, principal: Principal, campaign_id: UUID) -> tuple[Any, asyncpg.Record]:
-    campaign = await campaigns.get_row(pool, principal, campaign_id)
+async def _ensure(pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID) -> tuple[Any, asyncpg.Record]:
+    campaign = await campaigns.get_row(pool, cache, principal, campaign_id)
     row = await repo.get_or_create(
         pool,
         campaign_id=campaign_id,
@@ -74,15 +75,16 @@ async def _ensure(pool: asyncpg.Pool, principal: Principal, campaign_id: UUID) -
     return campaign, row
 
 
-async def get(*, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID, settings: Settings) -> Widget:
+async def get(*, pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID, settings: Settings) -> Widget:
     """The campaign's widget (made with defaults the first time)."""
-    campaign, row = await _ensure(pool, principal, campaign_id)
+    campaign, row = await _ensure(pool, cache, principal, campaign_id)
     return _view(campaign, row, settings)
 
 
 async def update(
     *,
     pool: asyncpg.Pool,
+    cache: CampaignCache | None,
     principal: Principal,
     campaign_id: UUID,
     patch: dict[str, Any],
@@ -90,7 +92,7 @@ async def update(
     if_match: str | None = None,
 ) -> Widget:
     """Apply a merge patch to the widget's settings; 400 lists every invalid field."""
-    campaign, _ = await _ensure(pool, principal, campaign_id)
+    campaign, _ = await _ensure(pool, cache, principal, campaign_id)
     if campaign["status"] == CampaignStatus.ARCHIVED:
         raise Conflict("an archived campaign's widget cannot be changed", code="campaign_archived")
     async with pool.acquire() as conn, conn.transaction():
@@ -114,9 +116,9 @@ async def update(
     return _view(campaign, row, settings)
 
 
-async def rotate_key(*, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID, settings: Settings) -> Widget:
+async def rotate_key(*, pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID, settings: Settings) -> Widget:
     """Replace the publishable key; the old one stops working at once (re-paste the embed code)."""
-    campaign, _ = await _ensure(pool, principal, campaign_id)
+    campaign, _ = await _ensure(pool, cache, principal, campaign_id)
     row = await repo.set_key(pool, campaign_id=campaign_id, publishable_key=new_key())
     return _view(campaign, row, settings)
 
@@ -133,6 +135,7 @@ def public_configuration(widget: WidgetSettings) -> dict[str, Any]:
 async def embed_code(
     *,
     pool: asyncpg.Pool,
+    cache: CampaignCache | None,
     principal: Principal,
     campaign_id: UUID,
     settings: Settings,
@@ -147,7 +150,7 @@ async def embed_code(
             errors.append({"field": f"query.{name}", "reason": str(err)})
     if errors:
         raise invalid(errors, "invalid callback")
-    campaign, row = await _ensure(pool, principal, campaign_id)
+    campaign, row = await _ensure(pool, cache, principal, campaign_id)
     links = urls(settings, str(campaign_id), row["publishable_key"])
     configuration = public_configuration(WidgetSettings.model_validate(row["settings"]))
     html = embed.render(
@@ -172,9 +175,9 @@ TIMEFRAMES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timede
               "90d": timedelta(days=90), "all": None}
 
 
-async def analytics(*, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID, timeframe: str) -> WidgetAnalytics:
+async def analytics(*, pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID, timeframe: str) -> WidgetAnalytics:
     """Impressions, clicks, display time and the conversions of visitors who clicked."""
-    await campaigns.get_row(pool, principal, campaign_id)
+    await campaigns.get_row(pool, cache, principal, campaign_id)
     span = TIMEFRAMES[timeframe]
     row = await repo.analytics(pool, campaign_id, datetime.now(UTC) - span if span else None)
     impressions, clicks, displays = int(row["impressions"]), int(row["clicks"]), int(row["displays"])

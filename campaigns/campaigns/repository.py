@@ -258,7 +258,7 @@ async def list_audit(
 # --- Platform events ----------------------------------------------------------------
 
 
-async def record_event(
+async def record_platform_event(
     conn: asyncpg.Connection,
     *,
     event_id: UUID,
@@ -287,3 +287,18 @@ async def record_event(
         event_id, organization_id, campaign_id, seq, type_, data, occurred_at,
     )
     return seq
+
+
+async def known_platform_events(conn: Conn, event_ids: list[UUID]) -> set[UUID]:
+    """Which of these platform events are recorded already."""
+    return {r[0] for r in await conn.fetch("SELECT id FROM domain_events WHERE id = ANY($1::uuid[])", event_ids)}
+
+
+async def status_of(conn: Conn, campaign_id: UUID) -> str | None:
+    return await conn.fetchval("SELECT status FROM campaigns WHERE id = $1", campaign_id)
+
+
+async def count_by_status(conn: Conn) -> dict[str, int]:
+    """Campaigns by status, over every organization (for the metrics endpoint)."""
+    rows = await conn.fetch("SELECT status, count(*) AS n FROM campaigns GROUP BY status")
+    return {r["status"]: r["n"] for r in rows}

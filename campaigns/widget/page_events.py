@@ -17,9 +17,10 @@ import asyncpg
 import orjson
 from pydantic import Field, model_validator
 
-from campaigns.analytics.runtime import AnalyticsRuntime
-from campaigns.api.errors import Unavailable
-from campaigns.api.events import service as events_service
+from campaigns.analytics.directory import CampaignDirectory
+from campaigns.analytics.realtime import Realtime
+from campaigns.errors import Unavailable
+from campaigns.analytics import ingest as events_service
 from campaigns.domain.base import ApiModel
 from campaigns.domain.widget import WIDGET_EVENT_TYPES
 
@@ -65,7 +66,8 @@ def as_analytics_event(event: WidgetEvent, *, campaign_id: UUID, at: datetime) -
 
 async def ingest(
     pool: asyncpg.Pool,
-    analytics: AnalyticsRuntime,
+    realtime: Realtime,
+    directory: CampaignDirectory,
     *,
     organization_id: UUID,
     campaign_id: UUID,
@@ -79,13 +81,11 @@ async def ingest(
     body = orjson.dumps({"events": [as_analytics_event(e, campaign_id=campaign_id, at=at) for e in events]})
     try:
         result = await events_service.ingest(
-            pool=pool, realtime=analytics.realtime, directory=analytics.directory, organization_id=organization_id,
+            pool=pool, realtime=realtime, directory=directory, organization_id=organization_id,
             body=body, now=at, only_campaign=campaign_id, only_types=WIDGET_EVENT_TYPES,
         )
     except events_service.BatchError as err:  # cannot happen with events validated above; say so if it does
         raise Unavailable(f"widget events could not be recorded: {err}", code="ingestion_failed") from None
-    if result.accepted:
-        analytics.refresher.nudge()
     return IngestResult(
         accepted=result.accepted,
         duplicates=len(result.duplicates),

@@ -27,9 +27,9 @@ from prometheus_client import Counter
 from campaigns.analytics import repository as repo
 from campaigns.analytics.delta import build
 from campaigns.analytics.realtime import Realtime
-from campaigns.analytics.runtime import CampaignDirectory
-from campaigns.api.metrics import REGISTRY
-from campaigns.domain.events import BatchError, Rejection, parse_batch
+from campaigns.analytics.directory import CampaignDirectory
+from campaigns.metrics import REGISTRY
+from campaigns.domain.analytics_events import BatchError, Rejection, parse_batch
 
 log = logging.getLogger("campaigns.events")
 

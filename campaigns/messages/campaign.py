@@ -1,7 +1,10 @@
-"""What the API, the campaign workflow and its activities say to each other.
+"""The campaign workflow's id, names and messages: what the API, the workflow and its
+activities say to each other.
 
-Pure pydantic models (the Temporal client and worker use the pydantic data
-converter), so the workflow sandbox can import them freely.
+Pure pydantic models (the Temporal client and worker use the pydantic data converter),
+so the workflow sandbox can import them freely. Activities are named here and called by
+name, so the workflow never imports the modules that do I/O. The names are the ones
+recorded in existing histories: changing one breaks the replay of running campaigns.
 """
 
 from __future__ import annotations
@@ -21,20 +24,42 @@ from campaigns.domain.config import (
     CampaignType,
 )
 from campaigns.domain.pipeline import PipelineApplied
+from campaigns.messages.common import Actor, PlatformEvent
 
 
-class Actor(BaseModel):
-    """Who asked for a change: an API key, or the platform itself (schedule, budget…)."""
+WORKFLOW = "CampaignWorkflow"
+RUN_WINDOW_WORKFLOW = "RunWindowWorkflow"
 
-    kind: Literal["api_key", "system", "operator"] = "operator"
-    id: str | None = None
-    name: str = "temporal-ui"
+# Its Updates, signals and query.
+CHANGE_STATUS = "change_status"
+START_AB_TEST = "start_ab_test"
+CONFIGURATION_CHANGED = "configuration_changed"
+RUN_WINDOW_FIRED = "run_window_fired"
+SPEND_REPORTED = "spend_reported"
+CURRENT = "current"
 
-    def label(self) -> str:
-        return f"{self.kind}:{self.name}" + (f" ({self.id})" if self.id else "")
+# The activities it runs.
+PERSIST_TRANSITION = "persist_transition"
+RECORD_EVENT = "record_event"  # records a PlatformEvent
+PERSIST_WINDOW = "persist_window"
+SYNC_PIPELINE = "sync_pipeline"
+MISSING_KNOWLEDGE_BASES = "missing_knowledge_bases"
+SYNC_RECURRENCE = "sync_recurrence"
+RECURRENCE_ACTIVE = "recurrence_active"
 
 
-SYSTEM = Actor(kind="system", name="campaign-workflow")
+def workflow_id(campaign_id: str) -> str:
+    return f"campaign-{campaign_id}"
+
+
+def schedule_id(campaign_id: str) -> str:
+    """The Temporal Schedule of the campaign's recurrence."""
+    return f"campaign-{campaign_id}-recurrence"
+
+
+def run_workflow_id(campaign_id: str) -> str:
+    """Prefix of the workflows the recurrence's Schedule starts (Temporal appends the fire time)."""
+    return f"campaign-{campaign_id}-run"
 
 
 class WorkflowConfig(BaseModel):
@@ -104,17 +129,6 @@ class PersistTransition(BaseModel):
     window: PersistWindow | None = None  # the calling-window change the status change causes
 
 
-class DomainEvent(BaseModel):
-    """A platform event (campaign.activated, goal.achieved…), recorded once by id."""
-
-    id: str
-    organization_id: str
-    campaign_id: str | None
-    type: str
-    data: dict[str, Any] = Field(default_factory=dict)
-    occurred_at: datetime
-
-
 # --- Calling windows and recurring runs ------------------------------------------------
 
 
@@ -165,7 +179,7 @@ class PersistWindow(BaseModel):
     open: bool
     next_change: datetime | None
     at: datetime
-    event: DomainEvent | None = None
+    event: PlatformEvent | None = None
 
 
 class SyncRecurrence(BaseModel):

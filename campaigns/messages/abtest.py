@@ -1,6 +1,6 @@
-"""What an A/B test's workflow, its parent (the campaign's workflow), its activities and the
-API say to each other. Pure pydantic models, free of scipy, so the workflow sandbox can
-import them."""
+"""The A/B test workflow's id, names and messages: what it, its parent (the campaign's
+workflow), its activities and the API say to each other. Pure pydantic models, free of
+scipy, so the workflow sandbox can import them."""
 
 from __future__ import annotations
 
@@ -10,12 +10,21 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from campaigns.domain.messages import Actor
+from campaigns.messages.common import Actor
 
 Status = Literal["running", "concluded"]
 Conclusion = Literal["winner", "no_difference", "harm", "max_duration", "invalid", "stopped"]
 
 AB_TEST_ACTOR = Actor(kind="system", name="ab-test-workflow")
+
+
+WORKFLOW = "ABTestWorkflow"
+STOP = "stop"
+CURRENT = "current"
+# Its activities (recording a platform event is the campaign's RECORD_EVENT).
+EVALUATE = "evaluate"
+CONCLUDE = "conclude"
+PROMOTE = "promote"
 
 
 def workflow_id(test_id: str) -> str:

@@ -22,11 +22,12 @@ import asyncpg
 from pydantic import ValidationError
 from temporalio.client import Client
 
-from campaigns.api.auth.service import Principal
-from campaigns.api.campaigns.service import get_row as get_campaign_row
-from campaigns.api.errors import Conflict, NotFound, invalid
-from campaigns.api.webhooks import repository as repo
-from campaigns.api.webhooks.schemas import (
+from campaigns.campaigns.cache import CampaignCache
+from campaigns.auth.principals import Principal
+from campaigns.campaigns.service import get_row as get_campaign_row
+from campaigns.errors import Conflict, NotFound, invalid
+from campaigns.webhooks import repository as repo
+from campaigns.webhooks.models import (
     Attempt,
     Delivery,
     Integration,
@@ -36,7 +37,7 @@ from campaigns.api.webhooks.schemas import (
     WebhookCreate,
     WebhookUpdate,
 )
-from campaigns.api.webhooks.workflow_client import Pending, start_all
+from campaigns.webhooks.workflow_client import Pending, start_all
 from campaigns.domain import integrations, netguard
 from campaigns.domain.webhooks import RetryConfig, dumps, envelope, message_id
 from campaigns.settings import Settings
@@ -55,8 +56,8 @@ class Scope:
     campaign_id: UUID | None
 
 
-async def campaign_scope(pool: asyncpg.Pool, principal: Principal, campaign_id: UUID) -> Scope:
-    await get_campaign_row(pool, principal, campaign_id)  # 404 for another organization's
+async def campaign_scope(pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID) -> Scope:
+    await get_campaign_row(pool, cache, principal, campaign_id)  # 404 for another organization's
     return Scope(principal.organization_id, campaign_id)
 
 

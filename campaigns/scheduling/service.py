@@ -8,10 +8,10 @@ from uuid import UUID
 
 import asyncpg
 
-from campaigns.api.auth.service import Principal
-from campaigns.api.errors import NotFound, invalid
-from campaigns.api.scheduling import repository as repo
-from campaigns.api.scheduling.schemas import (
+from campaigns.auth.principals import Principal
+from campaigns.errors import NotFound, invalid
+from campaigns.scheduling import repository as repo
+from campaigns.scheduling.models import (
     DialCheck,
     DialCheckRequest,
     Preview,

@@ -20,8 +20,8 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from campaigns.api.webhooks import repository as repo
-from campaigns.domain.webhooks import DeliveryInput, workflow_id
+from campaigns.webhooks import repository as repo
+from campaigns.messages.webhook_delivery import DeliveryInput, workflow_id
 from campaigns.settings import Settings
 from campaigns.workflows.webhook_delivery import WebhookDeliveryWorkflow
 

@@ -23,9 +23,10 @@ import asyncpg
 from pydantic import ValidationError
 from temporalio.client import Client
 
-from campaigns.api.abtests import repository as repo
-from campaigns.api.abtests import workflow_client
-from campaigns.api.abtests.schemas import (
+from campaigns.campaigns.cache import CampaignCache
+from campaigns.abtests import repository as repo
+from campaigns.abtests import workflow_client
+from campaigns.abtests.models import (
     ABTest,
     Assignment,
     Evaluation,
@@ -41,11 +42,12 @@ from campaigns.api.abtests.schemas import (
     VariantView,
     Verdict,
 )
-from campaigns.api.auth.service import Principal
-from campaigns.api.campaigns import repository as campaigns_repo
-from campaigns.api.campaigns.service import get_row as get_campaign_row
-from campaigns.api.campaigns.service import merge_patch
-from campaigns.api.errors import BadRequest, Conflict, NotFound, field_errors, invalid
+from campaigns.auth.principals import Principal
+from campaigns.campaigns import repository as campaigns_repo
+from campaigns.campaigns.service import get_row as get_campaign_row
+from campaigns.campaigns.service import merge_patch
+from campaigns.errors import BadRequest, Conflict, NotFound, field_errors, invalid
+from campaigns.domain import periods
 from campaigns.domain.abtest import analysis, assignment, bayes, decision, power, srm
 from campaigns.domain.abtest.catalogue import CATALOGUE
 from campaigns.domain.abtest.config import (
@@ -54,12 +56,11 @@ from campaigns.domain.abtest.config import (
     cross_field_problems,
     resolve,
 )
-from campaigns.domain.abtest.messages import ABTestStart, StopRequest, workflow_id
+from campaigns.messages.abtest import ABTestStart, StopRequest, workflow_id
 from campaigns.domain.config import FINISHED_STATUSES, CampaignConfiguration, CampaignStatus
-from campaigns.domain.messages import Actor
+from campaigns.messages.common import Actor
 from campaigns.settings import Settings
 
-SLOT_SECONDS = 900  # the analytics rollups' slot
 _TESTABLE = {CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.ACTIVE, CampaignStatus.PAUSED}
 _OVERRIDABLE = ("flowId", "voiceSettings", "knowledgeBaseIds")
 
@@ -114,26 +115,26 @@ def to_test(row: asyncpg.Record) -> ABTest:
     )
 
 
-async def get_row(pool: asyncpg.Pool | asyncpg.Connection, principal: Principal, campaign_id: UUID,
+async def get_row(pool: asyncpg.Pool | asyncpg.Connection, cache: CampaignCache | None, principal: Principal, campaign_id: UUID,
                   test_id: UUID) -> asyncpg.Record:
     row = await repo.get(pool, organization_id=principal.organization_id, campaign_id=campaign_id, test_id=test_id)
     if row is None:
         # Another organization's test (or campaign) is indistinguishable from a missing one.
-        await get_campaign_row(pool, principal, campaign_id)
+        await get_campaign_row(pool, cache, principal, campaign_id)
         raise NotFound("A/B test not found", code="ab_test_not_found")
     return row
 
 
-async def get(*, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID, test_id: UUID) -> ABTest:
+async def get(*, pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID, test_id: UUID) -> ABTest:
     """Get one test of one of the organization's campaigns."""
-    return to_test(await get_row(pool, principal, campaign_id, test_id))
+    return to_test(await get_row(pool, cache, principal, campaign_id, test_id))
 
 
 async def list_(
-    *, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID, status: str | None, page: int, limit: int
+    *, pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID, status: str | None, page: int, limit: int
 ) -> tuple[list[ABTest], int]:
     """The campaign's tests, newest first."""
-    await get_campaign_row(pool, principal, campaign_id)
+    await get_campaign_row(pool, cache, principal, campaign_id)
     rows, total = await repo.list_(pool, organization_id=principal.organization_id, campaign_id=campaign_id,
                                    status=status, limit=limit, offset=(page - 1) * limit)
     return [to_test(r) for r in rows], total
@@ -184,6 +185,7 @@ def overrides_problems(body: Any, campaign_config: dict[str, Any]) -> list[dict[
 async def create(
     *,
     pool: asyncpg.Pool,
+    cache: CampaignCache | None,
     temporal: Client,
     settings: Settings,
     principal: Principal,
@@ -191,7 +193,7 @@ async def create(
     body: Any,
 ) -> ABTest:
     """Create a test of a campaign and start its workflow (a child of the campaign's)."""
-    campaign = await get_campaign_row(pool, principal, campaign_id)
+    campaign = await get_campaign_row(pool, cache, principal, campaign_id)
     if campaign["status"] not in _TESTABLE:
         raise Conflict(f"a campaign that is {campaign['status']} cannot start an A/B test",
                        code="campaign_not_testable", details={"status": campaign["status"]})
@@ -227,7 +229,7 @@ async def create(
             changes={"testId": str(test_id), "name": design.name, "mode": design.mode,
                      "variants": [v.name for v in design.variants]},
         )
-        await campaigns_repo.record_event(
+        await campaigns_repo.record_platform_event(
             conn, event_id=uuid.uuid4(), organization_id=principal.organization_id, campaign_id=campaign_id,
             type_="ab_test.started",
             data={"campaignId": str(campaign_id), "testId": str(test_id), "name": design.name, "mode": design.mode,
@@ -254,7 +256,7 @@ class Snapshot:
 
 
 def _slot_floor(at: datetime) -> datetime:
-    return datetime.fromtimestamp(int(at.timestamp()) // SLOT_SECONDS * SLOT_SECONDS, UTC)
+    return periods.bucket_start(periods.bucket_of(at))
 
 
 def _add(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -319,9 +321,9 @@ def _bandit_srm_counts(design: ABTestDesign, epochs: list[tuple[dict[str, float]
     return observed, expected
 
 
-async def results(*, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID, test_id: UUID) -> Results:
+async def results(*, pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID, test_id: UUID) -> Results:
     """The test's results now: every variant against control, the checks, and the verdict."""
-    row = await get_row(pool, principal, campaign_id, test_id)
+    row = await get_row(pool, cache, principal, campaign_id, test_id)
     at = datetime.now(UTC)
     design, look, verdict, _ = await evaluate_row(pool, row, at=at, running=row["running"] or {},
                                                   look_number=row["evaluations"] + 1)
@@ -492,13 +494,13 @@ def summary(design: ABTestDesign, look: analysis.Look, verdict: decision.Verdict
 # --- Assignment ------------------------------------------------------------------------------
 
 
-async def assign(*, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID, test_id: UUID,
+async def assign(*, pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID, test_id: UUID,
                  subject_id: str) -> Assignment:
     """The subject's variant: the same every time, split by the weights."""
     row = await repo.get_for_assignment(pool, organization_id=principal.organization_id, campaign_id=campaign_id,
                                         test_id=test_id)
     if row is None:
-        row = await get_row(pool, principal, campaign_id, test_id)  # raises the right 404
+        row = await get_row(pool, cache, principal, campaign_id, test_id)  # raises the right 404
     if row["status"] != "running":
         raise Conflict(
             f"the test has concluded ({row['conclusion']}): assignment has stopped; use the campaign's configuration",
@@ -530,22 +532,22 @@ async def assign(*, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID,
 # --- Stopping --------------------------------------------------------------------------------
 
 
-async def stop(*, pool: asyncpg.Pool, temporal: Client, settings: Settings, principal: Principal,
+async def stop(*, pool: asyncpg.Pool, cache: CampaignCache | None, temporal: Client, settings: Settings, principal: Principal,
                campaign_id: UUID, test_id: UUID, reason: str | None) -> ABTest:
     """Ask the test's workflow to conclude it now (`stopped`); no winner is promoted."""
-    row = await get_row(pool, principal, campaign_id, test_id)
+    row = await get_row(pool, cache, principal, campaign_id, test_id)
     if row["status"] != "running":
         raise Conflict(f"the test has already concluded ({row['conclusion']})", code="ab_test_concluded",
                        details={"conclusion": row["conclusion"]})
     await workflow_client.stop(temporal, settings, row,
                                StopRequest(actor=Actor(**principal.actor()), reason=reason))
-    return to_test(await get_row(pool, principal, campaign_id, test_id))
+    return to_test(await get_row(pool, cache, principal, campaign_id, test_id))
 
 
-async def evaluations(*, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID, test_id: UUID,
+async def evaluations(*, pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID, test_id: UUID,
                       page: int, limit: int) -> tuple[list[Evaluation], int]:
     """The workflow's evaluations of the test, newest first."""
-    await get_row(pool, principal, campaign_id, test_id)
+    await get_row(pool, cache, principal, campaign_id, test_id)
     rows, total = await repo.list_evaluations(pool, test_id=test_id, limit=limit, offset=(page - 1) * limit)
     return [Evaluation.model_validate(dict(r)) for r in rows], total
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from campaigns.api.campaigns.schemas import CostBreakdown
+from campaigns.campaigns.models import CostBreakdown
 from campaigns.domain.base import ResponseModel
 
 

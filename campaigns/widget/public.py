@@ -22,11 +22,12 @@ import asyncpg
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field, ValidationError
 
-from campaigns.analytics.runtime import AnalyticsRuntime
-from campaigns.api.embed import events as widget_events
-from campaigns.api.errors import AppError, BadRequest
-from campaigns.api.widget import repository as repo
-from campaigns.api.widget import service as widgets
+from campaigns.analytics.directory import CampaignDirectory
+from campaigns.analytics.realtime import Realtime
+from campaigns.widget import page_events as widget_events
+from campaigns.errors import AppError, BadRequest
+from campaigns.widget import repository as repo
+from campaigns.widget import service as widgets
 from campaigns.domain import embed
 from campaigns.domain.config import CampaignConfiguration, CampaignStatus
 from campaigns.domain.widget import WidgetSettings, normalize_origin, origin_allowed
@@ -124,7 +125,7 @@ def parse_batch(body: bytes) -> tuple[str, list[dict[str, Any]]]:
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("body must be JSON: {\"key\": \"qcw_pk_…\", \"events\": [...]}", code="invalid_json") from None
     except ValidationError as err:
-        from campaigns.api.errors import invalid
+        from campaigns.errors import invalid
 
         raise invalid(err, "invalid widget events") from None
     return batch.key, batch.events
@@ -145,7 +146,11 @@ async def within_rate(redis: aioredis.Redis, *, key: str, client: str, count: in
 
 
 async def record(
-    pool: asyncpg.Pool, analytics: AnalyticsRuntime, widget: PublicWidget, raw_events: list[dict[str, Any]]
+    pool: asyncpg.Pool,
+    realtime: Realtime,
+    directory: CampaignDirectory,
+    widget: PublicWidget,
+    raw_events: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """Validate each event on its own and record the good ones for the widget's campaign."""
     now = datetime.now(UTC)
@@ -161,7 +166,7 @@ async def record(
             field = ".".join(str(p) for p in first.get("loc", ())) or "(event)"
             rejected.append({"index": index, "reason": f"{field}: {first.get('msg', 'invalid')}"})
     result = await widget_events.ingest(
-        pool, analytics, organization_id=widget.organization_id, campaign_id=widget.campaign_id, events=accepted,
+        pool, realtime, directory, organization_id=widget.organization_id, campaign_id=widget.campaign_id, events=accepted,
         at=now,
     )
     later = [{**r, "index": positions[r["index"]]} for r in result.rejected]

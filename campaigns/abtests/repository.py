@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from campaigns.domain.abtest.catalogue import UNIT_COLUMNS, MetricDef
+from campaigns.domain.periods import BUCKET_SECONDS
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
@@ -140,7 +141,7 @@ async def variant_sums(
         SELECT r.variant_id, {sums_select_list(metrics)}
         FROM analytics_rollups r
         WHERE r.campaign_id = $1 AND r.variant_id = ANY($2::text[])
-          AND r.bucket >= date_bin('15 minutes', $3::timestamptz, TIMESTAMPTZ 'epoch') AND r.bucket < $4
+          AND r.bucket >= date_bin('{BUCKET_SECONDS} seconds', $3::timestamptz, TIMESTAMPTZ 'epoch') AND r.bucket < $4
         GROUP BY r.variant_id
         """,
         campaign_id, variant_ids, start, end,

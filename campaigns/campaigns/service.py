@@ -17,11 +17,11 @@ import asyncpg
 from pydantic import ValidationError
 from temporalio.client import Client
 
-from campaigns.api.auth.service import Principal
-from campaigns.api.campaigns import cache as campaign_cache
-from campaigns.api.campaigns import repository as repo
-from campaigns.api.campaigns import workflow_client
-from campaigns.api.campaigns.schemas import (
+from campaigns.auth.principals import Principal, require_same_org
+from campaigns.campaigns.cache import CampaignCache
+from campaigns.campaigns import repository as repo
+from campaigns.campaigns import workflow_client
+from campaigns.campaigns.models import (
     AuditEntry,
     Campaign,
     CampaignCreate,
@@ -32,13 +32,13 @@ from campaigns.api.campaigns.schemas import (
     CostBreakdown,
     CostTracking,
 )
-from campaigns.api.deps import require_same_org
-from campaigns.api.errors import Conflict, NotFound, PreconditionFailed, Unavailable, invalid
+from campaigns.errors import Conflict, NotFound, PreconditionFailed, Unavailable, invalid
 from campaigns.clients.knowledge_bases import KnowledgeBases, KnowledgeBaseUnavailable
 from campaigns.domain import lifecycle
 from campaigns.domain.config import CONFIG_FIELDS, CampaignConfiguration, CampaignStatus
 from campaigns.domain.kpis import default_kpis
-from campaigns.domain.messages import Actor, StatusRequest
+from campaigns.messages.campaign import StatusRequest
+from campaigns.messages.common import Actor
 from campaigns.settings import Settings
 
 # Fields whose change the workflow must hear about (schedule, budget and goals it acts on;
@@ -104,13 +104,15 @@ def to_campaign(row: Row) -> Campaign:
     )
 
 
-async def get_row(pool: asyncpg.Pool | asyncpg.Connection, principal: Principal, campaign_id: UUID) -> Row:
-    """The campaign's row, through the pool's cache where it has one (treat it as read-only)."""
-    cached = campaign_cache.for_pool(pool)
-    if cached is None:
+async def get_row(
+    pool: asyncpg.Pool | asyncpg.Connection, cache: CampaignCache | None, principal: Principal, campaign_id: UUID
+) -> Row:
+    """The campaign's row, through the cache when given one (treat it as read-only). A read
+    inside a transaction, which must see its own writes, passes no cache."""
+    if cache is None:
         row = await repo.get(pool, organization_id=principal.organization_id, campaign_id=campaign_id)
     else:
-        row = await cached.get(campaign_id, lambda: repo.get_any(pool, campaign_id))
+        row = await cache.get(campaign_id, lambda: repo.get_any(pool, campaign_id))
         if row is not None and row["organization_id"] != principal.organization_id:
             row = None
     if row is None:
@@ -119,16 +121,9 @@ async def get_row(pool: asyncpg.Pool | asyncpg.Connection, principal: Principal,
     return row
 
 
-async def invalidate(pool: asyncpg.Pool, campaign_id: UUID) -> None:
-    """After a write has committed: no process may serve the old campaign any more."""
-    cached = campaign_cache.for_pool(pool)
-    if cached is not None:
-        await cached.invalidate(campaign_id)
-
-
-async def get(*, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID) -> Campaign:
+async def get(*, pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID) -> Campaign:
     """Get one campaign of the caller's organization."""
-    return to_campaign(await get_row(pool, principal, campaign_id))
+    return to_campaign(await get_row(pool, cache, principal, campaign_id))
 
 
 async def list_(
@@ -197,6 +192,7 @@ def _config_json(config: CampaignConfiguration) -> dict[str, Any]:
 async def create(
     *,
     pool: asyncpg.Pool,
+    cache: CampaignCache | None,
     temporal: Client,
     settings: Settings,
     principal: Principal,
@@ -232,7 +228,7 @@ async def create(
                                 "this Idempotency-Key was already used with a different request body",
                                 code="idempotency_key_reused",
                             )
-                        return to_campaign(await get_row(conn, principal, held["campaign_id"])), True
+                        return to_campaign(await get_row(conn, None, principal, held["campaign_id"])), True
                 row = await repo.insert(
                     conn,
                     campaign_id=campaign_id,
@@ -253,7 +249,7 @@ async def create(
                     action="created",
                     changes={"name": body.name, "type": body.type.value, "channel": body.channel.value},
                 )
-                await repo.record_event(
+                await repo.record_platform_event(
                     conn,
                     event_id=uuid.uuid4(),
                     organization_id=principal.organization_id,
@@ -334,6 +330,7 @@ def etag(campaign: Campaign) -> str:
 async def update(
     *,
     pool: asyncpg.Pool,
+    cache: CampaignCache | None,
     temporal: Client,
     settings: Settings,
     principal: Principal,
@@ -386,19 +383,20 @@ async def update(
                 changes=changes,
             )
     if changes:
-        await invalidate(pool, campaign_id)
-        row = await get_row(pool, principal, campaign_id)
+        if cache is not None:  # no process may serve the old campaign any more
+            await cache.invalidate(campaign_id)
+        row = await get_row(pool, cache, principal, campaign_id)
         if {k.split(".")[0] for k in changes} & _WORKFLOW_FIELDS:
             await workflow_client.configuration_changed(temporal, settings, row)
     if status is not None and status != CampaignStatus(row["status"]):
         await change_status(
-            pool=pool, temporal=temporal, settings=settings, principal=principal, campaign_id=campaign_id,
+            pool=pool, cache=cache, temporal=temporal, settings=settings, principal=principal, campaign_id=campaign_id,
             target=status, reason=reason, idempotency_key=idempotency_key,
         )
     elif status is not None and not changes:
         raise Conflict(f"campaign is already {status.value}", code="no_change",
                        details={"from": status.value, "to": status.value})
-    return await get(pool=pool, principal=principal, campaign_id=campaign_id)
+    return await get(pool=pool, cache=cache, principal=principal, campaign_id=campaign_id)
 
 
 def _changes(row: asyncpg.Record, patch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -430,6 +428,7 @@ def _changes(row: asyncpg.Record, patch: dict[str, Any]) -> tuple[dict[str, Any]
 async def change_status(
     *,
     pool: asyncpg.Pool,
+    cache: CampaignCache | None,
     temporal: Client,
     settings: Settings,
     principal: Principal,
@@ -439,7 +438,7 @@ async def change_status(
     idempotency_key: str | None = None,
 ) -> Campaign:
     """Ask the campaign's workflow to move to `target`; return the campaign as persisted."""
-    row = await get_row(pool, principal, campaign_id)
+    row = await get_row(pool, cache, principal, campaign_id)
     if target == CampaignStatus.ACTIVE and row["status"] == CampaignStatus.DRAFT:
         _require_ready(row)
     await workflow_client.change_status(
@@ -449,7 +448,7 @@ async def change_status(
         StatusRequest(target=target, actor=Actor(**principal.actor()), reason=reason),
         update_id=f"status-{idempotency_key}" if idempotency_key else None,
     )
-    return await get(pool=pool, principal=principal, campaign_id=campaign_id)
+    return await get(pool=pool, cache=cache, principal=principal, campaign_id=campaign_id)
 
 
 def _require_ready(row: asyncpg.Record) -> None:
@@ -468,6 +467,7 @@ def _require_ready(row: asyncpg.Record) -> None:
 async def clone(
     *,
     pool: asyncpg.Pool,
+    cache: CampaignCache | None,
     temporal: Client,
     settings: Settings,
     principal: Principal,
@@ -476,7 +476,7 @@ async def clone(
     idempotency_key: str | None,
 ) -> tuple[Campaign, bool]:
     """Copy a campaign's whole configuration into a new draft (goal progress starts at zero)."""
-    source = await get_row(pool, principal, campaign_id)
+    source = await get_row(pool, cache, principal, campaign_id)
     config = CampaignConfiguration.model_validate(source["config"])
     config.goals = [g.model_copy(update={"id": None, "current": 0, "achieved": False}) for g in config.goals]
     new = CampaignCreate(
@@ -487,7 +487,7 @@ async def clone(
         **config.model_dump(),
     )
     campaign, replayed = await create(
-        pool=pool, temporal=temporal, settings=settings, principal=principal, body=new,
+        pool=pool, cache=cache, temporal=temporal, settings=settings, principal=principal, body=new,
         idempotency_key=f"clone:{campaign_id}:{idempotency_key}" if idempotency_key else None,
     )
     if not replayed:
@@ -503,10 +503,10 @@ async def clone(
 
 
 async def audit(
-    *, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID, page: int, limit: int
+    *, pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID, page: int, limit: int
 ) -> tuple[list[AuditEntry], int]:
     """The campaign's audit log, oldest first."""
-    await get_row(pool, principal, campaign_id)
+    await get_row(pool, cache, principal, campaign_id)
     rows, total = await repo.list_audit(
         pool, organization_id=principal.organization_id, campaign_id=campaign_id, limit=limit, offset=(page - 1) * limit
     )

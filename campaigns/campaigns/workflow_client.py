@@ -1,5 +1,5 @@
-"""How the API talks to a campaign's workflow: start it, ask it to change status, tell it
-the configuration changed.
+"""The one place that starts a campaign's workflow or talks to it: start it, ask it to
+change status, tell it the configuration changed or that spend reached a cap.
 
 Every call can also start the workflow (update-with-start, signal-with-start) from the
 Postgres row, so a campaign whose workflow has gone missing heals on its next change
@@ -25,12 +25,14 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from campaigns import search_attributes as sa
-from campaigns.api.errors import Conflict, Unavailable
+from campaigns.errors import Conflict, Unavailable
 from campaigns.domain import pipeline
+from campaigns.domain.budget import BudgetSpend
 from campaigns.domain.config import CampaignConfiguration, CampaignStatus
-from campaigns.domain.messages import CallingWindowState, CampaignState, StatusRequest, StatusResult, WorkflowConfig
+from campaigns.messages.campaign import CallingWindowState, CampaignState, StatusRequest, StatusResult, WorkflowConfig
 from campaigns.settings import Settings
-from campaigns.workflows.campaign import CampaignWorkflow, workflow_id
+from campaigns.messages.campaign import workflow_id
+from campaigns.workflows.campaign import CampaignWorkflow
 
 
 # Refusals that mean "a service the check needs is down, retry" rather than "not allowed".
@@ -195,3 +197,9 @@ async def configuration_changed(client: Client, settings: Settings, row: asyncpg
             "repeat the request to retry",
             code="temporal_unavailable",
         ) from None
+
+
+async def report_spend(client: Client, campaign_id: str, spend: BudgetSpend) -> None:
+    """Tell the workflow that spend reached a budget cap (it pauses the campaign)."""
+    handle = client.get_workflow_handle(workflow_id(campaign_id))
+    await handle.signal(CampaignWorkflow.spend_reported, spend)

@@ -16,9 +16,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from campaigns.api.campaigns import workflow_client as campaign_client
-from campaigns.api.errors import Conflict, Unavailable
-from campaigns.domain.abtest.messages import ABTestStart, ABTestState, StopRequest, workflow_id
+from campaigns.campaigns import workflow_client as campaign_client
+from campaigns.errors import Conflict, Unavailable
+from campaigns.messages.abtest import ABTestStart, ABTestState, StopRequest, workflow_id
 from campaigns.settings import Settings
 from campaigns.workflows.abtest import ABTestWorkflow
 from campaigns.workflows.campaign import CampaignWorkflow

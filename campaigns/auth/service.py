@@ -1,0 +1,78 @@
+"""API keys: made with enough randomness that a plain SHA-256 is a safe way to store them
+(no slow hash needed), shown once, looked up by hash."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from uuid import UUID
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from campaigns.auth import repository as repo
+from campaigns.auth.cache import PrincipalCache
+from campaigns.auth.principals import Principal
+from campaigns.errors import NotFound
+
+KEY_PREFIX = "qck_"
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+async def create_key(pool: asyncpg.Pool, *, organization: str, name: str = "default") -> tuple[str, asyncpg.Record]:
+    """Create the organization if needed and a new key for it; return (key, its record)."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    async with pool.acquire() as conn, conn.transaction():
+        org = await repo.get_or_create_organization(conn, organization_id=uuid.uuid4(), name=organization)
+        record = await repo.insert_key(
+            conn,
+            key_id=uuid.uuid4(),
+            organization_id=org["id"],
+            name=name,
+            prefix=key[: len(KEY_PREFIX) + 6],
+            key_hash=hash_key(key),
+        )
+    return key, record
+
+
+async def authenticate(pool: asyncpg.Pool, principals: PrincipalCache | None, key: str) -> Principal | None:
+    """The key's principal; through the process's memory when it has a principal cache
+    (revoking a key drops it there in every process before the revocation returns)."""
+    key_hash = hash_key(key)
+    if principals is not None and (known := principals.get(key_hash)) is not None:
+        return known
+    epoch = principals.epoch if principals is not None else 0
+    row = await repo.principal_by_hash(pool, key_hash)
+    if row is None:
+        return None
+    if row["last_used_at"] is None or _stale(row["last_used_at"]):
+        await repo.touch_key(pool, row["key_id"])
+    principal = Principal(row["organization_id"], row["organization_name"], row["key_id"], row["key_name"])
+    if principals is not None:
+        principals.keep(key_hash, principal, epoch)
+    return principal
+
+
+def _stale(last_used: datetime) -> bool:
+    return datetime.now(UTC) - last_used > timedelta(minutes=1)
+
+
+async def list_keys(*, pool: asyncpg.Pool, principal: Principal) -> list[asyncpg.Record]:
+    """The organization's API keys (never the keys themselves)."""
+    return await repo.list_keys(pool, principal.organization_id)
+
+
+async def revoke_key(
+    *, pool: asyncpg.Pool, principals: PrincipalCache | None, principal: Principal, key_id: UUID
+) -> asyncpg.Record:
+    """Revoke a key of the caller's organization; no process accepts it once this returns."""
+    row = await repo.revoke_key(pool, organization_id=principal.organization_id, key_id=key_id)
+    if row is None:
+        raise NotFound("API key not found", code="key_not_found")
+    if principals is not None:
+        await principals.forget(row["key_hash"])
+    return row

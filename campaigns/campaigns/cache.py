@@ -1,0 +1,257 @@
+"""The two-tier campaign cache: this process's memory, then Redis, then Postgres.
+
+Reads (`service.get_row`) go through it; every write calls `invalidate` once its
+transaction has committed, from whichever process made it (API or worker). Invalidation
+is strict, not eventual:
+
+- Redis: the entry is deleted and the campaign's generation number bumped in one
+  transaction. A reader notes the generation before it reads Postgres and stores what it
+  read only if the generation is unchanged (a Lua check-and-set), so a slow reader can
+  never put back a row older than a write that finished before it stored.
+- Memory: the process's `LocalCache` drops the ids in every process before the write
+  returns (see `campaigns.local_cache`).
+
+So once a write has returned, no API process serves the old campaign. The TTLs only
+bound how long a write made behind the platform's back (by hand in SQL) stays unseen.
+Active campaigns are loaded on start. Hit rate and lookup latency are on /metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import redis.asyncio as aioredis
+from prometheus_client import Counter, Gauge, Histogram
+from redis.exceptions import RedisError
+
+from campaigns.campaigns import repository as repo
+from campaigns.local_cache import ERRORS, LocalCache
+from campaigns.metrics import REGISTRY
+from campaigns.settings import Settings
+
+log = logging.getLogger("campaigns.cache")
+
+_GEN_TTL_S = 86_400  # generations outlive any entry; they only need to outlast a read
+
+Row = Mapping[str, Any]
+
+LOOKUPS = Counter(
+    "campaign_cache_lookups_total",
+    "Campaign reads by where they were answered from (local, redis, postgres; missing: no such campaign)",
+    ["source"],
+    registry=REGISTRY,
+)
+LOOKUP_SECONDS = Histogram(
+    "campaign_cache_lookup_seconds",
+    "Time to answer a campaign read, by where it was answered from",
+    ["source"],
+    buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+    registry=REGISTRY,
+)
+INVALIDATIONS = Counter(
+    "campaign_cache_invalidations_total", "Campaigns invalidated after a write", registry=REGISTRY
+)
+HIT_RATIO = Gauge(
+    "campaign_cache_hit_ratio", "Share of campaign reads answered without Postgres since start", registry=REGISTRY
+)
+
+
+_answers = {"local": 0, "redis": 0, "postgres": 0, "missing": 0}
+
+
+def _hit_ratio() -> float:
+    total = _answers["local"] + _answers["redis"] + _answers["postgres"]
+    return (_answers["local"] + _answers["redis"]) / total if total else 0.0
+
+
+HIT_RATIO.set_function(_hit_ratio)
+
+# Store `value` under KEYS[1] only if the generation KEYS[2] is still ARGV[1].
+_SET_IF_GENERATION = """
+if (redis.call('GET', KEYS[2]) or '0') == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+    return 1
+end
+return 0
+"""
+
+
+def _key(campaign_id: str) -> str:
+    return f"campaign:{campaign_id}"
+
+
+def _gen_key(campaign_id: str) -> str:
+    return f"campaign:gen:{campaign_id}"
+
+
+# --- Rows as JSON, types kept ---------------------------------------------------------
+
+
+def encode(row: Row) -> str:
+    """A campaign row as JSON: [column, type, value] triples, so UUIDs, instants and
+    decimals come back as what they were (jsonb columns stay plain JSON)."""
+    out = []
+    for column, value in row.items():
+        if isinstance(value, UUID):
+            out.append((column, "u", str(value)))
+        elif isinstance(value, datetime):
+            out.append((column, "t", value.isoformat()))
+        elif isinstance(value, date):
+            out.append((column, "d", value.isoformat()))
+        elif isinstance(value, Decimal):
+            out.append((column, "n", str(value)))
+        else:
+            out.append((column, "j", value))
+    return json.dumps(out, separators=(",", ":"))
+
+
+_DECODE: dict[str, Callable[[Any], Any]] = {
+    "u": UUID,
+    "t": datetime.fromisoformat,
+    "d": date.fromisoformat,
+    "n": Decimal,
+    "j": lambda v: v,
+}
+
+
+def decode(text: str) -> dict[str, Any]:
+    return {column: _DECODE[kind](value) for column, kind, value in json.loads(text)}
+
+
+# --- The cache ------------------------------------------------------------------------
+
+
+def _local_key(campaign_id: str) -> str:
+    return f"campaign:{campaign_id}"
+
+
+class CampaignCache:
+    """One per process, on the process's `LocalCache`. API processes `start()` it (warm);
+    a worker only calls `invalidate`."""
+
+    def __init__(self, local: LocalCache, redis: aioredis.Redis, settings: Settings) -> None:
+        self.local = local
+        self.redis = redis
+        self.enabled = settings.cache_enabled
+        self.ttl_s = settings.cache_ttl_s
+        self.warm_limit = settings.cache_warm_limit
+        self._warmer: asyncio.Task[None] | None = None
+        self._set_script = redis.register_script(_SET_IF_GENERATION)
+
+    # --- Reading -------------------------------------------------------------------
+
+    async def get(self, campaign_id: UUID, load: Callable[[], Awaitable[Row | None]]) -> Row | None:
+        """The campaign's row from the nearest tier; `load` reads Postgres on a miss."""
+        started = time.perf_counter()
+        if not self.enabled:
+            return await load()
+        key = str(campaign_id)
+        row = self.local.get(_local_key(key))
+        if row is not None:
+            return self._answered("local", started, row)
+        epoch = self.local.epoch
+        try:
+            raw, generation = await self.redis.mget(_key(key), _gen_key(key))
+            redis_up = True
+        except RedisError:
+            ERRORS.labels("get").inc()
+            raw, generation, redis_up = None, None, False
+        if raw is not None:
+            row = decode(raw)
+            self.local.keep(_local_key(key), row, epoch)
+            return self._answered("redis", started, row)
+
+        loaded = await load()
+        if loaded is None:
+            return self._answered("missing", started, None)
+        row = dict(loaded)
+        if redis_up:
+            try:
+                await self._set_script(
+                    keys=[_key(key), _gen_key(key)], args=[generation or "0", encode(row), self.ttl_s]
+                )
+            except RedisError:
+                ERRORS.labels("set").inc()
+        self.local.keep(_local_key(key), row, epoch)
+        return self._answered("postgres", started, row)
+
+    def _answered(self, source: str, started: float, row: Row | None) -> Row | None:
+        _answers[source] += 1
+        LOOKUPS.labels(source).inc()
+        LOOKUP_SECONDS.labels(source).observe(time.perf_counter() - started)
+        return row
+
+    # --- Writing -------------------------------------------------------------------
+
+    async def invalidate(self, *campaign_ids: UUID | str) -> None:
+        """Forget these campaigns everywhere; returns once every API process has (or the
+        acknowledgement timeout passed). Call it after the write's transaction committed."""
+        if not campaign_ids:
+            return
+        ids = [str(i) for i in campaign_ids]
+        INVALIDATIONS.inc(len(ids))
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for i in ids:
+                    pipe.incr(_gen_key(i))
+                    pipe.expire(_gen_key(i), _GEN_TTL_S)
+                    pipe.delete(_key(i))
+                await pipe.execute()
+        except RedisError as exc:
+            # Readers that cannot reach Redis cannot read its tier either; the TTL bounds the rest.
+            ERRORS.labels("invalidate").inc()
+            log.error("could not invalidate campaigns %s in Redis: %r", ids, exc)
+        await self.local.invalidate([_local_key(i) for i in ids])
+
+    # --- Warming -------------------------------------------------------------------
+
+    async def start(self, pool: asyncpg.Pool) -> None:
+        """In the background, load the active campaigns."""
+        if self.enabled:
+            self._warmer = asyncio.create_task(self._warm_safely(pool), name="campaign-cache-warm")
+
+    async def stop(self) -> None:
+        if self._warmer is not None:
+            self._warmer.cancel()
+            try:
+                await self._warmer
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                pass
+
+    async def _warm_safely(self, pool: asyncpg.Pool) -> None:
+        try:
+            count = await self.warm(pool)
+            log.info("campaign cache: loaded %d active campaigns", count)
+        except (RedisError, OSError, asyncpg.PostgresError) as exc:
+            log.warning("campaign cache: warming failed (%r); entries will fill on first read", exc)
+
+    async def warm(self, pool: asyncpg.Pool) -> int:
+        """Load the active campaigns into both tiers, generation-checked like any read."""
+        ids = await repo.active_ids(pool, limit=self.warm_limit)
+        if not ids:
+            return 0
+        epoch = self.local.epoch
+        generations = await self.redis.mget([_gen_key(str(i)) for i in ids])
+        rows = await repo.get_many(pool, ids)
+        by_id = {row["id"]: dict(row) for row in rows}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for campaign_id, generation in zip(ids, generations, strict=True):
+                row = by_id.get(campaign_id)
+                if row is None:
+                    continue
+                key = str(campaign_id)
+                await self._set_script(
+                    keys=[_key(key), _gen_key(key)], args=[generation or "0", encode(row), self.ttl_s], client=pipe
+                )
+                self.local.keep(_local_key(key), row, epoch)
+            await pipe.execute()
+        return len(by_id)

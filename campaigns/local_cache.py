@@ -1,0 +1,194 @@
+"""This process's memory tier, kept coherent with every other process's.
+
+An entry is kept in memory only while this process is subscribed to the invalidation
+channel, since it could miss invalidations otherwise. A writer (API or worker) calls
+`invalidate` once its transaction has committed: the keys are dropped here, published on
+a Redis channel that every process listening drops them on, and the call returns once each
+listener has confirmed (or a short timeout passed). So once a write has returned, no
+process serves the old entry from memory.
+
+Each process has one, built by its composition root and shared by the caches above it
+(campaign rows, API keys' principals), which name their keys with their own prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import redis.asyncio as aioredis
+from cachetools import TTLCache
+from prometheus_client import Counter, Gauge
+from redis.exceptions import RedisError
+
+from campaigns.metrics import REGISTRY
+from campaigns.settings import Settings
+
+log = logging.getLogger("campaigns.cache")
+
+CHANNEL = "campaigns:cache:invalidate"
+
+# Named as when the campaign cache was the only one: dashboards know them by these names.
+ACK_TIMEOUTS = Counter(
+    "campaign_cache_invalidation_ack_timeouts_total",
+    "Invalidations not confirmed by every listening process in time",
+    registry=REGISTRY,
+)
+ERRORS = Counter("campaign_cache_errors_total", "Redis errors met by the caches", ["operation"], registry=REGISTRY)
+LOCAL_ENTRIES = Gauge("campaign_cache_local_entries", "Entries held in this process's memory", registry=REGISTRY)
+
+
+class LocalCache:
+    """`start()` subscribes (API processes); a process that never starts it (a worker, the
+    CLI) keeps nothing in memory and only publishes invalidations."""
+
+    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.enabled = settings.cache_enabled
+        self.ack_timeout_s = settings.cache_ack_timeout_s
+        self._entries: TTLCache[str, Any] = TTLCache(
+            maxsize=settings.cache_local_max_entries, ttl=settings.cache_local_ttl_s
+        )
+        self._on = False  # only while subscribed
+        self._epoch = 0  # bumped by every invalidation this process hears of
+        self._subscribed = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
+
+    # --- Reading ---------------------------------------------------------------------
+
+    @property
+    def subscribed(self) -> bool:
+        """Whether the memory tier is on (it is only while invalidations can be heard)."""
+        return self._on
+
+    def get(self, key: str) -> Any | None:
+        return self._entries.get(key) if self._on else None
+
+    @property
+    def epoch(self) -> int:
+        """Note it before reading what you will `keep`."""
+        return self._epoch
+
+    def keep(self, key: str, value: Any, epoch: int) -> None:
+        """Keep `value`, read when `epoch` was current, unless an invalidation came since."""
+        if self._on and epoch == self._epoch:
+            self._entries[key] = value
+
+    # --- Writing ---------------------------------------------------------------------
+
+    async def invalidate(self, keys: list[str]) -> None:
+        """Drop these keys here and in every listening process; returns once each has."""
+        if not keys:
+            return
+        self._drop(keys)
+        try:
+            nonce = uuid.uuid4().hex
+            receivers = await self.redis.publish(CHANNEL, json.dumps({"ids": keys, "ack": nonce}))
+            await self._await_acks(nonce, receivers)
+        except RedisError as exc:
+            # A listener that cannot reach Redis has lost its subscription and keeps nothing.
+            ERRORS.labels("invalidate").inc()
+            log.error("could not publish the invalidation of %s: %r", keys[:10], exc)
+
+    async def _await_acks(self, nonce: str, receivers: int) -> None:
+        ack_key = f"campaign:cache:ack:{nonce}"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ack_timeout_s
+        confirmed = 0
+        try:
+            while confirmed < receivers:
+                remaining = deadline - loop.time()
+                if remaining <= 0 or await self.redis.blpop([ack_key], timeout=max(remaining, 0.01)) is None:
+                    ACK_TIMEOUTS.inc()
+                    log.warning("only %d of %d processes confirmed a cache invalidation", confirmed, receivers)
+                    return
+                confirmed += 1
+        finally:
+            if confirmed < receivers:
+                await self.redis.delete(ack_key)
+
+    def _drop(self, keys: Iterable[str]) -> None:
+        self._epoch += 1
+        for key in keys:
+            self._entries.pop(key, None)
+
+    # --- Listening -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen for invalidations (the memory tier is on once subscribed)."""
+        if not self.enabled:
+            return
+        LOCAL_ENTRIES.set_function(lambda: len(self._entries))
+        self._listener = asyncio.create_task(self._listen(), name="cache-invalidation-listener")
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), timeout=5)
+        except TimeoutError:
+            log.warning("cache: not subscribed yet; serving from Redis and Postgres meanwhile")
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            try:
+                await self._listener
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                pass
+
+    async def _listen(self) -> None:
+        backoff = 0.1
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(CHANNEL)
+                last_heard = time.monotonic()
+                next_ping = last_heard + 5
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    now = time.monotonic()
+                    if message is not None:
+                        last_heard = now
+                        if message["type"] == "subscribe":
+                            self._on = True
+                            self._subscribed.set()
+                            backoff = 0.1
+                        elif message["type"] == "message":
+                            await self._on_invalidation(message["data"])
+                    if now >= next_ping:
+                        await pubsub.ping()
+                        next_ping = now + 5
+                    if now - last_heard > 15:
+                        raise ConnectionError("no answer on the invalidation channel for 15 s")
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, ConnectionError, OSError) as exc:
+                log.warning("cache: invalidation channel lost (%r); memory tier off until back", exc)
+            except Exception:
+                log.exception("cache: listener failed; memory tier off until it recovers")
+            finally:
+                self._on = False
+                self._subscribed.clear()
+                self._drop(list(self._entries.keys()))
+                try:
+                    await pubsub.aclose()
+                except Exception:  # noqa: BLE001 - the connection is already gone
+                    pass
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _on_invalidation(self, data: str | bytes) -> None:
+        try:
+            payload = json.loads(data)
+            keys, nonce = payload["ids"], payload["ack"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("cache: ignoring a malformed invalidation %r", data[:200])
+            return
+        self._drop(keys)
+        ack_key = f"campaign:cache:ack:{nonce}"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(ack_key, "1")
+            pipe.expire(ack_key, 30)
+            await pipe.execute()
