@@ -235,7 +235,7 @@ async def measure(
         rows = await pool.fetch(
             """
             SELECT campaign_id, occurred_at, recorded_at, (data->>'plannedAt')::timestamptz AS planned_at
-            FROM domain_events WHERE type = 'campaign.window_opened' AND campaign_id = ANY($1)
+            FROM platform_events WHERE type = 'campaign.window_opened' AND campaign_id = ANY($1)
             """,
             ids,
         )

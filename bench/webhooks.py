@@ -2,7 +2,7 @@
 
 The embedded stack (Temporal on SQLite, as `make run`; `--temporal memory` for an in-memory
 server) with one worker process, which also runs the dispatcher; the receiver runs here.
-Events are recorded straight into `domain_events`, as the API and the workflows record them;
+Events are recorded straight into `platform_events`, as the API and the workflows record them;
 each reaches each endpoint through its own delivery workflow.
 
 Printed:
@@ -238,7 +238,7 @@ async def main() -> None:
         recorded = {
             "msg_" + r["id"].hex: r["recorded_at"].timestamp()
             for r in await pool.fetch(
-                "SELECT d.id, e.recorded_at FROM webhook_deliveries d JOIN domain_events e ON e.id = d.event_id"
+                "SELECT d.id, e.recorded_at FROM webhook_deliveries d JOIN platform_events e ON e.id = d.event_id"
             )
         }
         new = {k: t for k, t in receiver.arrivals.items() if k not in before}

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+
 class AppError(Exception):
     status = 400
     code = "bad_request"

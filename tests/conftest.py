@@ -32,6 +32,23 @@ from campaigns.webhooks.dispatcher import Dispatcher
 from campaigns.worker import build_worker
 
 
+# Fixtures that start (or stand on) the real services.
+SERVICE_FIXTURES = {"settings", "env", "time_env"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test pure, services or browser by what it needs."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("browser") or "browser" in item.nodeid.split("/"):
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.services)
+        elif names & SERVICE_FIXTURES:
+            item.add_marker(pytest.mark.services)
+        else:
+            item.add_marker(pytest.mark.pure)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     with tempfile.TemporaryDirectory(prefix="campaigns-test-") as d:

@@ -58,17 +58,6 @@ class ABTest(ResponseModel):
     concluded_at: datetime | None
 
 
-class ABTestEnvelope(ResponseModel):
-    test: ABTest
-
-
-class ABTestList(ResponseModel):
-    tests: list[ABTest]
-    total: int
-    page: int
-    limit: int
-
-
 # --- Results ---------------------------------------------------------------------------------
 
 
@@ -161,10 +150,6 @@ class Results(ResponseModel):
     recommendations: list[str]
 
 
-class ResultsEnvelope(ResponseModel):
-    results: Results
-
-
 class Evaluation(ResponseModel):
     seq: int
     evaluated_at: datetime
@@ -174,18 +159,7 @@ class Evaluation(ResponseModel):
     weights: dict[str, float] | None
 
 
-class EvaluationList(ResponseModel):
-    evaluations: list[Evaluation]
-    total: int
-    page: int
-    limit: int
-
-
 # --- Assignment, stop, sample size -------------------------------------------------------
-
-
-class AssignRequest(ApiModel):
-    subject_id: str = Field(min_length=1, max_length=256, description="Whoever is tested: a caller, a number…")
 
 
 class Assignment(ResponseModel):
@@ -197,14 +171,6 @@ class Assignment(ResponseModel):
     overrides: dict[str, Any]
     configuration: dict[str, Any] = Field(description="flowId, voiceSettings and knowledgeBaseIds to use: "
                                                       "the campaign's, with the variant's overrides applied.")
-
-
-class AssignmentEnvelope(ResponseModel):
-    assignment: Assignment
-
-
-class StopBody(ApiModel):
-    reason: str | None = Field(default=None, max_length=500)
 
 
 class SampleSizeRequest(ApiModel):
@@ -236,5 +202,3 @@ class SampleSize(ResponseModel):
     notes: list[str]
 
 
-class SampleSizeEnvelope(ResponseModel):
-    sample_size: SampleSize

@@ -23,7 +23,6 @@ import asyncpg
 from pydantic import ValidationError
 from temporalio.client import Client
 
-from campaigns.campaigns.cache import CampaignCache
 from campaigns.abtests import repository as repo
 from campaigns.abtests import workflow_client
 from campaigns.abtests.models import (
@@ -44,9 +43,9 @@ from campaigns.abtests.models import (
 )
 from campaigns.auth.principals import Principal
 from campaigns.campaigns import repository as campaigns_repo
+from campaigns.campaigns.cache import CampaignCache
 from campaigns.campaigns.service import get_row as get_campaign_row
 from campaigns.campaigns.service import merge_patch
-from campaigns.errors import BadRequest, Conflict, NotFound, field_errors, invalid
 from campaigns.domain import periods
 from campaigns.domain.abtest import analysis, assignment, bayes, decision, power, srm
 from campaigns.domain.abtest.catalogue import CATALOGUE
@@ -56,8 +55,9 @@ from campaigns.domain.abtest.config import (
     cross_field_problems,
     resolve,
 )
-from campaigns.messages.abtest import ABTestStart, StopRequest, workflow_id
 from campaigns.domain.config import FINISHED_STATUSES, CampaignConfiguration, CampaignStatus
+from campaigns.errors import BadRequest, Conflict, NotFound, field_errors, invalid
+from campaigns.messages.abtest import ABTestStart, StopRequest, workflow_id
 from campaigns.messages.common import Actor
 from campaigns.settings import Settings
 

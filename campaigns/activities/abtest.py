@@ -17,10 +17,12 @@ from temporalio.client import Client
 
 from campaigns.abtests import repository as repo
 from campaigns.abtests import service
-from campaigns.campaigns import service as campaigns_service
 from campaigns.auth.principals import SystemPrincipal
 from campaigns.campaigns import repository as campaigns_repo
+from campaigns.campaigns import service as campaigns_service
 from campaigns.campaigns.cache import CampaignCache
+from campaigns.domain.abtest import decision
+from campaigns.domain.config import FINISHED_STATUSES
 from campaigns.errors import AppError
 from campaigns.messages import abtest as ab
 from campaigns.messages.abtest import (
@@ -31,8 +33,6 @@ from campaigns.messages.abtest import (
     Promote,
     Promotion,
 )
-from campaigns.domain.abtest import decision
-from campaigns.domain.config import FINISHED_STATUSES
 from campaigns.settings import Settings
 
 

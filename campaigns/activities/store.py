@@ -13,10 +13,10 @@ from temporalio import activity
 
 from campaigns.campaigns import repository as repo
 from campaigns.campaigns.cache import CampaignCache
-from campaigns.scheduling import repository as scheduling_repo
 from campaigns.messages import campaign as m
 from campaigns.messages.campaign import PersistTransition, PersistWindow
 from campaigns.messages.common import PlatformEvent
+from campaigns.scheduling import repository as scheduling_repo
 
 
 class StoreActivities:

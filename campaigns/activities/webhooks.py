@@ -20,12 +20,12 @@ import redis.asyncio as aioredis
 from temporalio import activity
 
 from campaigns.campaigns import repository as campaigns_repo
-from campaigns.webhooks import repository as repo
 from campaigns.domain import netguard
 from campaigns.domain.webhooks import RetryConfig, message_id, next_delay, throttle_delay
 from campaigns.messages import webhook_delivery as m
 from campaigns.messages.webhook_delivery import AttemptOutcome, AttemptRequest
 from campaigns.settings import Settings
+from campaigns.webhooks import repository as repo
 from campaigns.webhooks import secrets
 from campaigns.webhooks.limiter import EndpointLimiter
 from campaigns.webhooks.sender import Response, Sender

@@ -26,10 +26,10 @@ from prometheus_client import Counter
 
 from campaigns.analytics import repository as repo
 from campaigns.analytics.delta import build
-from campaigns.analytics.realtime import Realtime
 from campaigns.analytics.directory import CampaignDirectory
-from campaigns.metrics import REGISTRY
+from campaigns.analytics.realtime import Realtime
 from campaigns.domain.analytics_events import BatchError, Rejection, parse_batch
+from campaigns.metrics import REGISTRY
 
 log = logging.getLogger("campaigns.events")
 

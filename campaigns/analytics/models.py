@@ -37,10 +37,6 @@ class RealTimeMetrics(ResponseModel):
     last_updated: datetime | None = Field(description="When these counters last changed")
 
 
-class RealTimeEnvelope(ResponseModel):
-    metrics: RealTimeMetrics
-
-
 class Performance(ResponseModel):
     """Every figure of the period; rates are null where their denominator is zero."""
 
@@ -225,5 +221,3 @@ class Analytics(ResponseModel):
     generated_at: datetime
 
 
-class AnalyticsEnvelope(ResponseModel):
-    analytics: Analytics

@@ -27,8 +27,8 @@ import asyncpg
 
 from campaigns.analytics import realtime as rt
 from campaigns.analytics import repository as repo
-from campaigns.analytics.realtime import Realtime
 from campaigns.analytics.apply import consume, evaluate
+from campaigns.analytics.realtime import Realtime
 from campaigns.campaigns.cache import CampaignCache
 from campaigns.domain import metrics, periods
 

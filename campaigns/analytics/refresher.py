@@ -122,13 +122,9 @@ class Refresher:
     async def _signal(self, signals: list[tuple[str, BudgetSpend]]) -> None:
         if not signals or self.temporal is None:
             return
-        from campaigns.messages.campaign import workflow_id
-        from campaigns.workflows.campaign import CampaignWorkflow
-
         for campaign_id, spend in signals:
             try:
-                handle = self.temporal.get_workflow_handle(workflow_id(campaign_id))
-                await handle.signal(CampaignWorkflow.spend_reported, spend)
+                await workflow_client.report_spend(self.temporal, campaign_id, spend)
             except Exception as exc:  # noqa: BLE001 - retried by the next tick or sweep
                 log.warning("could not report spend to campaign %s: %r", campaign_id, exc)
 

@@ -225,7 +225,7 @@ async def record_leads(conn: asyncpg.Connection, leads: list[dict[str, Any]]) ->
     if not leads:
         return 0
     ids = [lead_event_id(lead["organizationId"], lead["eventId"]) for lead in leads]
-    existing = {r[0] for r in await conn.fetch("SELECT id FROM domain_events WHERE id = ANY($1::uuid[])", ids)}
+    existing = {r[0] for r in await conn.fetch("SELECT id FROM platform_events WHERE id = ANY($1::uuid[])", ids)}
     fresh = [(i, lead) for i, lead in zip(ids, leads, strict=True) if i not in existing]
     if not fresh:
         return 0
@@ -257,7 +257,7 @@ async def record_leads(conn: asyncpg.Connection, leads: list[dict[str, Any]]) ->
         next_seq[campaign] += 1
     await conn.execute(
         """
-        INSERT INTO domain_events (id, organization_id, campaign_id, seq, type, data, occurred_at)
+        INSERT INTO platform_events (id, organization_id, campaign_id, seq, type, data, occurred_at)
         SELECT id, org, campaign, seq, 'lead.created', data::jsonb, at
         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::text[], $6::timestamptz[])
              AS x(id, org, campaign, seq, data, at)

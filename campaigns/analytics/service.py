@@ -17,15 +17,14 @@ from uuid import UUID
 
 import asyncpg
 
-from campaigns.campaigns.cache import CampaignCache
+from campaigns.analytics import models as s
 from campaigns.analytics import repository as repo
 from campaigns.analytics.realtime import Realtime
-from campaigns.analytics import models as s
 from campaigns.auth.principals import Principal
 from campaigns.campaigns import service as campaigns_service
+from campaigns.campaigns.cache import CampaignCache
 from campaigns.campaigns.models import Campaign
 from campaigns.campaigns.models import TrendPoint as CampaignTrendPoint
-from campaigns.errors import invalid
 from campaigns.domain import budget as budget_rules
 from campaigns.domain import goals as goal_rules
 from campaigns.domain import insights as insight_rules
@@ -35,6 +34,7 @@ from campaigns.domain.config import CampaignBudget, CampaignConfiguration, GoalT
 from campaigns.domain.forecast import Forecast, forecast
 from campaigns.domain.lifecycle import schedule_bounds
 from campaigns.domain.timeutil import zone
+from campaigns.errors import invalid
 
 TIMEFRAMES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90)}
 MAX_SPAN = timedelta(days=400)

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+
 from campaigns import db, temporal
 from campaigns.analytics.runtime import AnalyticsRuntime
 from campaigns.api import errors

@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from uuid import UUID
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 import asyncpg
 

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from campaigns.domain.base import ApiModel, ResponseModel
 from campaigns.domain.config import (
+    KPI,
     CampaignBudget,
     CampaignChannel,
     CampaignConfiguration,
@@ -16,7 +17,6 @@ from campaigns.domain.config import (
     CampaignSchedule,
     CampaignStatus,
     CampaignType,
-    KPI,
     TargetAudience,
     VoiceSettings,
 )
@@ -163,17 +163,6 @@ class Campaign(ResponseModel):
     )
 
 
-class CampaignEnvelope(ResponseModel):
-    campaign: Campaign
-
-
-class CampaignList(ResponseModel):
-    campaigns: list[Campaign]
-    total: int
-    page: int
-    limit: int
-
-
 class AuditEntry(ResponseModel):
     id: int
     actor: dict[str, Any]
@@ -183,8 +172,3 @@ class AuditEntry(ResponseModel):
     created_at: datetime
 
 
-class AuditList(ResponseModel):
-    audit: list[AuditEntry]
-    total: int
-    page: int
-    limit: int

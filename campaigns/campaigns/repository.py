@@ -270,7 +270,7 @@ async def record_platform_event(
 ) -> int | None:
     """Record an event once (by id); a campaign's events get consecutive sequence numbers.
     Returns the sequence number (None for organization-level events)."""
-    existing = await conn.fetchrow("SELECT seq FROM domain_events WHERE id = $1", event_id)
+    existing = await conn.fetchrow("SELECT seq FROM platform_events WHERE id = $1", event_id)
     if existing:
         return existing["seq"]
     seq = None
@@ -281,7 +281,7 @@ async def record_platform_event(
         )
     await conn.execute(
         """
-        INSERT INTO domain_events (id, organization_id, campaign_id, seq, type, data, occurred_at)
+        INSERT INTO platform_events (id, organization_id, campaign_id, seq, type, data, occurred_at)
         VALUES ($1, $2, $3, $4, $5, $6, $7)
         """,
         event_id, organization_id, campaign_id, seq, type_, data, occurred_at,
@@ -291,7 +291,7 @@ async def record_platform_event(
 
 async def known_platform_events(conn: Conn, event_ids: list[UUID]) -> set[UUID]:
     """Which of these platform events are recorded already."""
-    return {r[0] for r in await conn.fetch("SELECT id FROM domain_events WHERE id = ANY($1::uuid[])", event_ids)}
+    return {r[0] for r in await conn.fetch("SELECT id FROM platform_events WHERE id = ANY($1::uuid[])", event_ids)}
 
 
 async def status_of(conn: Conn, campaign_id: UUID) -> str | None:

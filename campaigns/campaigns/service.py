@@ -18,9 +18,9 @@ from pydantic import ValidationError
 from temporalio.client import Client
 
 from campaigns.auth.principals import Principal, require_same_org
-from campaigns.campaigns.cache import CampaignCache
 from campaigns.campaigns import repository as repo
 from campaigns.campaigns import workflow_client
+from campaigns.campaigns.cache import CampaignCache
 from campaigns.campaigns.models import (
     AuditEntry,
     Campaign,
@@ -32,11 +32,11 @@ from campaigns.campaigns.models import (
     CostBreakdown,
     CostTracking,
 )
-from campaigns.errors import Conflict, NotFound, PreconditionFailed, Unavailable, invalid
 from campaigns.clients.knowledge_bases import KnowledgeBases, KnowledgeBaseUnavailable
 from campaigns.domain import lifecycle
 from campaigns.domain.config import CONFIG_FIELDS, CampaignConfiguration, CampaignStatus
 from campaigns.domain.kpis import default_kpis
+from campaigns.errors import Conflict, NotFound, PreconditionFailed, Unavailable, invalid
 from campaigns.messages.campaign import StatusRequest
 from campaigns.messages.common import Actor
 from campaigns.settings import Settings
@@ -50,6 +50,8 @@ _CONFIG_ALIASES = {CampaignConfiguration.model_fields[f].alias or f: f for f in 
 
 
 # --- Reading ---------------------------------------------------------------------------
+
+SORT_KEYS = tuple(repo.SORTS)  # what a list may be sorted on ('-' prefix: descending)
 
 
 Row = asyncpg.Record | Mapping[str, Any]
@@ -155,6 +157,11 @@ async def list_(
         performance=performance or {},
     )
     return rows, [to_campaign(r) for r in rows], total
+
+
+async def count_by_status(*, pool: asyncpg.Pool) -> dict[str, int]:
+    """Campaigns by status, over every organization (the metrics endpoint's gauge)."""
+    return await repo.count_by_status(pool)
 
 
 # --- Creating --------------------------------------------------------------------------

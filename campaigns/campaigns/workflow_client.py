@@ -20,20 +20,30 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from campaigns import search_attributes as sa
-from campaigns.errors import Conflict, Unavailable
+from campaigns.messages import search_attributes as sa
 from campaigns.domain import pipeline
 from campaigns.domain.budget import BudgetSpend
 from campaigns.domain.config import CampaignConfiguration, CampaignStatus
-from campaigns.messages.campaign import CallingWindowState, CampaignState, StatusRequest, StatusResult, WorkflowConfig
+from campaigns.errors import Conflict, Unavailable
+from campaigns.messages.campaign import (
+    CallingWindowState,
+    CampaignState,
+    StatusRequest,
+    StatusResult,
+    WorkflowConfig,
+    workflow_id,
+)
 from campaigns.settings import Settings
-from campaigns.messages.campaign import workflow_id
 from campaigns.workflows.campaign import CampaignWorkflow
-
 
 # Refusals that mean "a service the check needs is down, retry" rather than "not allowed".
 _UNAVAILABLE = {"knowledge_base_unavailable"}

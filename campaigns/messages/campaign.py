@@ -26,7 +26,6 @@ from campaigns.domain.config import (
 from campaigns.domain.pipeline import PipelineApplied
 from campaigns.messages.common import Actor, PlatformEvent
 
-
 WORKFLOW = "CampaignWorkflow"
 RUN_WINDOW_WORKFLOW = "RunWindowWorkflow"
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from campaigns.domain.base import ApiModel, ResponseModel
-from campaigns.domain.config import CampaignSchedule, Timezone
 from campaigns.domain.dialing import Reason
 
 Count = Annotated[int, Field(ge=1, le=500)]
@@ -28,26 +27,6 @@ class Preview(ResponseModel):
     recurring: bool = Field(description="Run windows come from the recurrence's Temporal Schedule (predicted here)")
     windows: list[PreviewWindow]
     more: bool = Field(description="Whether further windows follow within the horizon")
-
-
-class PreviewEnvelope(ResponseModel):
-    preview: Preview
-
-
-class PreviewRequest(ApiModel):
-    """A schedule to try out before saving it."""
-
-    timezone: Timezone = "UTC"
-    schedule: CampaignSchedule = Field(default_factory=CampaignSchedule)
-    count: Count = 10
-    from_: datetime | None = Field(default=None, alias="from", description="Default: now")
-
-    @field_validator("from_")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("must be an instant with an offset (e.g. '2026-12-01T08:00:00Z')")
-        return value
 
 
 class DialCheckRequest(ApiModel):

@@ -9,15 +9,6 @@ from uuid import UUID
 import asyncpg
 
 from campaigns.auth.principals import Principal
-from campaigns.errors import NotFound, invalid
-from campaigns.scheduling import repository as repo
-from campaigns.scheduling.models import (
-    DialCheck,
-    DialCheckRequest,
-    Preview,
-    PreviewWindow,
-    Recipient,
-)
 from campaigns.domain import dialing
 from campaigns.domain.config import (
     CampaignConfiguration,
@@ -27,6 +18,15 @@ from campaigns.domain.config import (
 )
 from campaigns.domain.schedule import campaign_timeline
 from campaigns.domain.timeutil import zone
+from campaigns.errors import NotFound, invalid
+from campaigns.scheduling import repository as repo
+from campaigns.scheduling.models import (
+    DialCheck,
+    DialCheckRequest,
+    Preview,
+    PreviewWindow,
+    Recipient,
+)
 
 
 async def _row(pool: asyncpg.Pool, principal: Principal, campaign_id: UUID) -> asyncpg.Record:

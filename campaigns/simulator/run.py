@@ -26,6 +26,7 @@ from campaigns import db
 from campaigns.settings import Settings
 from campaigns.simulator import assign, repository
 from campaigns.simulator.progress import Progress
+from campaigns.simulator.sink import EventSink
 from campaigns.simulator.standins import StandInState, create_app
 from campaigns.simulator.traffic import SimCampaign, Traffic
 
@@ -88,8 +89,6 @@ async def ensure_demo_campaign(settings: Settings, key: str) -> None:
 
 async def generate(settings: Settings, traffic: Traffic, progress: Progress, stop: asyncio.Event) -> None:
     """Plan and send events until `stop`: every tick, the calls that arrive and the events due."""
-    from campaigns.simulator.sink import EventSink
-
     pool = await db.create_pool(settings.database_dsn, min_size=1, max_size=4)
     sink = await EventSink.open(pool, settings)
     campaigns: list[SimCampaign] = []

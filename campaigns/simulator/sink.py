@@ -12,9 +12,9 @@ import asyncpg
 import orjson
 import redis.asyncio as aioredis
 
-from campaigns.analytics.realtime import Realtime
-from campaigns.analytics.directory import CampaignDirectory
 from campaigns.analytics import ingest as events
+from campaigns.analytics.directory import CampaignDirectory
+from campaigns.analytics.realtime import Realtime
 from campaigns.domain.analytics_events import MAX_BATCH
 from campaigns.settings import Settings
 

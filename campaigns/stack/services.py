@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from campaigns import search_attributes
+from campaigns.messages import search_attributes
 
 Probe = Callable[[], Awaitable[None]]
 

@@ -3,7 +3,7 @@ endpoint, exactly once, and starts their workflows.
 
 Why an outbox read by a dispatcher, rather than a dispatch step in each recording path:
 events are recorded by workflows (status changes, campaign.created) and directly by the
-API and ingestion, and more paths will come. A trigger on `domain_events` puts every
+API and ingestion, and more paths will come. A trigger on `platform_events` puts every
 event, whatever recorded it, in `webhook_outbox` in the same transaction, and NOTIFY
 wakes the dispatcher at commit (a poll every few seconds covers a missed notification).
 The dispatcher takes a batch off the outbox and inserts the deliveries in one
@@ -25,11 +25,11 @@ from uuid import UUID
 import asyncpg
 from temporalio.client import Client
 
-from campaigns.webhooks import repository as repo
-from campaigns.webhooks.workflow_client import Pending, start_all
 from campaigns.domain import integrations
 from campaigns.domain.webhooks import delivery_id, dumps, envelope, matches
 from campaigns.settings import Settings
+from campaigns.webhooks import repository as repo
+from campaigns.webhooks.workflow_client import Pending, start_all
 
 log = logging.getLogger("campaigns.webhooks")
 

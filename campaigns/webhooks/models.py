@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field
 
 from campaigns.domain import netguard
 from campaigns.domain.base import ApiModel, ResponseModel
@@ -56,24 +56,6 @@ class WebhookUpdate(ApiModel):
     enabled: bool | None = Field(default=None, description="true re-enables a disabled endpoint.")
 
 
-class RotateSecret(ApiModel):
-    grace_period_seconds: Annotated[float, Field(ge=0, le=7 * 86400)] | None = Field(
-        default=None, description="How long the old secret keeps signing too (default 24 h; 0 ends it now)."
-    )
-
-
-class Recover(ApiModel):
-    since: datetime = Field(description="Re-send every failed delivery created at or after this instant…")
-    until: datetime | None = Field(default=None, description="…and before this one (default: now).")
-
-    @field_validator("since", "until")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("must carry a UTC offset, e.g. 2030-01-01T00:00:00Z")
-        return value
-
-
 class SecretRotation(ResponseModel):
     previous_secret_expires_at: datetime
 
@@ -100,17 +82,6 @@ class Webhook(ResponseModel):
     created_at: datetime
     updated_at: datetime
     secret: str | None = Field(default=None, description="The signing secret: shown once, at creation or rotation.")
-
-
-class WebhookEnvelope(ResponseModel):
-    webhook: Webhook
-
-
-class WebhookList(ResponseModel):
-    webhooks: list[Webhook]
-    total: int
-    page: int
-    limit: int
 
 
 class Attempt(ResponseModel):
@@ -144,31 +115,6 @@ class Delivery(ResponseModel):
     completed_at: datetime | None
     payload: Any | None = Field(default=None, description="The body sent (in single-delivery reads).")
     attempt_log: list[Attempt] | None = Field(default=None, description="Every attempt (in single-delivery reads).")
-
-
-class DeliveryEnvelope(ResponseModel):
-    delivery: Delivery
-
-
-class DeliveryList(ResponseModel):
-    deliveries: list[Delivery]
-    total: int
-    page: int
-    limit: int
-
-
-class AttemptList(ResponseModel):
-    attempts: list[Attempt]
-
-
-class RecoverResult(ResponseModel):
-    recovered: int
-    deliveries: list[str]
-
-
-class EventType(ResponseModel):
-    type: str
-    description: str
 
 
 # --- Integrations ----------------------------------------------------------------------
@@ -224,10 +170,3 @@ class Integration(ResponseModel):
     secret: str | None = Field(default=None, description="Signs every request (Standard Webhooks); shown once.")
 
 
-class IntegrationEnvelope(ResponseModel):
-    integration: Integration
-
-
-class IntegrationList(ResponseModel):
-    integrations: list[Integration]
-    total: int

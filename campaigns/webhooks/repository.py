@@ -145,7 +145,7 @@ async def claim_events(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Rec
                 SELECT id FROM webhook_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
             ) RETURNING id, event_id
         )
-        SELECT e.*, c.id AS outbox_id FROM claimed c JOIN domain_events e ON e.id = c.event_id ORDER BY c.id
+        SELECT e.*, c.id AS outbox_id FROM claimed c JOIN platform_events e ON e.id = c.event_id ORDER BY c.id
         """,
         limit,
     )

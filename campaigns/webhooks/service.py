@@ -22,11 +22,15 @@ import asyncpg
 from pydantic import ValidationError
 from temporalio.client import Client
 
-from campaigns.campaigns.cache import CampaignCache
 from campaigns.auth.principals import Principal
+from campaigns.campaigns.cache import CampaignCache
 from campaigns.campaigns.service import get_row as get_campaign_row
+from campaigns.domain import integrations, netguard
+from campaigns.domain.webhooks import RetryConfig, dumps, envelope, message_id
 from campaigns.errors import Conflict, NotFound, invalid
+from campaigns.settings import Settings
 from campaigns.webhooks import repository as repo
+from campaigns.webhooks import secrets
 from campaigns.webhooks.models import (
     Attempt,
     Delivery,
@@ -38,10 +42,6 @@ from campaigns.webhooks.models import (
     WebhookUpdate,
 )
 from campaigns.webhooks.workflow_client import Pending, start_all
-from campaigns.domain import integrations, netguard
-from campaigns.domain.webhooks import RetryConfig, dumps, envelope, message_id
-from campaigns.settings import Settings
-from campaigns.webhooks import secrets
 
 WEBHOOK = ("webhook",)
 INTEGRATION = ("http_push", "slack")

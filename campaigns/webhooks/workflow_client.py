@@ -20,9 +20,9 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from campaigns.webhooks import repository as repo
 from campaigns.messages.webhook_delivery import DeliveryInput, workflow_id
 from campaigns.settings import Settings
+from campaigns.webhooks import repository as repo
 from campaigns.workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = logging.getLogger("campaigns.webhooks")

@@ -7,19 +7,9 @@ from typing import Any
 
 from pydantic import Field
 
-from campaigns.domain.base import ApiModel, ResponseModel
+from campaigns.domain.base import ResponseModel
 from campaigns.domain.config import CampaignStatus, VoiceSettings
 from campaigns.domain.widget import WidgetBehavior, WidgetIntegration, WidgetStyling
-
-
-class WidgetPatch(ApiModel):
-    """A JSON merge patch (RFC 7386) of the widget: objects merge, lists and values replace,
-    null removes (back to the default). The result is validated whole."""
-
-    enabled: bool | None = None
-    styling: dict[str, Any] | None = Field(default=None, description="Merge patch of the styling")
-    behavior: dict[str, Any] | None = Field(default=None, description="Merge patch of the behaviour")
-    integration: dict[str, Any] | None = Field(default=None, description="Merge patch of the integration")
 
 
 class Widget(ResponseModel):
@@ -39,25 +29,12 @@ class Widget(ResponseModel):
     updated_at: datetime
 
 
-class WidgetEnvelope(ResponseModel):
-    widget: Widget
-
-
-class WidgetUpdated(ResponseModel):
-    message: str
-    widget: Widget
-
-
 class EmbedCode(ResponseModel):
     html: str
     script_url: str
     preview_url: str
     publishable_key: str
     configuration: dict[str, Any]
-
-
-class EmbedCodeEnvelope(ResponseModel):
-    embed_code: EmbedCode
 
 
 class WidgetAnalytics(ResponseModel):
@@ -71,5 +48,3 @@ class WidgetAnalytics(ResponseModel):
     unique_visitors: int = 0
 
 
-class WidgetAnalyticsEnvelope(ResponseModel):
-    analytics: WidgetAnalytics

@@ -17,12 +17,12 @@ import asyncpg
 import orjson
 from pydantic import Field, model_validator
 
+from campaigns.analytics import ingest as events_service
 from campaigns.analytics.directory import CampaignDirectory
 from campaigns.analytics.realtime import Realtime
-from campaigns.errors import Unavailable
-from campaigns.analytics import ingest as events_service
 from campaigns.domain.base import ApiModel
 from campaigns.domain.widget import WIDGET_EVENT_TYPES
+from campaigns.errors import Unavailable
 
 
 class WidgetEvent(ApiModel):

@@ -24,14 +24,14 @@ from pydantic import BaseModel, Field, ValidationError
 
 from campaigns.analytics.directory import CampaignDirectory
 from campaigns.analytics.realtime import Realtime
-from campaigns.widget import page_events as widget_events
-from campaigns.errors import AppError, BadRequest
-from campaigns.widget import repository as repo
-from campaigns.widget import service as widgets
 from campaigns.domain import embed
 from campaigns.domain.config import CampaignConfiguration, CampaignStatus
 from campaigns.domain.widget import WidgetSettings, normalize_origin, origin_allowed
+from campaigns.errors import AppError, BadRequest, invalid
 from campaigns.settings import Settings
+from campaigns.widget import page_events as widget_events
+from campaigns.widget import repository as repo
+from campaigns.widget import service as widgets
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_EVENTS = 50
@@ -125,8 +125,6 @@ def parse_batch(body: bytes) -> tuple[str, list[dict[str, Any]]]:
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("body must be JSON: {\"key\": \"qcw_pk_…\", \"events\": [...]}", code="invalid_json") from None
     except ValidationError as err:
-        from campaigns.errors import invalid
-
         raise invalid(err, "invalid widget events") from None
     return batch.key, batch.events
 

@@ -15,16 +15,16 @@ from uuid import UUID
 import asyncpg
 from pydantic import ValidationError
 
-from campaigns.campaigns.cache import CampaignCache
 from campaigns.auth.principals import Principal
 from campaigns.campaigns import service as campaigns
-from campaigns.errors import Conflict, PreconditionFailed, invalid
-from campaigns.widget import repository as repo
-from campaigns.widget.models import EmbedCode, Widget, WidgetAnalytics
+from campaigns.campaigns.cache import CampaignCache
 from campaigns.domain import embed
 from campaigns.domain.config import CampaignConfiguration, CampaignStatus
 from campaigns.domain.widget import WidgetSettings
+from campaigns.errors import Conflict, PreconditionFailed, invalid
 from campaigns.settings import Settings
+from campaigns.widget import repository as repo
+from campaigns.widget.models import EmbedCode, Widget, WidgetAnalytics
 
 KEY_PREFIX = "qcw_pk_"
 

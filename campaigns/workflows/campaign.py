@@ -17,7 +17,7 @@ from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttri
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from campaigns import search_attributes as sa
+    from campaigns.messages import search_attributes as sa
     from campaigns.domain import budget, lifecycle, pipeline
     from campaigns.domain.budget import BudgetSpend
     from campaigns.domain.config import FINISHED_STATUSES, CampaignStatus

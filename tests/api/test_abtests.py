@@ -13,7 +13,7 @@ import httpx
 import pytest
 from scipy import stats as sps
 
-from campaigns import search_attributes as sa
+from campaigns.messages import search_attributes as sa
 from tests import abtest_data as data
 from tests import analytics_support as analytics
 from tests.conftest import CAMPAIGN
@@ -228,7 +228,7 @@ async def test_stop_concludes_stops_assignment_and_records_the_event(api, campai
     assert r.status_code == 409 and r.json()["code"] == "ab_test_concluded"
     r = await api.post(f"{base}/stop")
     assert r.status_code == 409 and r.json()["code"] == "ab_test_concluded"
-    events = await pool.fetch("SELECT type, data FROM domain_events WHERE campaign_id = $1 ORDER BY seq",
+    events = await pool.fetch("SELECT type, data FROM platform_events WHERE campaign_id = $1 ORDER BY seq",
                               uuid.UUID(campaign["id"]))
     concluded = [e for e in events if e["type"] == "ab_test.concluded"]
     assert len(concluded) == 1

@@ -110,7 +110,7 @@ async def test_concurrent_batches_with_the_same_events_count_once(api: httpx.Asy
     perf = (await api.get(f"/api/campaigns/{cid}")).json()["campaign"]["performance"]
     assert perf["totalCalls"] == 40 and perf["qualifiedLeads"] == 40 and perf["totalCost"] == 10
     leads = await app.state.pool.fetchval(
-        "SELECT count(*) FROM domain_events WHERE campaign_id = $1 AND type = 'lead.created'", __import__("uuid").UUID(cid)
+        "SELECT count(*) FROM platform_events WHERE campaign_id = $1 AND type = 'lead.created'", __import__("uuid").UUID(cid)
     )
     assert leads == 40
 

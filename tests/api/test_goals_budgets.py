@@ -14,7 +14,7 @@ from tests.analytics_support import active_campaign, call, drained, event, send
 
 async def _events(pool: asyncpg.Pool, campaign_id: str, prefix: str) -> list[asyncpg.Record]:
     return await pool.fetch(
-        "SELECT type, seq, data FROM domain_events WHERE campaign_id = $1 AND type LIKE $2 ORDER BY seq",
+        "SELECT type, seq, data FROM platform_events WHERE campaign_id = $1 AND type LIKE $2 ORDER BY seq",
         uuid.UUID(campaign_id), prefix + "%",
     )
 

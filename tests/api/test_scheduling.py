@@ -15,7 +15,7 @@ import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
-from campaigns import search_attributes as sa
+from campaigns.messages import search_attributes as sa
 from campaigns.messages.campaign import workflow_id
 from tests.api.test_campaigns import fields
 from tests.conftest import CAMPAIGN
@@ -44,7 +44,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, within: fl
 
 async def window_events(pool: asyncpg.Pool, campaign_id: str) -> list[tuple[str, str]]:
     rows = await pool.fetch(
-        "SELECT type, data FROM domain_events WHERE campaign_id = $1 AND type LIKE 'campaign.window_%' ORDER BY seq",
+        "SELECT type, data FROM platform_events WHERE campaign_id = $1 AND type LIKE 'campaign.window_%' ORDER BY seq",
         uuid.UUID(campaign_id),
     )
     return [(r["type"].removeprefix("campaign."), r["data"]["reason"]) for r in rows]

@@ -258,7 +258,7 @@ async def test_an_endpoint_failing_too_long_is_disabled(api, campaign, pool):
         state = (await api.get(base)).json()["webhook"]
         assert state["state"] == "disabled" and state["disabledReason"] == "failing"
         assert 2 <= (await detail(api, base, delivery))["attempts"] < 20
-        events = await pool.fetch("SELECT data FROM domain_events WHERE type = 'webhook.endpoint_disabled' "
+        events = await pool.fetch("SELECT data FROM platform_events WHERE type = 'webhook.endpoint_disabled' "
                                   "AND campaign_id = $1", uuid.UUID(campaign["id"]))
         assert [e["data"]["reason"] for e in events] == ["failing"]
     finally:

@@ -18,7 +18,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from campaigns import search_attributes as sa
+from campaigns.messages import search_attributes as sa
 from campaigns.auth.service import create_key
 from campaigns.campaigns import repository as repo
 from campaigns.campaigns.workflow_client import state_from_row, workflow_config
@@ -85,7 +85,7 @@ class Campaign:
 
     async def events(self, prefix: str = "campaign.") -> list[asyncpg.Record]:
         return await self.pool.fetch(
-            "SELECT type, data, occurred_at FROM domain_events WHERE campaign_id = $1 AND type LIKE $2 ORDER BY seq",
+            "SELECT type, data, occurred_at FROM platform_events WHERE campaign_id = $1 AND type LIKE $2 ORDER BY seq",
             uuid.UUID(self.id), prefix + "%",
         )
 

@@ -48,7 +48,7 @@ async def concluded(api: httpx.AsyncClient, campaign_id: str, test_id: str, with
     while time.monotonic() < deadline:
         t = (await api.get(f"/api/campaigns/{campaign_id}/ab-test/{test_id}")).json()["test"]
         announced = t["status"] == "concluded" and await pool.fetchval(
-            "SELECT count(*) FROM domain_events WHERE type = 'ab_test.concluded' AND data->>'testId' = $1", test_id)
+            "SELECT count(*) FROM platform_events WHERE type = 'ab_test.concluded' AND data->>'testId' = $1", test_id)
         if announced:
             return t
         await asyncio.sleep(0.5)
@@ -56,7 +56,7 @@ async def concluded(api: httpx.AsyncClient, campaign_id: str, test_id: str, with
 
 
 async def events(pool, campaign_id: str, type_: str) -> list[dict]:
-    rows = await pool.fetch("SELECT data FROM domain_events WHERE campaign_id = $1 AND type = $2 ORDER BY seq",
+    rows = await pool.fetch("SELECT data FROM platform_events WHERE campaign_id = $1 AND type = $2 ORDER BY seq",
                             uuid.UUID(campaign_id), type_)
     return [r["data"] for r in rows]
 

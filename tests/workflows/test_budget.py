@@ -19,7 +19,7 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from campaigns import search_attributes as sa
+from campaigns.messages import search_attributes as sa
 from campaigns.domain import periods
 from campaigns.domain.budget import BudgetSpend
 from campaigns.domain.config import CampaignBudget, CampaignStatus

@@ -32,7 +32,7 @@ async def test_a_campaign_starts_opens_closes_and_ends_by_itself(api: httpx.Asyn
 
     await eventually(ended, "the campaign to end by itself", within=30)
     rows = await pool.fetch(
-        "SELECT type, data, recorded_at FROM domain_events WHERE campaign_id = $1 ORDER BY seq", uuid.UUID(c["id"])
+        "SELECT type, data, recorded_at FROM platform_events WHERE campaign_id = $1 ORDER BY seq", uuid.UUID(c["id"])
     )
     assert [r["type"] for r in rows] == ["campaign.created", "campaign.scheduled", "campaign.activated",
                                          "campaign.window_opened", "campaign.ended", "campaign.window_closed"]

@@ -9,7 +9,8 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 
 from campaigns.abtests import service
-from campaigns.abtests.models import (
+from campaigns.abtests.models import SampleSizeRequest
+from campaigns.api.abtests.schemas import (
     ABTestEnvelope,
     ABTestList,
     AssignmentEnvelope,
@@ -17,12 +18,11 @@ from campaigns.abtests.models import (
     EvaluationList,
     ResultsEnvelope,
     SampleSizeEnvelope,
-    SampleSizeRequest,
     StopBody,
 )
-from campaigns.api.deps import Cache, Caller, AppSettings, Db, Temporal
-from campaigns.errors import invalid
+from campaigns.api.deps import AppSettings, Cache, Caller, Db, Temporal
 from campaigns.domain.abtest.config import ABTestCreate
+from campaigns.errors import invalid
 
 router = APIRouter(tags=["a/b tests"])
 

@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from campaigns.analytics import export, service
-from campaigns.analytics.models import AnalyticsEnvelope, RealTimeEnvelope
+from campaigns.api.analytics.schemas import AnalyticsEnvelope, RealTimeEnvelope
 from campaigns.api.deps import Analytics, Cache, Caller, Db
 from campaigns.errors import invalid
 

@@ -8,19 +8,12 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from campaigns.analytics.service import enrich
-from campaigns.campaigns import repository, service
-from campaigns.campaigns.models import (
-    AuditList,
-    CampaignCreate,
-    CampaignEnvelope,
-    CampaignList,
-    CampaignPatch,
-    CloneRequest,
-    ConfigurationPatch,
-)
-from campaigns.api.deps import Analytics, Cache, Caller, AppSettings, Db, Temporal
-from campaigns.errors import invalid
+from campaigns.api.campaigns.schemas import AuditList, CampaignEnvelope, CampaignList
+from campaigns.api.deps import Analytics, AppSettings, Cache, Caller, Db, Temporal
+from campaigns.campaigns import service
+from campaigns.campaigns.models import CampaignCreate, CampaignPatch, CloneRequest, ConfigurationPatch
 from campaigns.domain.config import CampaignChannel, CampaignStatus, CampaignType
+from campaigns.errors import invalid
 
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
 
@@ -81,7 +74,7 @@ async def list_campaigns(
     channel: Annotated[list[str] | None, Query()] = None,
     q: Annotated[str | None, Query(max_length=200, description="Name contains (case-insensitive)")] = None,
     sort: Annotated[str, Query(description="Field to sort on, '-' prefix for descending: "
-                                           + ", ".join(repository.SORTS))] = "-createdAt",
+                                           + ", ".join(service.SORT_KEYS))] = "-createdAt",
     page: Page = 1,
     limit: Limit = 20,
     organization_id: Annotated[str | None, Query(alias="organizationId")] = None,
@@ -92,8 +85,8 @@ async def list_campaigns(
     min_total_calls: Annotated[int | None, Query(alias="minTotalCalls", ge=0)] = None,
 ) -> dict:
     """List the organization's campaigns with their performance (filter and sort on it too)."""
-    if sort.lstrip("-") not in repository.SORTS:
-        raise invalid([{"field": "query.sort", "reason": f"must be one of {list(repository.SORTS)} (optionally with '-')"}])
+    if sort.lstrip("-") not in service.SORT_KEYS:
+        raise invalid([{"field": "query.sort", "reason": f"must be one of {list(service.SORT_KEYS)} (optionally with '-')"}])
     rows, campaigns, total = await service.list_(
         pool=db,
         principal=caller,

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from campaigns.api.deps import Analytics, AppSettings, Db, Redis
-from campaigns.widget import public as service
 from campaigns.errors import AppError, Forbidden, NotFound
+from campaigns.widget import public as service
 
 router = APIRouter(prefix="/embed", tags=["embed"])
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from campaigns.api.deps import Analytics, Caller, Db
-from campaigns.errors import AppError, invalid
 from campaigns.analytics import ingest as service
+from campaigns.api.deps import Analytics, Caller, Db
 from campaigns.api.events.schemas import IngestResult, batch_schema
 from campaigns.domain.analytics_events import MAX_BATCH
+from campaigns.errors import AppError, invalid
 
 router = APIRouter(prefix="/api/events", tags=["events"])
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import Field, TypeAdapter
 
-from campaigns.domain.base import ResponseModel
 from campaigns.domain.analytics_events import Batch
+from campaigns.domain.base import ResponseModel
 
 
 class DuplicateEvent(ResponseModel):

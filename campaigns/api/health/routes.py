@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from campaigns import db, metrics
-from campaigns.campaigns import repository as campaigns_repo
 from campaigns.api.metrics import CAMPAIGNS
+from campaigns.campaigns import service as campaigns_service
 
 router = APIRouter(tags=["operations"])
 
@@ -51,7 +51,7 @@ async def readyz(request: Request) -> JSONResponse:
 @router.get("/metrics", include_in_schema=False)
 async def prometheus(request: Request) -> Response:
     """Prometheus metrics."""
-    counts = await campaigns_repo.count_by_status(request.app.state.pool)
+    counts = await campaigns_service.count_by_status(pool=request.app.state.pool)
     for status in ("draft", "scheduled", "active", "paused", "ended", "archived"):
         CAMPAIGNS.labels(status).set(counts.get(status, 0))
     body, content_type = metrics.render()

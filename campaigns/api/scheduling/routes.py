@@ -9,13 +9,9 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query
 
 from campaigns.api.deps import Caller, Db
+from campaigns.api.scheduling.schemas import PreviewEnvelope, PreviewRequest
 from campaigns.scheduling import service
-from campaigns.scheduling.models import (
-    DialCheck,
-    DialCheckRequest,
-    PreviewEnvelope,
-    PreviewRequest,
-)
+from campaigns.scheduling.models import DialCheck, DialCheckRequest
 
 router = APIRouter(prefix="/api", tags=["scheduling"])
 

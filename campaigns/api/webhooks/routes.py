@@ -13,28 +13,25 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from campaigns.api.deps import Cache, Caller, AppSettings, Db, Temporal
-from campaigns.errors import invalid
-from campaigns.webhooks import service
-from campaigns.webhooks.models import (
+from campaigns.api.deps import AppSettings, Cache, Caller, Db, Temporal
+from campaigns.api.webhooks.schemas import (
     AttemptList,
     DeliveryEnvelope,
     DeliveryList,
     EventType,
-    IntegrationCreate,
     IntegrationEnvelope,
     IntegrationList,
-    IntegrationUpdate,
     Recover,
     RecoverResult,
     RotateSecret,
-    WebhookCreate,
     WebhookEnvelope,
     WebhookList,
-    WebhookUpdate,
 )
-from campaigns.webhooks.service import Scope
 from campaigns.domain.webhooks import EVENTS
+from campaigns.errors import invalid
+from campaigns.webhooks import service
+from campaigns.webhooks.models import IntegrationCreate, IntegrationUpdate, WebhookCreate, WebhookUpdate
+from campaigns.webhooks.service import Scope
 
 router = APIRouter()
 

@@ -7,16 +7,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from campaigns.api.campaigns.routes import CampaignId, IfMatch
-from campaigns.api.deps import Cache, Caller, AppSettings, Db
-from campaigns.errors import invalid
-from campaigns.widget import service
-from campaigns.widget.models import (
+from campaigns.api.deps import AppSettings, Cache, Caller, Db
+from campaigns.api.widget.schemas import (
     EmbedCodeEnvelope,
     WidgetAnalyticsEnvelope,
     WidgetEnvelope,
     WidgetPatch,
     WidgetUpdated,
 )
+from campaigns.errors import invalid
+from campaigns.widget import service
 
 router = APIRouter(prefix="/api/campaigns/{id}/widget", tags=["widget"])
 
