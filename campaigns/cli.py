@@ -135,7 +135,7 @@ def parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="start the whole platform")
     run.add_argument("--simulate", action="store_true",
-                     help="also run `campaigns simulate --demo`: stand-in pipeline and live traffic")
+                     help="also run the simulator: stand-in pipeline, a demo campaign and live traffic")
     run.set_defaults(fn=cmd_run)
 
     api = sub.add_parser("api", help="run the HTTP API")

@@ -41,7 +41,7 @@ class CampaignCreate(CampaignConfiguration):
 class CampaignPatch(ApiModel):
     """A JSON merge patch (RFC 7386) of the campaign: objects merge, arrays and scalars
     replace, null removes. Each section is validated whole after the merge. A `status`
-    change goes through the lifecycle (see the README's transition table)."""
+    change goes through the lifecycle (docs/api.md, "The lifecycle")."""
 
     name: Name | None = None
     description: Description | None = None

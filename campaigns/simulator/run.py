@@ -5,7 +5,7 @@ The stand-ins listen on SIMULATOR_PORT (point PIPELINE_URL and KNOWLEDGE_BASE_UR
 `campaigns run --simulate` does). Callers of a campaign with a running A/B test are
 assigned to its variants as the pipeline would. The traffic is recorded through the same ingestion
 service as `POST /api/events`, so every number on the analytics endpoints moves as it
-would with a real pipeline. With `--demo`, the demo organization gets an active demo
+would with a real pipeline. With `--demo-key-file`, the demo organization gets an active demo
 campaign when it has none, so there is something to watch at once.
 """
 
@@ -37,7 +37,7 @@ REFRESH_S = 5.0
 
 DEMO_CAMPAIGN = {
     "name": "Demo: help line and website assistant",
-    "description": "Made by `campaigns simulate --demo` so there is live traffic to watch.",
+    "description": "Made by `campaigns simulate --demo-key-file` so there is live traffic to watch.",
     "type": "hybrid",
     "channel": "multi",
     "flowId": "demo-flow",
