@@ -14,8 +14,8 @@ import pytest
 from scipy import stats as sps
 
 from campaigns.messages import search_attributes as sa
-from tests import abtest_data as data
-from tests import analytics_support as analytics
+from tests.support import abtests as data
+from tests.support import analytics
 from tests.conftest import CAMPAIGN
 
 TEST = {

@@ -18,7 +18,7 @@ import uvicorn
 from campaigns.domain import periods
 from campaigns.domain.timeutil import local_to_utc
 from campaigns.stack.services import free_port
-from tests.analytics_support import call, drained, event, send
+from tests.support.analytics import call, drained, event, send
 
 TZ = "Europe/Paris"
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.analytics_support import call, drained, event, realtime, send
+from tests.support.analytics import call, drained, event, realtime, send
 from tests.conftest import CAMPAIGN
 
 

@@ -9,7 +9,7 @@ import uuid
 import asyncpg
 import httpx
 
-from tests.analytics_support import active_campaign, call, drained, event, send
+from tests.support.analytics import active_campaign, call, drained, event, send
 
 
 async def _events(pool: asyncpg.Pool, campaign_id: str, prefix: str) -> list[asyncpg.Record]:

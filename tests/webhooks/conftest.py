@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.webhooks.receiver import Receiver
+from tests.support.receiver import Receiver
 
 # Retries in a second or less, so a test that makes a receiver fail stays short.
 FAST_RETRY = {"maxAttempts": 4, "initialIntervalSeconds": 0.2, "backoffCoefficient": 1.5, "maxIntervalSeconds": 1}

@@ -26,7 +26,7 @@ from campaigns.stack.supervisor import Supervisor
 from campaigns.webhooks.sender import Sender
 from campaigns.worker import build_worker
 from tests.webhooks.conftest import FAST_RETRY, wait_deliveries
-from tests.webhooks.receiver import Answer, Receiver
+from tests.support.receiver import Answer, Receiver
 
 
 async def subscribe(api: httpx.AsyncClient, campaign: dict | None, url: str, events: list[str], **extra) -> tuple[str, dict]:

@@ -10,7 +10,7 @@ from standardwebhooks.webhooks import Webhook
 
 from tests.api.test_campaigns import fields
 from tests.webhooks.conftest import wait_deliveries
-from tests.webhooks.receiver import Receiver
+from tests.support.receiver import Receiver
 from tests.webhooks.test_delivery import record
 
 

@@ -17,7 +17,7 @@ from campaigns.activities.abtest import ABTestActivities
 from campaigns.messages.abtest import ABTestState, EvaluateRequest
 from campaigns.worker import sandbox_runner
 from campaigns.workflows.abtest import ABTestWorkflow
-from tests import abtest_data as data
+from tests.support import abtests as data
 from tests.api.test_abtests import TEST
 from tests.conftest import CAMPAIGN
 
