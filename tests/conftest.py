@@ -30,7 +30,7 @@ from campaigns.stack import services
 from campaigns.stack.supervisor import Supervisor
 from campaigns.webhooks.dispatcher import Dispatcher
 from campaigns.worker import build_worker
-
+from tests.support.campaigns import CAMPAIGN
 
 # Fixtures that start (or stand on) the real services.
 SERVICE_FIXTURES = {"settings", "env", "time_env"}
@@ -185,8 +185,6 @@ async def anonymous(app) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
         yield client
 
-
-CAMPAIGN = {"name": "Spring promo", "type": "outbound", "channel": "phone", "flowId": "flow-1"}
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from campaigns.campaigns.cache import CampaignCache, decode, encode
 from campaigns.local_cache import LocalCache
 from campaigns.stack.services import ServiceSpec, free_port
 from campaigns.stack.supervisor import Supervisor
-from tests.conftest import CAMPAIGN
+from tests.support.campaigns import CAMPAIGN
 from tests.support.polling import eventually
 
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.support.analytics import call, drained, event, realtime, send
-from tests.conftest import CAMPAIGN
+from tests.support.campaigns import CAMPAIGN
 
 
 async def test_a_batch_is_recorded_and_counted(api: httpx.AsyncClient, app, campaign: dict):

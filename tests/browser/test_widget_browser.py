@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 
 from campaigns.api.app import create_app
 from campaigns.auth.service import create_key
-from tests.conftest import CAMPAIGN
+from tests.support.campaigns import CAMPAIGN
 from tests.support.polling import eventually
 from tests.support.servers import Server
 

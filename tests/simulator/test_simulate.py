@@ -11,7 +11,7 @@ from campaigns.simulator import repository
 from campaigns.simulator.progress import Progress
 from campaigns.simulator.run import generate
 from campaigns.simulator.traffic import Traffic
-from tests.conftest import CAMPAIGN
+from tests.support.campaigns import CAMPAIGN
 from tests.support.polling import eventually
 
 

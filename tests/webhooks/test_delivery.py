@@ -9,24 +9,22 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from campaigns.campaigns import repository as campaigns_repo
-from campaigns.webhooks import repository as webhooks_repo
-from campaigns.webhooks.workflow_client import Pending, start_one
 from campaigns.domain import netguard
 from campaigns.domain.webhooks import dumps, envelope
 from campaigns.messages.webhook_delivery import workflow_id
 from campaigns.settings import Settings
 from campaigns.stack.services import ServiceSpec
 from campaigns.stack.supervisor import Supervisor
+from campaigns.webhooks import repository as webhooks_repo
 from campaigns.webhooks.sender import Sender
+from campaigns.webhooks.workflow_client import Pending, start_one
 from campaigns.worker import build_worker
-from tests.webhooks.conftest import FAST_RETRY, wait_deliveries
 from tests.support.receiver import Answer, Receiver
+from tests.support.webhooks import FAST_RETRY, record, wait_deliveries
 
 
 async def subscribe(api: httpx.AsyncClient, campaign: dict | None, url: str, events: list[str], **extra) -> tuple[str, dict]:
@@ -35,17 +33,6 @@ async def subscribe(api: httpx.AsyncClient, campaign: dict | None, url: str, eve
     assert r.status_code == 201, r.text
     hook = r.json()["webhook"]
     return f"{base}/{hook['id']}", hook
-
-
-async def record(pool: asyncpg.Pool, campaign: dict, type_: str, data: dict | None = None) -> str:
-    """Record an event the way the API and ingestion do, outside any workflow."""
-    event_id = uuid.uuid4()
-    async with pool.acquire() as conn, conn.transaction():
-        await campaigns_repo.record_platform_event(
-            conn, event_id=event_id, organization_id=uuid.UUID(campaign["organizationId"]),
-            campaign_id=uuid.UUID(campaign["id"]), type_=type_, data=data or {}, occurred_at=datetime.now(UTC),
-        )
-    return str(event_id)
 
 
 async def detail(api: httpx.AsyncClient, base: str, delivery: dict) -> dict:

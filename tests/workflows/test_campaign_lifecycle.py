@@ -12,10 +12,9 @@ import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
-from campaigns.messages.campaign import CampaignState
-from campaigns.messages.campaign import workflow_id
+from campaigns.messages.campaign import CampaignState, workflow_id
 from campaigns.workflows.campaign import CampaignWorkflow
-from tests.conftest import CAMPAIGN
+from tests.support.campaigns import CAMPAIGN
 
 STATUSES = ["draft", "scheduled", "active", "paused", "ended", "archived"]
 

@@ -19,14 +19,13 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from campaigns import temporal
 from campaigns.api.app import create_app
 from campaigns.auth.service import create_key
-from campaigns.messages.campaign import CampaignState
+from campaigns.messages.campaign import CampaignState, workflow_id
 from campaigns.settings import Settings
 from campaigns.stack import services
 from campaigns.stack.supervisor import Supervisor
 from campaigns.worker import build_worker
-from campaigns.messages.campaign import workflow_id
 from campaigns.workflows.campaign import CampaignWorkflow
-from tests.conftest import CAMPAIGN
+from tests.support.campaigns import CAMPAIGN
 
 
 @asynccontextmanager

@@ -17,7 +17,7 @@ from campaigns.simulator.standins import StandInState
 from campaigns.simulator.standins import create_app as create_standins
 from campaigns.worker import build_worker
 from campaigns.workflows.campaign import CampaignWorkflow
-from tests.conftest import CAMPAIGN
+from tests.support.campaigns import CAMPAIGN
 from tests.support.polling import eventually
 from tests.support.servers import Server
 
