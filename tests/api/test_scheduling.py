@@ -3,9 +3,7 @@ attribute and UI details, re-planning on edits, pause/resume, the preview, the d
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,15 +16,7 @@ from temporalio.client import Client
 from campaigns.messages import search_attributes as sa
 from campaigns.messages.campaign import workflow_id
 from tests.support.campaigns import CAMPAIGN, EVERY_DAY, create, fields, noon_zone
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, within: float = 15) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
+from tests.support.polling import eventually
 
 
 async def window_events(pool: asyncpg.Pool, campaign_id: str) -> list[tuple[str, str]]:

@@ -1,11 +1,13 @@
 """Campaigns as the tests make them: a minimal body, creating one, reading a 400's fields,
-and windows open whatever the hour the suite runs."""
+windows open whatever the hour the suite runs, and waiting for the workflow to move one."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import httpx
+
+from tests.support.polling import eventually
 
 CAMPAIGN = {"name": "Spring promo", "type": "outbound", "channel": "phone", "flowId": "flow-1"}
 
@@ -35,3 +37,13 @@ async def create(api: httpx.AsyncClient, **config) -> dict:
     assert r.status_code == 201, r.text
     return r.json()["campaign"]
 
+
+
+async def wait_for_status(api: httpx.AsyncClient, campaign_id: str, status: str, *, within: float = 20) -> dict:
+    """The campaign once it has reached `status`, which its workflow sets by itself."""
+
+    async def read() -> dict:
+        return (await api.get(f"/api/campaigns/{campaign_id}")).json()["campaign"]
+
+    return await eventually(read, f"campaign {campaign_id} {status}", until=lambda c: c["status"] == status,
+                            within=within)

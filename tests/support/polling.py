@@ -11,16 +11,17 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-async def eventually(probe: Callable[[], Awaitable[T] | T], what: str, *, within: float = 20,
-                     every: float = 0.1) -> T:
-    """Poll `probe` until it returns something truthy (awaiting it if needed) and return that.
-    After `within` seconds, fail with a message that says `what` was awaited and the last value."""
+async def eventually(probe: Callable[[], Awaitable[T] | T], what: str, *, until: Callable[[T], object] = bool,
+                     within: float = 20, every: float = 0.1) -> T:
+    """Poll `probe` (awaiting it if needed) until `until` holds for what it returns, by default
+    until that is truthy, and return that value. After `within` seconds, fail with a message
+    that says `what` was awaited and the last value seen."""
     deadline = time.monotonic() + within
     while True:
         last: Any = probe()
         if inspect.isawaitable(last):
             last = await last
-        if last:
+        if until(last):
             return last
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not reached within {within:g} s (last value: {last!r})")

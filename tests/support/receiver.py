@@ -13,6 +13,8 @@ from typing import Any
 
 import uvicorn
 
+from tests.support.polling import eventually
+
 
 @dataclass
 class Received:
@@ -42,7 +44,6 @@ class Receiver:
         self.port = _free_port()
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task | None = None
-        self._arrived = asyncio.Condition()
 
     @property
     def url(self) -> str:
@@ -64,8 +65,6 @@ class Receiver:
             at=time.time(),
         )
         self.requests.append(request)
-        async with self._arrived:
-            self._arrived.notify_all()
         answer = self.answer(len(self.requests), request)
         if answer.delay:
             await asyncio.sleep(answer.delay)
@@ -90,11 +89,10 @@ class Receiver:
             await self._task
             self._server = None
 
-    async def wait_for(self, count: int, timeout: float = 20) -> list[Received]:
-        """Wait until at least `count` requests have arrived."""
-        async with self._arrived:
-            await asyncio.wait_for(self._arrived.wait_for(lambda: len(self.requests) >= count), timeout)
-        return self.requests
+    async def wait_for(self, count: int, within: float = 20) -> list[Received]:
+        """The requests received, once there are at least `count`."""
+        return await eventually(lambda: self.requests, f"{count} requests at {self.url}",
+                                until=lambda requests: len(requests) >= count, within=within)
 
 
 def _free_port() -> int:

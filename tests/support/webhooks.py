@@ -3,7 +3,6 @@ platform event as the API does, and waiting for an endpoint's deliveries."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -11,6 +10,7 @@ import asyncpg
 import httpx
 
 from campaigns.campaigns import repository as campaigns_repo
+from tests.support.polling import eventually
 
 # Retries in a second or less, so a test that makes a receiver fail stays short.
 FAST_RETRY = {"maxAttempts": 4, "initialIntervalSeconds": 0.2, "backoffCoefficient": 1.5, "maxIntervalSeconds": 1}
@@ -28,17 +28,14 @@ async def record(pool: asyncpg.Pool, campaign: dict, type_: str, data: dict | No
 
 
 async def wait_deliveries(api: httpx.AsyncClient, base: str, *, count: int, status: str | None = None,
-                          timeout: float = 20) -> list[dict]:
-    """Poll a webhook's deliveries until `count` of them (with `status`, if given) exist."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        params = {"status": status} if status else {}
+                          within: float = 20) -> list[dict]:
+    """A webhook's deliveries, once `count` of them (with `status`, if given) exist."""
+    params = {"status": status} if status else {}
+
+    async def listed() -> list[dict]:
         r = await api.get(f"{base}/deliveries", params=params)
         assert r.status_code == 200, r.text
-        items = r.json()["deliveries"]
-        if len(items) >= count:
-            return items
-        if loop.time() > deadline:
-            raise AssertionError(f"only {len(items)} deliveries ({status or 'any'}) after {timeout}s: {items}")
-        await asyncio.sleep(0.1)
+        return r.json()["deliveries"]
+
+    return await eventually(listed, f"{count} deliveries ({status or 'any status'}) of {base}",
+                            until=lambda items: len(items) >= count, within=within)

@@ -5,7 +5,6 @@ or stopped when its campaign ends; bandit mode re-weights traffic. Evaluations e
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
 import httpx
@@ -20,6 +19,7 @@ from campaigns.workflows.abtest import ABTestWorkflow
 from tests.support import abtests as data
 from tests.support.abtests import TEST
 from tests.support.campaigns import create
+from tests.support.polling import eventually
 
 FAST = {**TEST, "evaluationIntervalSeconds": 5, "minDurationDays": 0, "minCallsPerVariant": 100}
 
@@ -37,16 +37,17 @@ async def start(api: httpx.AsyncClient, campaign_id: str, **changes) -> dict:
 
 async def concluded(api: httpx.AsyncClient, campaign_id: str, test_id: str, within: float = 60) -> dict:
     """The test once its workflow has finished concluding it (promotion and event included)."""
-    deadline = time.monotonic() + within
     pool = api.pool  # type: ignore[attr-defined]
-    while time.monotonic() < deadline:
+
+    async def read() -> tuple[dict, bool]:
         t = (await api.get(f"/api/campaigns/{campaign_id}/ab-test/{test_id}")).json()["test"]
-        announced = t["status"] == "concluded" and await pool.fetchval(
-            "SELECT count(*) FROM platform_events WHERE type = 'ab_test.concluded' AND data->>'testId' = $1", test_id)
-        if announced:
-            return t
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"test {test_id} did not conclude in {within} s: {t}")
+        announced = t["status"] == "concluded" and bool(await pool.fetchval(
+            "SELECT count(*) FROM platform_events WHERE type = 'ab_test.concluded' AND data->>'testId' = $1", test_id))
+        return t, announced
+
+    t, _ = await eventually(read, f"test {test_id} concluded and announced", until=lambda got: got[1],
+                            within=within, every=0.5)
+    return t
 
 
 async def events(pool, campaign_id: str, type_: str) -> list[dict]:
@@ -184,13 +185,12 @@ async def test_bandit_reweights_traffic_and_keeps_subjects_where_they_were(api, 
               for s in (f"early-{i}" for i in range(30))}
     for variant, conversions in zip(ids, (200, 230, 190), strict=True):
         await data.calls(pool, c["id"], variant, 2000, conversions)
-    deadline = time.monotonic() + 40
-    while time.monotonic() < deadline:
-        test = (await api.get(base)).json()["test"]
-        weights = {v["id"]: v["currentWeight"] for v in test["variants"]}
-        if weights[ids[1]] > 0.5:
-            break
-        await asyncio.sleep(0.5)
+
+    async def current_weights() -> dict[str, float]:
+        return {v["id"]: v["currentWeight"] for v in (await api.get(base)).json()["test"]["variants"]}
+
+    weights = await eventually(current_weights, "the bandit to favour B", until=lambda w: w[ids[1]] > 0.5,
+                               within=40, every=0.5)
     assert weights[ids[1]] > 0.5 and min(weights.values()) >= 0.1
     assert sum(weights.values()) == pytest.approx(1)
     after = {s: (await api.post(f"{base}/assign", json={"subjectId": s})).json()["assignment"]["variantId"]
