@@ -10,6 +10,7 @@ from typing import Any
 import uvicorn
 
 from campaigns.stack.services import free_port
+from tests.support.polling import eventually
 
 
 class Server:
@@ -36,10 +37,10 @@ class Server:
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-            await asyncio.sleep(0.02)
+        server, task = self._server, self._task
+        await eventually(lambda: server.started or task.done(), f"a server on port {self.port}", every=0.02)
+        if task.done():
+            task.result()  # it could not start: raise why
 
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:
