@@ -22,6 +22,9 @@ from tests.support.campaigns import CAMPAIGN
 from tests.support.polling import eventually
 from tests.support.servers import Server
 
+# Marked by hand: conftest.py tells browser tests by this marker, wherever they live.
+pytestmark = pytest.mark.browser
+
 playwright_api = pytest.importorskip("playwright.async_api", reason="the playwright package is not installed")
 
 
