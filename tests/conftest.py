@@ -37,12 +37,17 @@ SERVICE_FIXTURES = {"settings", "env", "time_env"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark each test pure, services or browser by what it needs."""
+    """Mark each test pure, services or browser by what it needs.
+
+    A test that drives a browser, or starts a server or a process of the platform by itself,
+    carries `browser` or `services` in its module; any other is `services` if it uses the
+    service fixtures, `pure` if not."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
-        if item.get_closest_marker("browser") or "browser" in item.nodeid.split("/"):
-            item.add_marker(pytest.mark.browser)
-            item.add_marker(pytest.mark.services)
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.services)  # it drives the real API as well
+        elif item.get_closest_marker("services"):
+            continue
         elif names & SERVICE_FIXTURES:
             item.add_marker(pytest.mark.services)
         else:

@@ -27,6 +27,9 @@ from tests.support.polling import eventually
 from tests.support.receiver import Answer, Receiver
 from tests.support.webhooks import FAST_RETRY, record, wait_deliveries
 
+# Every test here sends to real receivers on local ports, even those that need nothing else.
+pytestmark = pytest.mark.services
+
 
 async def subscribe(api: httpx.AsyncClient, campaign: dict | None, url: str, events: list[str], **extra) -> tuple[str, dict]:
     base = f"/api/campaigns/{campaign['id']}/webhooks" if campaign else "/api/webhooks"

@@ -21,6 +21,9 @@ from tests.support.campaigns import CAMPAIGN
 from tests.support.polling import eventually
 from tests.support.servers import Server
 
+# The stand-ins run on real ports, even for the test that needs nothing else.
+pytestmark = pytest.mark.services
+
 
 @pytest.fixture(scope="module")
 async def standins():
