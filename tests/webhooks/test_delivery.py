@@ -405,6 +405,7 @@ async def test_tls_failures_are_classified(receiver: Receiver):
 # --- Durability ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # fault injection: a worker process started and killed, about 15 s
 async def test_a_worker_killed_between_attempts_loses_nothing(api, campaign, pool, settings: Settings,
                                                               temporal_client, redis_client):
     """A delivery on a queue served by a worker process that is killed (SIGKILL) while it

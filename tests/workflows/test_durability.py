@@ -65,6 +65,7 @@ def start_worker(settings: Settings) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "campaigns.cli", "worker"], env=env)
 
 
+@pytest.mark.slow  # kills and restarts a worker process three times: over 20 s
 async def test_worker_killed_mid_lifecycle(settings: Settings, pool: asyncpg.Pool):
     """kill -9 the worker while status changes are in flight; a new worker finishes them."""
     own = settings.model_copy(update={"temporal_task_queue": f"kill-{uuid.uuid4().hex[:6]}",
