@@ -30,19 +30,24 @@ from campaigns.stack import services
 from campaigns.stack.supervisor import Supervisor
 from campaigns.webhooks.dispatcher import Dispatcher
 from campaigns.worker import build_worker
-
+from tests.support.campaigns import CAMPAIGN
 
 # Fixtures that start (or stand on) the real services.
 SERVICE_FIXTURES = {"settings", "env", "time_env"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark each test pure, services or browser by what it needs."""
+    """Mark each test pure, services or browser by what it needs.
+
+    A test that drives a browser, or starts a server or a process of the platform by itself,
+    carries `browser` or `services` in its module; any other is `services` if it uses the
+    service fixtures, `pure` if not."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
-        if item.get_closest_marker("browser") or "browser" in item.nodeid.split("/"):
-            item.add_marker(pytest.mark.browser)
-            item.add_marker(pytest.mark.services)
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.services)  # it drives the real API as well
+        elif item.get_closest_marker("services"):
+            continue
         elif names & SERVICE_FIXTURES:
             item.add_marker(pytest.mark.services)
         else:
@@ -185,8 +190,6 @@ async def anonymous(app) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
         yield client
 
-
-CAMPAIGN = {"name": "Spring promo", "type": "outbound", "channel": "phone", "flowId": "flow-1"}
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from campaigns.analytics.rebuild import rebuild
 from campaigns.domain import metrics
 from campaigns.domain.analytics_events import parse_batch
 from campaigns.settings import get_settings
-from tests.analytics_support import call, drained, event, realtime, send
+from tests.support.analytics import call, drained, event, realtime, send
 
 
 async def _history(api: httpx.AsyncClient, cid: str) -> None:

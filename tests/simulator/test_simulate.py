@@ -11,8 +11,8 @@ from campaigns.simulator import repository
 from campaigns.simulator.progress import Progress
 from campaigns.simulator.run import generate
 from campaigns.simulator.traffic import Traffic
-from tests.conftest import CAMPAIGN
-from tests.support import eventually
+from tests.support.campaigns import CAMPAIGN
+from tests.support.polling import eventually
 
 
 async def test_only_active_campaigns_without_closed_windows_take_calls(api, pool):
@@ -39,7 +39,7 @@ async def test_traffic_reaches_the_analytics(api, pool, settings):
         return n > 20
 
     try:
-        await eventually(recorded, timeout=30)
+        await eventually(recorded, "more than 20 events recorded", within=30)
     finally:
         stop.set()
         await task
@@ -50,7 +50,7 @@ async def test_traffic_reaches_the_analytics(api, pool, settings):
         campaign = (await api.get(f"/api/campaigns/{c['id']}")).json()["campaign"]
         return campaign if campaign["performance"]["totalCalls"] > 0 else None
 
-    campaign = await eventually(counted, timeout=20)
+    campaign = await eventually(counted, "calls in the campaign's performance")
     assert campaign["costTracking"]["totalCost"] > 0
 
 
@@ -75,7 +75,7 @@ async def test_callers_of_a_campaign_under_test_are_assigned_to_its_variants(api
         return rows if len(rows) >= 30 else None
 
     try:
-        rows = await eventually(recorded, timeout=30)
+        rows = await eventually(recorded, "30 calls started", within=30)
     finally:
         stop.set()
         await task

@@ -14,6 +14,9 @@ import pytest
 from campaigns.auth.service import authenticate
 from campaigns.settings import Settings
 
+# Each test runs a process of its own (the platform's CLI, docker compose): not pure.
+pytestmark = pytest.mark.services
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet
 
 from campaigns.settings import Settings
 from campaigns.webhooks import secrets
-from tests.api.test_campaigns import fields
+from tests.support.campaigns import fields
 
 HOOK = {"url": "http://127.0.0.1:9/hook", "eventTypes": ["campaign.*"]}
 

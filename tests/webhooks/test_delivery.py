@@ -9,24 +9,26 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from campaigns.campaigns import repository as campaigns_repo
-from campaigns.webhooks import repository as webhooks_repo
-from campaigns.webhooks.workflow_client import Pending, start_one
 from campaigns.domain import netguard
 from campaigns.domain.webhooks import dumps, envelope
 from campaigns.messages.webhook_delivery import workflow_id
 from campaigns.settings import Settings
 from campaigns.stack.services import ServiceSpec
 from campaigns.stack.supervisor import Supervisor
+from campaigns.webhooks import repository as webhooks_repo
 from campaigns.webhooks.sender import Sender
+from campaigns.webhooks.workflow_client import Pending, start_one
 from campaigns.worker import build_worker
-from tests.webhooks.conftest import FAST_RETRY, wait_deliveries
-from tests.webhooks.receiver import Answer, Receiver
+from tests.support.polling import eventually
+from tests.support.receiver import Answer, Receiver
+from tests.support.webhooks import FAST_RETRY, record, wait_deliveries
+
+# Every test here sends to real receivers on local ports, even those that need nothing else.
+pytestmark = pytest.mark.services
 
 
 async def subscribe(api: httpx.AsyncClient, campaign: dict | None, url: str, events: list[str], **extra) -> tuple[str, dict]:
@@ -37,33 +39,10 @@ async def subscribe(api: httpx.AsyncClient, campaign: dict | None, url: str, eve
     return f"{base}/{hook['id']}", hook
 
 
-async def record(pool: asyncpg.Pool, campaign: dict, type_: str, data: dict | None = None) -> str:
-    """Record an event the way the API and ingestion do, outside any workflow."""
-    event_id = uuid.uuid4()
-    async with pool.acquire() as conn, conn.transaction():
-        await campaigns_repo.record_platform_event(
-            conn, event_id=event_id, organization_id=uuid.UUID(campaign["organizationId"]),
-            campaign_id=uuid.UUID(campaign["id"]), type_=type_, data=data or {}, occurred_at=datetime.now(UTC),
-        )
-    return str(event_id)
-
-
 async def detail(api: httpx.AsyncClient, base: str, delivery: dict) -> dict:
     r = await api.get(f"{base}/deliveries/{delivery['id']}")
     assert r.status_code == 200, r.text
     return r.json()["delivery"]
-
-
-async def until(predicate, timeout: float = 20, what: str = "condition"):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout}s")
-        await asyncio.sleep(0.1)
 
 
 # --- The wire ----------------------------------------------------------------------------------
@@ -175,7 +154,7 @@ async def test_a_receiver_down_then_back_loses_nothing(api, campaign, pool):
     base, hook = await subscribe(api, campaign, receiver.url, ["lead.created"],
                                  retryConfig={**FAST_RETRY, "maxAttempts": 10})
     events = [await record(pool, campaign, "lead.created", {"n": n}) for n in range(3)]
-    await until(lambda: _count_attempts(pool, hook["id"], 3), what="first failed attempts")
+    await eventually(lambda: _count_attempts(pool, hook["id"], 3), "first failed attempts")
     await receiver.start()
     try:
         await wait_deliveries(api, base, count=3, status="succeeded")
@@ -285,7 +264,7 @@ async def test_per_endpoint_concurrency_limit(api, campaign, pool):
         base, _ = await subscribe(api, campaign, receiver.url, ["lead.created"], maxConcurrency=2)
         for n in range(6):
             await record(pool, campaign, "lead.created", {"n": n})
-        await wait_deliveries(api, base, count=6, status="succeeded", timeout=30)
+        await wait_deliveries(api, base, count=6, status="succeeded", within=30)
         assert peak <= 2 and len(receiver.requests) == 6
     finally:
         await receiver.stop()
@@ -332,7 +311,7 @@ async def test_redeliver_sends_the_same_message_again(api, campaign, pool, recei
     assert r.status_code == 202, r.text
     assert r.json()["delivery"]["run"] == 1 and r.json()["delivery"]["status"] == "pending"
     await receiver.wait_for(2)
-    await until(lambda: _status(api, base, delivery["id"], "succeeded"), what="redelivery")
+    await eventually(lambda: _status(api, base, delivery["id"], "succeeded"), "redelivery")
     got = await detail(api, base, delivery)
     assert [(a["run"], a["attempt"]) for a in got["attemptLog"]] == [(0, 1), (1, 1)]
     first, again = receiver.requests
@@ -426,6 +405,7 @@ async def test_tls_failures_are_classified(receiver: Receiver):
 # --- Durability ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # fault injection: a worker process started and killed, about 15 s
 async def test_a_worker_killed_between_attempts_loses_nothing(api, campaign, pool, settings: Settings,
                                                               temporal_client, redis_client):
     """A delivery on a queue served by a worker process that is killed (SIGKILL) while it
@@ -454,15 +434,15 @@ async def test_a_worker_killed_between_attempts_loses_nothing(api, campaign, poo
         doomed = await sup.start(ServiceSpec(name="doomed-worker", argv=[sys.executable, "-m", "campaigns.cli", "worker"],
                                              env=env, log_file=settings.data_dir / "logs" / f"{queue}.log"))
         assert await start_one(temporal_client, isolated, Pending(delivery_id, 0, "webhook.test", receiver.url))
-        await receiver.wait_for(1, timeout=30)  # attempt 1 made by the doomed worker, answered 500
-        await until(lambda: _count_attempts(pool, hook["id"], 1), what="attempt 1 recorded")
-        await until(lambda: _waiting_to_retry(temporal_client, workflow_id(delivery_id)), what="retry timer")
+        await receiver.wait_for(1, within=30)  # attempt 1 made by the doomed worker, answered 500
+        await eventually(lambda: _count_attempts(pool, hook["id"], 1), "attempt 1 recorded")
+        await eventually(lambda: _waiting_to_retry(temporal_client, workflow_id(delivery_id)), "retry timer")
         os.kill(doomed.process.pid, 9)
         await doomed.process.wait()
         healthy = True
         replacement = build_worker(temporal_client, pool, queue, settings=isolated, redis=redis_client)
         async with replacement:
-            await until(lambda: _status(api, base, str(delivery_id), "succeeded"), timeout=40, what="retry after kill")
+            await eventually(lambda: _status(api, base, str(delivery_id), "succeeded"), "retry after kill", within=40)
         got = (await api.get(f"{base}/deliveries/{delivery_id}")).json()["delivery"]
         assert [(a["attempt"], a["statusCode"]) for a in got["attemptLog"]] == [(1, 500), (2, 200)]
         assert len(receiver.requests) == 2
@@ -483,9 +463,9 @@ async def test_a_delivery_left_unstarted_by_a_crash_is_swept_up(api, campaign, p
                                         event_type="webhook.test", campaign_id=uuid.UUID(campaign["id"]), body=body)
     await pool.execute("UPDATE webhook_deliveries SET created_at = now() - interval '1 minute' WHERE id = $1",
                        delivery_id)
-    [request] = await receiver.wait_for(1, timeout=30)
+    [request] = await receiver.wait_for(1, within=30)
     assert request.json()["id"] == str(delivery_id)
-    await until(lambda: _status(api, base, str(delivery_id), "succeeded"), what="swept delivery")
+    await eventually(lambda: _status(api, base, str(delivery_id), "succeeded"), "swept delivery")
     assert await pool.fetchval("SELECT workflow_started FROM webhook_deliveries WHERE id = $1", delivery_id)
 
 
@@ -558,7 +538,7 @@ async def test_an_attempt_that_finds_no_free_slot_waits_without_counting(api, ca
         base, _ = await subscribe(api, campaign, receiver.url, ["lead.created"], maxConcurrency=1)
         for n in range(2):
             await record(pool, campaign, "lead.created", {"n": n})
-        done = await wait_deliveries(api, base, count=2, status="succeeded", timeout=40)
+        done = await wait_deliveries(api, base, count=2, status="succeeded", within=40)
         assert sorted(d["attempts"] for d in done) == [1, 1] and len(receiver.requests) == 2
         first, second = sorted(r.at for r in receiver.requests)
         assert second - first >= 2.4  # one at a time

@@ -8,10 +8,9 @@ import uuid
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.api.test_campaigns import fields
-from tests.webhooks.conftest import wait_deliveries
-from tests.webhooks.receiver import Receiver
-from tests.webhooks.test_delivery import record
+from tests.support.campaigns import fields
+from tests.support.receiver import Receiver
+from tests.support.webhooks import record, wait_deliveries
 
 
 def integrations(campaign: dict) -> str:

@@ -5,7 +5,6 @@ or stopped when its campaign ends; bandit mode re-weights traffic. Evaluations e
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
 import httpx
@@ -17,9 +16,10 @@ from campaigns.activities.abtest import ABTestActivities
 from campaigns.messages.abtest import ABTestState, EvaluateRequest
 from campaigns.worker import sandbox_runner
 from campaigns.workflows.abtest import ABTestWorkflow
-from tests import abtest_data as data
-from tests.api.test_abtests import TEST
-from tests.conftest import CAMPAIGN
+from tests.support import abtests as data
+from tests.support.abtests import TEST
+from tests.support.campaigns import create
+from tests.support.polling import eventually
 
 FAST = {**TEST, "evaluationIntervalSeconds": 5, "minDurationDays": 0, "minCallsPerVariant": 100}
 
@@ -27,12 +27,6 @@ FAST = {**TEST, "evaluationIntervalSeconds": 5, "minDurationDays": 0, "minCallsP
 @pytest.fixture(autouse=True)
 async def rollups(pool, api):
     api.pool = pool  # for `concluded`
-
-
-async def new_campaign(api: httpx.AsyncClient, **changes) -> dict:
-    r = await api.post("/api/campaigns", json={**CAMPAIGN, **changes})
-    assert r.status_code == 201, r.text
-    return r.json()["campaign"]
 
 
 async def start(api: httpx.AsyncClient, campaign_id: str, **changes) -> dict:
@@ -43,16 +37,17 @@ async def start(api: httpx.AsyncClient, campaign_id: str, **changes) -> dict:
 
 async def concluded(api: httpx.AsyncClient, campaign_id: str, test_id: str, within: float = 60) -> dict:
     """The test once its workflow has finished concluding it (promotion and event included)."""
-    deadline = time.monotonic() + within
     pool = api.pool  # type: ignore[attr-defined]
-    while time.monotonic() < deadline:
+
+    async def read() -> tuple[dict, bool]:
         t = (await api.get(f"/api/campaigns/{campaign_id}/ab-test/{test_id}")).json()["test"]
-        announced = t["status"] == "concluded" and await pool.fetchval(
-            "SELECT count(*) FROM platform_events WHERE type = 'ab_test.concluded' AND data->>'testId' = $1", test_id)
-        if announced:
-            return t
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"test {test_id} did not conclude in {within} s: {t}")
+        announced = t["status"] == "concluded" and bool(await pool.fetchval(
+            "SELECT count(*) FROM platform_events WHERE type = 'ab_test.concluded' AND data->>'testId' = $1", test_id))
+        return t, announced
+
+    t, _ = await eventually(read, f"test {test_id} concluded and announced", until=lambda got: got[1],
+                            within=within, every=0.5)
+    return t
 
 
 async def events(pool, campaign_id: str, type_: str) -> list[dict]:
@@ -62,7 +57,7 @@ async def events(pool, campaign_id: str, type_: str) -> list[dict]:
 
 
 async def test_winner_is_concluded_promoted_audited_and_announced(api, pool, temporal_client):
-    c = await new_campaign(api)
+    c = await create(api)
     t = await start(api, c["id"], autoPromoteWinner=True)
     control, warm = (v["id"] for v in t["variants"])
     await data.calls(pool, c["id"], control, 3000, 300)
@@ -108,7 +103,7 @@ async def test_the_other_conclusions(api, pool):
     same clock)."""
 
     async def srm() -> None:
-        c = await new_campaign(api)
+        c = await create(api)
         t = await start(api, c["id"], autoPromoteWinner=True)
         control, warm = (v["id"] for v in t["variants"])
         await data.calls(pool, c["id"], control, 3000, 300)
@@ -118,7 +113,7 @@ async def test_the_other_conclusions(api, pool):
         assert "sample ratio mismatch" in done["conclusionReason"] and done["promotion"] is None
 
     async def harm() -> None:
-        c = await new_campaign(api)
+        c = await create(api)
         t = await start(api, c["id"], guardrailMetrics=["customerSatisfaction"])
         control, warm = (v["id"] for v in t["variants"])
         sat = lambda n, mean: {"satisfaction_count": n, "satisfaction_sum": n * mean,  # noqa: E731
@@ -129,14 +124,14 @@ async def test_the_other_conclusions(api, pool):
         assert done["conclusion"] == "harm" and "harms guardrail customerSatisfaction" in done["conclusionReason"]
 
     async def out_of_time() -> None:
-        c = await new_campaign(api)
+        c = await create(api)
         t = await start(api, c["id"], maxDurationDays=0.0001)  # 8.64 s
         done = await concluded(api, c["id"], t["id"])
         assert done["conclusion"] == "max_duration"
         assert "waiting for 100 calls per variant" in done["conclusionReason"]
 
     async def futility() -> None:
-        c = await new_campaign(api)
+        c = await create(api)
         t = await start(api, c["id"], sampleSize=1000)
         control, warm = (v["id"] for v in t["variants"])
         await data.calls(pool, c["id"], control, 3000, 300)
@@ -148,7 +143,7 @@ async def test_the_other_conclusions(api, pool):
 
 
 async def test_a_test_stops_when_its_campaign_ends(api, pool):
-    c = await new_campaign(api)
+    c = await create(api)
     assert (await api.post(f"/api/campaigns/{c['id']}/activate")).status_code == 200
     t = await start(api, c["id"])
     assert (await api.post(f"/api/campaigns/{c['id']}/end")).status_code == 200
@@ -160,7 +155,7 @@ async def test_a_test_stops_when_its_campaign_ends(api, pool):
 
 
 async def test_promotion_refused_when_the_campaign_no_longer_fits(api, pool):
-    c = await new_campaign(api)
+    c = await create(api)
     t = await start(api, c["id"], autoPromoteWinner=True, variants=[
         {"name": "Control"}, {"name": "English voice", "overrides": {"voiceSettings": {"ttsVoice": "aura-2-thalia-en"}}}])
     # Meanwhile the campaign moves to Spanish with a Spanish voice: the winner's voice no longer fits.
@@ -180,7 +175,7 @@ async def test_promotion_refused_when_the_campaign_no_longer_fits(api, pool):
 
 
 async def test_bandit_reweights_traffic_and_keeps_subjects_where_they_were(api, pool):
-    c = await new_campaign(api)
+    c = await create(api)
     t = await start(api, c["id"], mode="bandit", type="multivariate", bandit={"floor": 0.1},
                     variants=[{"name": "Control"}, {"name": "B"}, {"name": "C"}], maxDurationDays=1,
                     sampleSize=50_000)
@@ -190,13 +185,12 @@ async def test_bandit_reweights_traffic_and_keeps_subjects_where_they_were(api, 
               for s in (f"early-{i}" for i in range(30))}
     for variant, conversions in zip(ids, (200, 230, 190), strict=True):
         await data.calls(pool, c["id"], variant, 2000, conversions)
-    deadline = time.monotonic() + 40
-    while time.monotonic() < deadline:
-        test = (await api.get(base)).json()["test"]
-        weights = {v["id"]: v["currentWeight"] for v in test["variants"]}
-        if weights[ids[1]] > 0.5:
-            break
-        await asyncio.sleep(0.5)
+
+    async def current_weights() -> dict[str, float]:
+        return {v["id"]: v["currentWeight"] for v in (await api.get(base)).json()["test"]["variants"]}
+
+    weights = await eventually(current_weights, "the bandit to favour B", until=lambda w: w[ids[1]] > 0.5,
+                               within=40, every=0.5)
     assert weights[ids[1]] > 0.5 and min(weights.values()) >= 0.1
     assert sum(weights.values()) == pytest.approx(1)
     after = {s: (await api.post(f"{base}/assign", json={"subjectId": s})).json()["assignment"]["variantId"]
@@ -213,7 +207,7 @@ async def test_bandit_reweights_traffic_and_keeps_subjects_where_they_were(api, 
 
 async def test_evaluate_is_idempotent(api, pool, temporal_client, settings):
     """A retried evaluation answers what the first attempt recorded, even if the data moved."""
-    c = await new_campaign(api)
+    c = await create(api)
     t = await start(api, c["id"], evaluationIntervalSeconds=3600, sampleSize=20_000)
     control, warm = (v["id"] for v in t["variants"])
     await data.calls(pool, c["id"], control, 3000, 300)

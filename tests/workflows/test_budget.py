@@ -19,13 +19,14 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from campaigns.messages import search_attributes as sa
 from campaigns.domain import periods
 from campaigns.domain.budget import BudgetSpend
 from campaigns.domain.config import CampaignBudget, CampaignStatus
+from campaigns.messages import search_attributes as sa
 from campaigns.messages.campaign import CampaignState, StatusRequest, WorkflowConfig
 from campaigns.worker import build_worker
 from campaigns.workflows.campaign import CampaignWorkflow
+from tests.support.polling import eventually
 
 TZ = "Asia/Tokyo"
 
@@ -64,12 +65,8 @@ async def _start(skipping, campaign: dict, budget: CampaignBudget) -> WorkflowHa
 
 
 async def _state(handle: WorkflowHandle, status: CampaignStatus) -> CampaignState:
-    for _ in range(200):
-        state = await handle.query(CampaignWorkflow.current)
-        if state.status == status:
-            return state
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"still {state.status}, expected {status}")
+    return await eventually(lambda: handle.query(CampaignWorkflow.current), f"the workflow {status}",
+                            until=lambda state: state.status == status, every=0.05)
 
 
 async def _report(env: WorkflowEnvironment, handle: WorkflowHandle, *, total: float, today: float) -> None:

@@ -12,10 +12,10 @@ import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
-from campaigns.messages.campaign import CampaignState
-from campaigns.messages.campaign import workflow_id
+from campaigns.messages.campaign import CampaignState, workflow_id
 from campaigns.workflows.campaign import CampaignWorkflow
-from tests.conftest import CAMPAIGN
+from tests.support.campaigns import CAMPAIGN, wait_for_status
+from tests.support.polling import eventually
 
 STATUSES = ["draft", "scheduled", "active", "paused", "ended", "archived"]
 
@@ -134,16 +134,6 @@ async def test_retried_status_change_with_idempotency_key_is_applied_once(api: h
 # --- The workflow moves by itself on its schedule ------------------------------------
 
 
-async def wait_for_status(api: httpx.AsyncClient, campaign_id: str, status: str, timeout: float = 20) -> dict:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        c = (await api.get(f"/api/campaigns/{campaign_id}")).json()["campaign"]
-        if c["status"] == status:
-            return c
-        assert asyncio.get_running_loop().time() < deadline, f"still {c['status']}, expected {status}"
-        await asyncio.sleep(0.2)
-
-
 async def test_scheduled_campaign_starts_and_ends_by_itself(api: httpx.AsyncClient):
     tz = "Asia/Kathmandu"  # +05:45: local times really are converted
     schedule = {"startAt": local(seconds=3, tz=tz), "endAt": local(seconds=6, tz=tz)}
@@ -162,7 +152,7 @@ async def test_editing_the_schedule_replans_at_once(api: httpx.AsyncClient):
     c = await campaign_in(api, "scheduled")
     r = await api.put(f"/api/campaigns/{c['id']}/configuration", json={"schedule": {"startAt": None}})
     assert r.status_code == 200
-    await wait_for_status(api, c["id"], "active", timeout=10)
+    await wait_for_status(api, c["id"], "active", within=10)
 
 
 async def test_pausing_a_scheduled_campaign_keeps_it_from_starting(api: httpx.AsyncClient):
@@ -193,11 +183,11 @@ async def test_search_attributes_and_summary(api: httpx.AsyncClient, campaign: d
     await set_status(api, campaign["id"], "active")
     query = (f"CampaignOrganization = '{campaign['organizationId']}' AND CampaignStatus = 'active' "
              "AND CampaignType = 'outbound' AND CampaignChannel = 'phone'")
-    for _ in range(50):  # visibility is eventually consistent
-        found = [w.id async for w in temporal_client.list_workflows(query)]
-        if found:
-            break
-        await asyncio.sleep(0.2)
+
+    async def listed() -> list[str]:
+        return [w.id async for w in temporal_client.list_workflows(query)]
+
+    found = await eventually(listed, "the campaign in Temporal's visibility")  # eventually consistent
     assert found == [workflow_id(campaign["id"])]
     handle = temporal_client.get_workflow_handle(workflow_id(campaign["id"]))
     description = await handle.describe()

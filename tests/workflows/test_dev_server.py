@@ -13,7 +13,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from campaigns.activities.recurrence import schedule_id
-from tests.api.test_scheduling import EVERY_DAY, create, eventually
+from tests.support.campaigns import EVERY_DAY, create
+from tests.support.polling import eventually
 
 
 async def test_a_campaign_starts_opens_closes_and_ends_by_itself(api: httpx.AsyncClient, pool: asyncpg.Pool):

@@ -19,14 +19,13 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from campaigns import temporal
 from campaigns.api.app import create_app
 from campaigns.auth.service import create_key
-from campaigns.messages.campaign import CampaignState
+from campaigns.messages.campaign import CampaignState, workflow_id
 from campaigns.settings import Settings
 from campaigns.stack import services
 from campaigns.stack.supervisor import Supervisor
 from campaigns.worker import build_worker
-from campaigns.messages.campaign import workflow_id
 from campaigns.workflows.campaign import CampaignWorkflow
-from tests.conftest import CAMPAIGN
+from tests.support.campaigns import CAMPAIGN
 
 
 @asynccontextmanager
@@ -66,6 +65,7 @@ def start_worker(settings: Settings) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "campaigns.cli", "worker"], env=env)
 
 
+@pytest.mark.slow  # kills and restarts a worker process three times: over 20 s
 async def test_worker_killed_mid_lifecycle(settings: Settings, pool: asyncpg.Pool):
     """kill -9 the worker while status changes are in flight; a new worker finishes them."""
     own = settings.model_copy(update={"temporal_task_queue": f"kill-{uuid.uuid4().hex[:6]}",

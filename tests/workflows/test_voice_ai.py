@@ -12,13 +12,17 @@ import pytest
 
 from campaigns.api.app import create_app
 from campaigns.auth.service import create_key
+from campaigns.messages.campaign import workflow_id
 from campaigns.simulator.standins import StandInState
 from campaigns.simulator.standins import create_app as create_standins
 from campaigns.worker import build_worker
-from campaigns.messages.campaign import workflow_id
 from campaigns.workflows.campaign import CampaignWorkflow
-from tests.conftest import CAMPAIGN
-from tests.support import Server, eventually
+from tests.support.campaigns import CAMPAIGN
+from tests.support.polling import eventually
+from tests.support.servers import Server
+
+# The stand-ins run on real ports, even for the test that needs nothing else.
+pytestmark = pytest.mark.services
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +86,7 @@ async def test_lifecycle_provisions_reinitializes_and_deprovisions(vapi, standin
     c = await new_campaign(vapi)
     cid = c["id"]
     assert (await vapi.post(f"/api/campaigns/{cid}/activate")).status_code == 200
-    await eventually(lambda: effective(standins, cid) == ["provision"])
+    await eventually(lambda: effective(standins, cid) == ["provision"], "provisioning")
     provisioned = standins.state.campaigns[cid]
     assert provisioned["flowId"] == "flow-1" and provisioned["knowledgeBaseIds"] == ["kb-faq"]
     assert provisioned["voiceSettings"]["ttsVoice"] == c["voiceSettings"]["ttsVoice"]
@@ -91,20 +95,20 @@ async def test_lifecycle_provisions_reinitializes_and_deprovisions(vapi, standin
     await vapi.put(f"/api/campaigns/{cid}", json={"description": "new words"})
     r = await vapi.put(f"/api/campaigns/{cid}/configuration", json={"voiceSettings": {"speakingRate": 1.1}})
     assert r.status_code == 200, r.text
-    await eventually(lambda: effective(standins, cid) == ["provision", "reinitialize"])
+    await eventually(lambda: effective(standins, cid) == ["provision", "reinitialize"], "reinitialization")
     assert standins.state.campaigns[cid]["voiceSettings"]["speakingRate"] == 1.1
 
     assert (await vapi.post(f"/api/campaigns/{cid}/pause")).status_code == 200
-    await eventually(lambda: effective(standins, cid)[-1:] == ["deprovision"])
+    await eventually(lambda: effective(standins, cid)[-1:] == ["deprovision"], "deprovisioning on pause")
     assert cid not in standins.state.campaigns
     # Changes while paused travel with the next provisioning.
     await vapi.put(f"/api/campaigns/{cid}/configuration", json={"knowledgeBaseIds": ["kb-faq", "kb-pricing"]})
     assert (await vapi.post(f"/api/campaigns/{cid}/resume")).status_code == 200
-    await eventually(lambda: effective(standins, cid)[-1:] == ["provision"])
+    await eventually(lambda: effective(standins, cid)[-1:] == ["provision"], "provisioning on resume")
     assert standins.state.campaigns[cid]["knowledgeBaseIds"] == ["kb-faq", "kb-pricing"]
     assert (await vapi.post(f"/api/campaigns/{cid}/end")).status_code == 200
     await eventually(lambda: effective(standins, cid) == ["provision", "reinitialize", "deprovision",
-                                                         "provision", "deprovision"])
+                                                         "provision", "deprovision"], "deprovisioning at the end")
     deletes = [op for op in standins.state.operations if op.campaign_id == cid and op.method == "DELETE"]
     assert [op.path for op in deletes] == [f"/v1/campaigns/{cid}"] * 2
 
@@ -121,7 +125,7 @@ async def test_pipeline_down_for_a_while_then_provisioned_once(vapi, standins):
         # Back up, but answering 503 twice more before it recovers.
         standins.state.fail_next, standins.state.fail_status = 2, 503
         await standins.start()
-    await eventually(lambda: effective(standins, cid) == ["provision"], timeout=30)
+    await eventually(lambda: effective(standins, cid) == ["provision"], "provisioning once back up", within=30)
     attempts = [op for op in standins.state.operations if op.campaign_id == cid]
     assert [op.status for op in attempts] == [503, 503, 201]
     assert len({op.idempotency_key for op in attempts}) == 1  # every retry is the same operation
@@ -147,13 +151,13 @@ async def test_a_refusal_is_not_retried_forever(vapi, standins, temporal_client)
         state = await handle.query(CampaignWorkflow.current)
         return state.pipeline and state.pipeline.refused
 
-    await eventually(refused)
+    await eventually(refused, "the pipeline's refusal")
     state = await handle.query(CampaignWorkflow.current)
     assert "unknown flow" in state.pipeline.refusal and state.status.value == "active"
     assert [op.status for op in standins.state.operations if op.campaign_id == c["id"]] == [422]
     # Fixing the flow is a new wish: provisioned then.
     await vapi.put(f"/api/campaigns/{c['id']}/configuration", json={"flowId": "flow-fixed"})
-    await eventually(lambda: effective(standins, c["id"]) == ["provision"])
+    await eventually(lambda: effective(standins, c["id"]) == ["provision"], "provisioning of the fixed flow")
 
 
 # --- Knowledge bases --------------------------------------------------------------------
@@ -212,7 +216,7 @@ async def test_a_scheduled_start_with_a_missing_knowledge_base_pauses_instead(va
         campaign = (await vapi.get(f"/api/campaigns/{c['id']}")).json()["campaign"]
         return campaign if campaign["status"] == "paused" else None
 
-    campaign = await eventually(paused, timeout=30)
+    campaign = await eventually(paused, "the campaign paused at its start", within=30)
     assert campaign["statusReason"] == "knowledge_base_missing"
     audit = (await vapi.get(f"/api/campaigns/{c['id']}/audit")).json()["audit"]
     assert audit[-1]["reason"] == "knowledge_base_missing" and audit[-1]["actor"]["kind"] == "system"

@@ -1,5 +1,6 @@
-"""Per-variant traffic for A/B tests, written as the analytics rollups hold it (sums per
-campaign, 15-minute slot and variant), so tests can give a test any amount of data."""
+"""A/B tests as the tests make them (TEST, create_test), and per-variant traffic written as
+the analytics rollups hold it (sums per campaign, 15-minute slot and variant), so tests can
+give a test any amount of data."""
 
 from __future__ import annotations
 
@@ -7,6 +8,27 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
+import httpx
+
+TEST = {
+    "name": "Warm greeting",
+    "variants": [
+        {"name": "Control"},
+        {"name": "Warm", "overrides": {"voiceSettings": {"customGreeting": "Hi there!", "speakingStyle": "friendly"}}},
+    ],
+    "primaryMetric": "conversionRate",
+    "sampleSize": 2000,
+    "minDurationDays": 0,
+    "evaluationIntervalSeconds": 3600,
+}
+
+
+async def create_test(api: httpx.AsyncClient, campaign_id: str, **changes) -> dict:
+    """A running test of the campaign: TEST with `changes` on top."""
+    r = await api.post(f"/api/campaigns/{campaign_id}/ab-test", json={**TEST, **changes})
+    assert r.status_code == 201, r.text
+    return r.json()["test"]
+
 
 def slot(at: datetime) -> datetime:
     epoch = int(at.timestamp()) // 900 * 900

@@ -8,11 +8,10 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from campaigns.widget import public as embed_service
 from campaigns.domain.widget import normalize_origin
-from tests.api.test_campaigns import fields
-from tests.conftest import CAMPAIGN
-from tests.domain.test_embed import HOSTILE, tokens
+from campaigns.widget import public as embed_service
+from tests.support.campaigns import CAMPAIGN, fields
+from tests.support.embed import HOSTILE, tokens
 
 SHOP = "https://shop.example.com"
 

@@ -8,14 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.conftest import CAMPAIGN
-
-
-def fields(response: httpx.Response) -> dict[str, str]:
-    body = response.json()
-    assert set(body) >= {"error", "code"}, body
-    return {d["field"]: d["reason"] for d in body.get("details") or []}
-
+from tests.support.campaigns import CAMPAIGN, fields
 
 # --- Create ------------------------------------------------------------------------------
 

@@ -13,12 +13,11 @@ from datetime import UTC, datetime, time, timedelta
 import httpx
 import httpx_sse
 import pytest
-import uvicorn
 
 from campaigns.domain import periods
 from campaigns.domain.timeutil import local_to_utc
-from campaigns.stack.services import free_port
-from tests.analytics_support import call, drained, event, send
+from tests.support.analytics import call, drained, event, send
+from tests.support.servers import serving
 
 TZ = "Europe/Paris"
 
@@ -284,14 +283,8 @@ async def test_a_large_export_streams(api: httpx.AsyncClient, app, campaign: dic
 @pytest.fixture(scope="module")
 async def live_url(app):
     """The app behind a real HTTP server (the ASGI test transport buffers whole responses)."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with serving(app) as server:
+        yield server.url
 
 
 async def test_the_stream_pushes_changes(api: httpx.AsyncClient, campaign: dict, live_url: str):

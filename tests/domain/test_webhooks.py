@@ -1,11 +1,9 @@
-"""The pure rules: event filters, retry schedule, headers, the SSRF address rules and the
-integration renderers."""
+"""The webhooks' pure rules (campaigns.domain.webhooks, netguard, integrations): event
+filters, retry schedule, headers, the SSRF address rules and the integration renderers."""
 
 from __future__ import annotations
 
 import ipaddress
-import json
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,7 +18,6 @@ from campaigns.domain.webhooks import (
     message_id,
     next_delay,
 )
-from campaigns.webhooks.sender import retry_after_seconds
 
 
 @pytest.mark.parametrize(
@@ -75,14 +72,6 @@ def test_jitter_stays_within_twenty_percent_and_retry_after_is_honoured():
 def test_retry_config_refuses_an_inverted_range():
     with pytest.raises(ValueError, match="maxIntervalSeconds"):
         RetryConfig(initial_interval_seconds=100, max_interval_seconds=10)
-
-
-def test_retry_after_reads_seconds_and_http_dates():
-    now = datetime(2030, 1, 1, tzinfo=UTC)
-    assert retry_after_seconds("120") == 120
-    assert retry_after_seconds("Tue, 01 Jan 2030 00:01:00 GMT", now) == 60
-    assert retry_after_seconds("soon") is None
-    assert retry_after_seconds(None) is None
 
 
 @pytest.mark.parametrize(
@@ -186,26 +175,3 @@ def test_timestamps_in_envelope_are_utc_iso():
                     data={}, sequence=3, campaign_id="c")
     assert body["timestamp"] == "2030-01-01T00:00:01Z" and body["sequence"] == 3
 
-
-def test_fan_out_respects_scope_filter_and_creation_time():
-    from campaigns.webhooks.dispatcher import fan_out
-
-    org, other_org, camp, other_camp = (uuid.uuid4() for _ in range(4))
-    t0 = datetime(2030, 1, 1, tzinfo=UTC)
-    event = {"id": uuid.uuid4(), "organization_id": org, "campaign_id": camp, "seq": 4, "type": "lead.created",
-             "data": {"leadId": "L"}, "occurred_at": t0, "recorded_at": t0}
-
-    def endpoint(**kw):
-        return {"id": uuid.uuid4(), "organization_id": org, "campaign_id": None, "kind": "webhook",
-                "url": "https://example.com/", "event_types": ["lead.*"], "config": {},
-                "created_at": t0 - timedelta(seconds=1), **kw}
-
-    wanted = [endpoint(), endpoint(campaign_id=camp),
-              endpoint(kind="slack", config={"template": "lead {data.leadId}"})]
-    unwanted = [endpoint(campaign_id=other_camp), endpoint(event_types=["campaign.*"]),
-                endpoint(organization_id=other_org), endpoint(created_at=t0 + timedelta(seconds=1))]
-    rows = fan_out([event], wanted + unwanted)
-    assert {r[1] for r in rows} == {e["id"] for e in wanted}
-    bodies = {r[1]: json.loads(r[7]) for r in rows}
-    assert bodies[wanted[0]["id"]]["sequence"] == 4 and bodies[wanted[2]["id"]] == {"text": "lead L"}
-    assert all(r[0] == delivery_id(event["id"], r[1]) for r in rows)

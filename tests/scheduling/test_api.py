@@ -3,9 +3,7 @@ attribute and UI details, re-planning on edits, pause/resume, the preview, the d
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,29 +15,8 @@ from temporalio.client import Client
 
 from campaigns.messages import search_attributes as sa
 from campaigns.messages.campaign import workflow_id
-from tests.api.test_campaigns import fields
-from tests.conftest import CAMPAIGN
-
-EVERY_DAY = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-
-
-def noon_zone() -> str:
-    """A fixed-offset zone where it is now between 11:00 and 13:00, so windows around
-    midday are open for hours whatever time the tests run."""
-    hour = datetime.now(UTC).hour
-    offset = 12 - hour if 12 - hour <= 14 else 12 - hour - 24
-    offset = offset if offset >= -12 else offset + 24
-    # POSIX-style names: Etc/GMT-3 is three hours *ahead* of UTC.
-    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, within: float = 15) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
+from tests.support.campaigns import CAMPAIGN, EVERY_DAY, create, fields, noon_zone
+from tests.support.polling import eventually
 
 
 async def window_events(pool: asyncpg.Pool, campaign_id: str) -> list[tuple[str, str]]:
@@ -48,12 +25,6 @@ async def window_events(pool: asyncpg.Pool, campaign_id: str) -> list[tuple[str,
         uuid.UUID(campaign_id),
     )
     return [(r["type"].removeprefix("campaign."), r["data"]["reason"]) for r in rows]
-
-
-async def create(api: httpx.AsyncClient, **config) -> dict:
-    r = await api.post("/api/campaigns", json={**CAMPAIGN, **config})
-    assert r.status_code == 201, r.text
-    return r.json()["campaign"]
 
 
 # --- The window in reads, events, search attribute and UI ------------------------------------

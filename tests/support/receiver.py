@@ -1,17 +1,18 @@
 """A real HTTP receiver on loopback for webhook tests: records every request and answers
-as told (status, headers, delay), and can be stopped and started again on its port."""
+as told (status, headers, delay), and can be stopped and started again on its port (it is
+an ASGI app behind a support.servers.Server)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
+from tests.support.polling import eventually
+from tests.support.servers import Server
 
 
 @dataclass
@@ -39,14 +40,16 @@ class Receiver:
     def __init__(self, answer: Callable[[int, Received], Answer] | None = None) -> None:
         self.answer = answer or (lambda n, r: Answer())
         self.requests: list[Received] = []
-        self.port = _free_port()
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task | None = None
-        self._arrived = asyncio.Condition()
+        # The port is chosen now, so a test can subscribe a receiver that is not listening yet.
+        self.server = Server(self)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        return f"{self.server.url}/hook"
 
     async def __call__(self, scope, receive, send) -> None:  # the ASGI app
         if scope["type"] != "http":
@@ -64,8 +67,6 @@ class Receiver:
             at=time.time(),
         )
         self.requests.append(request)
-        async with self._arrived:
-            self._arrived.notify_all()
         answer = self.answer(len(self.requests), request)
         if answer.delay:
             await asyncio.sleep(answer.delay)
@@ -74,30 +75,13 @@ class Receiver:
         await send({"type": "http.response.body", "body": answer.body})
 
     async def start(self) -> Receiver:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        config = uvicorn.Config(self, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            await asyncio.sleep(0.01)
+        await self.server.start()
         return self
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-            await self._task
-            self._server = None
+        await self.server.stop()
 
-    async def wait_for(self, count: int, timeout: float = 20) -> list[Received]:
-        """Wait until at least `count` requests have arrived."""
-        async with self._arrived:
-            await asyncio.wait_for(self._arrived.wait_for(lambda: len(self.requests) >= count), timeout)
-        return self.requests
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    async def wait_for(self, count: int, within: float = 20) -> list[Received]:
+        """The requests received, once there are at least `count`."""
+        return await eventually(lambda: self.requests, f"{count} requests at {self.url}",
+                                until=lambda requests: len(requests) >= count, within=within)

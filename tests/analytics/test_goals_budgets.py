@@ -3,13 +3,13 @@ recorded once, and the workflow pausing (and resuming) the campaign by itself.""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import asyncpg
 import httpx
 
-from tests.analytics_support import active_campaign, call, drained, event, send
+from tests.support.analytics import active_campaign, call, drained, event, send
+from tests.support.campaigns import wait_for_status
 
 
 async def _events(pool: asyncpg.Pool, campaign_id: str, prefix: str) -> list[asyncpg.Record]:
@@ -17,15 +17,6 @@ async def _events(pool: asyncpg.Pool, campaign_id: str, prefix: str) -> list[asy
         "SELECT type, seq, data FROM platform_events WHERE campaign_id = $1 AND type LIKE $2 ORDER BY seq",
         uuid.UUID(campaign_id), prefix + "%",
     )
-
-
-async def _until(api: httpx.AsyncClient, campaign_id: str, status: str, timeout: float = 15) -> dict:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        c = (await api.get(f"/api/campaigns/{campaign_id}")).json()["campaign"]
-        if c["status"] == status or asyncio.get_running_loop().time() > deadline:
-            return c
-        await asyncio.sleep(0.1)
 
 
 async def test_spending_the_budget_pauses_the_campaign_by_itself(api: httpx.AsyncClient, app, pool):
@@ -36,7 +27,7 @@ async def test_spending_the_budget_pauses_the_campaign_by_itself(api: httpx.Asyn
     assert (await api.get(f"/api/campaigns/{cid}")).json()["campaign"]["status"] == "active"
 
     await send(api, [event(cid, "cost", {"amount": 5.5, "category": "telephony"})])
-    paused = await _until(api, cid, "paused")  # the refresher reports, the workflow acts
+    paused = await wait_for_status(api, cid, "paused")  # the refresher reports, the workflow acts
     assert paused["status"] == "paused" and paused["statusReason"] == "budget_exhausted"
     last = (await api.get(f"/api/campaigns/{cid}/audit")).json()["audit"][-1]
     assert last["action"] == "status_changed" and last["reason"] == "budget_exhausted"
@@ -56,13 +47,13 @@ async def test_spending_the_budget_pauses_the_campaign_by_itself(api: httpx.Asyn
     # Raising the daily cap lets the workflow resume the campaign by itself.
     r = await api.put(f"/api/campaigns/{cid}/configuration", json={"budget": {"daily": 10}})
     assert r.status_code == 200, r.text
-    resumed = await _until(api, cid, "active")
+    resumed = await wait_for_status(api, cid, "active")
     assert resumed["status"] == "active" and resumed["statusReason"] == "budget_available"
 
     # Reaching the total cap (and the new daily cap) pauses it again. Alerts are recorded
     # once per cap and window: the raised daily cap gets its own.
     await send(api, [event(cid, "cost", {"amount": 1.5, "category": "llm"})])
-    again = await _until(api, cid, "paused")
+    again = await wait_for_status(api, cid, "paused")
     assert again["statusReason"] == "budget_exhausted"
     await drained(app)
     await app.state.analytics.refresher.tick(sweep=True)

@@ -18,8 +18,12 @@ from fastapi.responses import HTMLResponse
 
 from campaigns.api.app import create_app
 from campaigns.auth.service import create_key
-from tests.conftest import CAMPAIGN
-from tests.support import Server, eventually
+from tests.support.campaigns import CAMPAIGN
+from tests.support.polling import eventually
+from tests.support.servers import Server
+
+# Marked by hand: conftest.py tells browser tests by this marker, wherever they live.
+pytestmark = pytest.mark.browser
 
 playwright_api = pytest.importorskip("playwright.async_api", reason="the playwright package is not installed")
 
@@ -133,7 +137,7 @@ async def test_the_widget_in_a_browser(browser, live_api, shop, pool):
         await page.wait_for_timeout(300)
         await page.locator("[data-quantum-voice-widget] button.close").click()
         await panel.wait_for(state="hidden")
-        await eventually(lambda: len(accepted) >= 3, timeout=15)  # impression, click, display
+        await eventually(lambda: len(accepted) >= 3, "impression, click and display accepted", within=15)
         assert await page.evaluate("typeof window.pwned") == "undefined"
 
         # 2. The shop, on another origin: CORS for real, and the page's callback by name.
@@ -143,7 +147,7 @@ async def test_the_widget_in_a_browser(browser, live_api, shop, pool):
         await page.locator("[data-quantum-voice-widget] button.call").click()
         assert await page.evaluate("window.callStarted") == cid
         await page.locator("[data-quantum-voice-widget] button.close").click()
-        await eventually(lambda: len(accepted) >= 6, timeout=15)
+        await eventually(lambda: len(accepted) >= 6, "the shop's events accepted", within=15)
         assert sorted(accepted) == sorted(["widget.impression", "widget.click", "widget.display"] * 2)
         assert await page.evaluate("typeof window.pwned") == "undefined"
         # The shop's checkout is a hidden page.
@@ -164,6 +168,6 @@ async def test_the_widget_in_a_browser(browser, live_api, shop, pool):
             a = (await api.get(f"/api/campaigns/{cid}/widget/analytics")).json()["analytics"]
             return a if a["impressions"] >= 2 and a["clicks"] >= 2 and a["displays"] >= 2 else None
 
-        analytics = await eventually(counted, timeout=20)
+        analytics = await eventually(counted, "the widget's events counted")
         assert analytics["impressions"] == 2 and analytics["clicks"] == 2
         assert analytics["clickThroughRate"] == 1.0 and analytics["averageDisplayTime"] > 0

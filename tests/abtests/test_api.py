@@ -4,7 +4,6 @@ evaluations and the sample-size calculator; another organization's tests are nev
 from __future__ import annotations
 
 import asyncio
-
 import math
 import uuid
 from collections import Counter
@@ -14,33 +13,10 @@ import pytest
 from scipy import stats as sps
 
 from campaigns.messages import search_attributes as sa
-from tests import abtest_data as data
-from tests import analytics_support as analytics
-from tests.conftest import CAMPAIGN
-
-TEST = {
-    "name": "Warm greeting",
-    "variants": [
-        {"name": "Control"},
-        {"name": "Warm", "overrides": {"voiceSettings": {"customGreeting": "Hi there!", "speakingStyle": "friendly"}}},
-    ],
-    "primaryMetric": "conversionRate",
-    "sampleSize": 2000,
-    "minDurationDays": 0,
-    "evaluationIntervalSeconds": 3600,
-}
-
-
-def fields(response: httpx.Response) -> dict[str, str]:
-    body = response.json()
-    assert set(body) >= {"error", "code"}, body
-    return {d["field"]: d["reason"] for d in body.get("details") or []}
-
-
-async def create_test(api: httpx.AsyncClient, campaign_id: str, **changes) -> dict:
-    r = await api.post(f"/api/campaigns/{campaign_id}/ab-test", json={**TEST, **changes})
-    assert r.status_code == 201, r.text
-    return r.json()["test"]
+from tests.support import abtests as data
+from tests.support import analytics
+from tests.support.abtests import TEST, create_test
+from tests.support.campaigns import CAMPAIGN, fields
 
 
 async def assign(api: httpx.AsyncClient, path: str, subject_id: str) -> dict:

@@ -1,18 +1,16 @@
-"""Helpers for tests that need real HTTP servers or must wait for something to happen."""
+"""Real HTTP servers for tests: an ASGI app on a local port, in the test's event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import uvicorn
 
 from campaigns.stack.services import free_port
-
-T = TypeVar("T")
+from tests.support.polling import eventually
 
 
 class Server:
@@ -30,14 +28,19 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off",
+            # A request still in flight at stop (a deliberately slow answer, an open stream)
+            # gets a second, so stopping never waits on it.
+            timeout_graceful_shutdown=1,
+        )
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-            await asyncio.sleep(0.02)
+        server, task = self._server, self._task
+        await eventually(lambda: server.started or task.done(), f"a server on port {self.port}", every=0.02)
+        if task.done():
+            task.result()  # it could not start: raise why
 
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:
@@ -54,18 +57,3 @@ async def serving(app: Any, port: int | None = None) -> AsyncIterator[Server]:
         yield server
     finally:
         await server.stop()
-
-
-async def eventually(probe: Callable[[], Awaitable[T] | T], *, timeout: float = 20, every: float = 0.1) -> T:
-    """Poll until `probe` returns something truthy (awaiting it if needed); fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = probe()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
-        await asyncio.sleep(every)

@@ -18,8 +18,8 @@ from campaigns.campaigns.cache import CampaignCache, decode, encode
 from campaigns.local_cache import LocalCache
 from campaigns.stack.services import ServiceSpec, free_port
 from campaigns.stack.supervisor import Supervisor
-from tests.conftest import CAMPAIGN
-from tests.support import eventually
+from tests.support.campaigns import CAMPAIGN
+from tests.support.polling import eventually
 
 
 async def test_rows_round_trip_with_their_types(pool, campaign):
@@ -102,9 +102,9 @@ async def test_a_lost_subscription_turns_the_memory_tier_off(caches, pool, redis
     await a.get(cid, lambda: repo.get_any(pool, cid))
     assert held(a, cid)
     await redis_client.client_kill_filter(_type="pubsub")
-    await eventually(lambda: not a.local.subscribed or not held(a, cid), timeout=20)
+    await eventually(lambda: not a.local.subscribed or not held(a, cid), "the memory tier to turn off")
     assert not held(a, cid)
-    await eventually(lambda: a.local.subscribed, timeout=20)  # resubscribed: on again
+    await eventually(lambda: a.local.subscribed, "the subscription to come back")  # on again
 
 
 async def test_metrics_show_hit_rate_and_latency(api, anonymous, campaign):
@@ -206,7 +206,8 @@ async def test_a_change_the_workflow_makes_by_itself_is_never_served_stale(two_a
     cid = c["campaign"]["id"]
     assert (await first.post(f"/api/campaigns/{cid}/activate")).json()["campaign"]["status"] == "scheduled"
     assert (await second.get(f"/api/campaigns/{cid}")).json()["campaign"]["status"] == "scheduled"  # cached
-    await eventually(lambda: pool.fetchval("SELECT status = 'active' FROM campaigns WHERE id = $1", uuid.UUID(cid)))
+    await eventually(lambda: pool.fetchval("SELECT status = 'active' FROM campaigns WHERE id = $1", uuid.UUID(cid)),
+                     "the scheduled start")
     # The worker's activity invalidated before it finished: both processes answer 'active' at once.
     for api_ in (second, first):
         assert (await api_.get(f"/api/campaigns/{cid}")).json()["campaign"]["status"] == "active"

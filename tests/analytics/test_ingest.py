@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.analytics_support import call, drained, event, realtime, send
-from tests.conftest import CAMPAIGN
+from tests.support.analytics import call, drained, event, realtime, send
+from tests.support.campaigns import CAMPAIGN
 
 
 async def test_a_batch_is_recorded_and_counted(api: httpx.AsyncClient, app, campaign: dict):

@@ -1,0 +1,49 @@
+"""Campaigns as the tests make them: a minimal body, creating one, reading a 400's fields,
+windows open whatever the hour the suite runs, and waiting for the workflow to move one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+
+from tests.support.polling import eventually
+
+CAMPAIGN = {"name": "Spring promo", "type": "outbound", "channel": "phone", "flowId": "flow-1"}
+
+EVERY_DAY = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def fields(response: httpx.Response) -> dict[str, str]:
+    """An error answer's details as field → reason (and a check that it is one of ours)."""
+    body = response.json()
+    assert set(body) >= {"error", "code"}, body
+    return {d["field"]: d["reason"] for d in body.get("details") or []}
+
+
+def noon_zone() -> str:
+    """A fixed-offset zone where it is now between 11:00 and 13:00, so windows around
+    midday are open for hours whatever time the tests run."""
+    hour = datetime.now(UTC).hour
+    offset = 12 - hour if 12 - hour <= 14 else 12 - hour - 24
+    offset = offset if offset >= -12 else offset + 24
+    # POSIX-style names: Etc/GMT-3 is three hours *ahead* of UTC.
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+async def create(api: httpx.AsyncClient, **config) -> dict:
+    """A draft campaign: CAMPAIGN with `config` on top."""
+    r = await api.post("/api/campaigns", json={**CAMPAIGN, **config})
+    assert r.status_code == 201, r.text
+    return r.json()["campaign"]
+
+
+
+async def wait_for_status(api: httpx.AsyncClient, campaign_id: str, status: str, *, within: float = 20) -> dict:
+    """The campaign once it has reached `status`, which its workflow sets by itself."""
+
+    async def read() -> dict:
+        return (await api.get(f"/api/campaigns/{campaign_id}")).json()["campaign"]
+
+    return await eventually(read, f"campaign {campaign_id} {status}", until=lambda c: c["status"] == status,
+                            within=within)
