@@ -33,7 +33,7 @@ from campaigns.worker import build_worker
 from tests.support.campaigns import CAMPAIGN
 
 # Fixtures that start (or stand on) the real services.
-SERVICE_FIXTURES = {"settings", "env", "time_env"}
+SERVICE_FIXTURES = {"settings", "time_env"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
