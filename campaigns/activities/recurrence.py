@@ -46,8 +46,6 @@ NOTE_PREFIX = "campaign"  # notes the platform writes; any other pause is an ope
 _VERSION = re.compile(r"\[sync (\d+)\]")
 
 
-
-
 def calendars(recurrence: Recurrence) -> list[ScheduleCalendarSpec]:
     """One calendar per time of day (a calendar crosses its hours with its minutes)."""
     r = recurrence

@@ -36,10 +36,15 @@ from campaigns.settings import Settings
 log = logging.getLogger("campaigns.analytics.refresher")
 
 APPLIED = Counter("analytics_batches_applied_total", "Accepted batches applied to the derived views", registry=REGISTRY)
-LAG = Gauge("analytics_refresh_lag_seconds", "Age of the oldest batch the refresher has not applied yet",
-            registry=REGISTRY)
-TICK = Histogram("analytics_refresh_seconds", "Duration of one refresher pass that applied batches",
-                 buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=REGISTRY)
+LAG = Gauge(
+    "analytics_refresh_lag_seconds", "Age of the oldest batch the refresher has not applied yet", registry=REGISTRY
+)
+TICK = Histogram(
+    "analytics_refresh_seconds",
+    "Duration of one refresher pass that applied batches",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=REGISTRY,
+)
 
 
 class Refresher:

@@ -157,7 +157,9 @@ async def change_status(
             code="workflow_timeout",
         ) from None
     except RPCError as err:
-        raise Unavailable(f"could not reach the campaign's workflow: {err.message}", code="temporal_unavailable") from None
+        raise Unavailable(
+            f"could not reach the campaign's workflow: {err.message}", code="temporal_unavailable"
+        ) from None
 
 
 async def _update_with_start(

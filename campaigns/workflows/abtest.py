@@ -142,8 +142,14 @@ class ABTestWorkflow:
         s = self.state
         concluded = await workflow.execute_activity(
             ab.CONCLUDE,
-            Conclude(test_id=s.start.test_id, conclusion=conclusion, reason=reason, winner_variant_id=winner,
-                     actor=actor, at=workflow.now()),
+            Conclude(
+                test_id=s.start.test_id,
+                conclusion=conclusion,
+                reason=reason,
+                winner_variant_id=winner,
+                actor=actor,
+                at=workflow.now(),
+            ),
             result_type=Concluded,
             summary=conclusion,
             **_ACTIVITY,
@@ -190,8 +196,10 @@ class ABTestWorkflow:
 
     def _publish(self) -> None:
         s = self.state
-        lines = [f"**A/B test {s.start.name}** — {s.status}" + (f": {s.conclusion}" if s.conclusion else ""),
-                 f"{s.start.mode} · campaign {s.start.campaign_id} · {s.evaluations} evaluations"]
+        lines = [
+            f"**A/B test {s.start.name}** — {s.status}" + (f": {s.conclusion}" if s.conclusion else ""),
+            f"{s.start.mode} · campaign {s.start.campaign_id} · {s.evaluations} evaluations",
+        ]
         if s.last_reason:
             lines.append(s.last_reason)
         if s.status == "running":

@@ -1,6 +1,7 @@
 """HTTP shapes of the webhooks endpoints that only the routes use: envelopes, lists and
 request bodies (camelCase JSON). The models the use cases take and return are in
 `campaigns.webhooks.models`."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -15,6 +16,8 @@ def _unique(value: list[str] | None) -> list[str] | None:
     if value is not None and len(set(value)) != len(value):
         raise ValueError("event types repeat")
     return value
+
+
 from campaigns.webhooks.models import Attempt, Delivery, Integration, Webhook
 
 
