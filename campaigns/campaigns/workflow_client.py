@@ -29,11 +29,11 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from campaigns.messages import search_attributes as sa
 from campaigns.domain import pipeline
 from campaigns.domain.budget import BudgetSpend
 from campaigns.domain.config import CampaignConfiguration, CampaignStatus
 from campaigns.errors import Conflict, Unavailable
+from campaigns.messages import search_attributes as sa
 from campaigns.messages.campaign import (
     CallingWindowState,
     CampaignState,

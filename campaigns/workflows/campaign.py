@@ -17,7 +17,6 @@ from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttri
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from campaigns.messages import search_attributes as sa
     from campaigns.domain import budget, lifecycle, pipeline
     from campaigns.domain.budget import BudgetSpend
     from campaigns.domain.config import FINISHED_STATUSES, CampaignStatus
@@ -25,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from campaigns.domain.timeutil import utc_to_local
     from campaigns.messages import abtest as ab
     from campaigns.messages import campaign as m
+    from campaigns.messages import search_attributes as sa
     from campaigns.messages.abtest import ABTestStart, ABTestState
     from campaigns.messages.campaign import (
         CampaignState,
