@@ -10,14 +10,6 @@ from typing import Annotated
 from pydantic import Field, field_validator
 
 from campaigns.domain.base import ApiModel, ResponseModel
-
-
-def _unique(value: list[str] | None) -> list[str] | None:
-    if value is not None and len(set(value)) != len(value):
-        raise ValueError("event types repeat")
-    return value
-
-
 from campaigns.webhooks.models import Attempt, Delivery, Integration, Webhook
 
 
