@@ -46,6 +46,8 @@ TICK = Histogram(
     registry=REGISTRY,
 )
 
+DRAIN_LIMIT = 30.0  # seconds `drain` waits for the outbox to empty
+
 
 class Refresher:
     """Runs `consume` in a loop (and the goal/budget sweep on a timer)."""
@@ -112,9 +114,13 @@ class Refresher:
         await self._signal(outcome.signals)
         return outcome.batches
 
-    async def drain(self, *, timeout: float = 30.0) -> None:
-        """Apply everything waiting (tests and tools use this to wait for the derived views)."""
-        deadline = time.monotonic() + timeout
+    async def drain(self) -> None:
+        """Apply everything waiting (tests and tools use this to wait for the derived views).
+
+        Gives up after DRAIN_LIMIT seconds; a caller that wants a shorter wait wraps the call
+        in `asyncio.timeout`.
+        """
+        deadline = time.monotonic() + DRAIN_LIMIT
         while time.monotonic() < deadline:
             async with self.pool.acquire() as conn:
                 waiting, _ = await repo.outbox_backlog(conn)
