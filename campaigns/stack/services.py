@@ -256,7 +256,9 @@ def temporal(
     return spec, address
 
 
-async def wait_until(probe: Probe, timeout: float, what: str, alive: Callable[[], bool]) -> None:
+# A start-up readiness budget across retries, not an I/O timeout: checked between probes so
+# that the error can name the last failure, which a caller's `asyncio.timeout` would lose.
+async def wait_until(probe: Probe, timeout: float, what: str, alive: Callable[[], bool]) -> None:  # noqa: ASYNC109
     """Retry a probe until it passes, the process dies, or the time is up."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
