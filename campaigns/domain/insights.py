@@ -248,7 +248,8 @@ def analyse(ctx: Context) -> tuple[list[Insight], list[Recommendation]]:
                 "calls_hit_max_duration",
                 "warning",
                 "Calls run into the maximum duration",
-                f"The average call lasts {f.average_call_duration:.0f}s, close to the {ctx.max_call_duration:.0f}s limit: "
+                f"The average call lasts {f.average_call_duration:.0f}s, "
+                f"close to the {ctx.max_call_duration:.0f}s limit: "
                 "calls are probably being cut off.",
                 "medium",
                 "Raise voiceSettings.maxCallDuration or shorten the conversation flow.",
@@ -299,7 +300,8 @@ def analyse(ctx: Context) -> tuple[list[Insight], list[Recommendation]]:
                 "long_wait_time",
                 "warning",
                 "Callers wait too long",
-                f"Callers wait {f.average_wait_time:.0f}s on average before the AI answers (target {wait_target:.0f}s).",
+                f"Callers wait {f.average_wait_time:.0f}s on average before the AI answers "
+                f"(target {wait_target:.0f}s).",
                 "medium",
                 "Add capacity in the calling windows with the most traffic.",
                 "averageWaitTime",
@@ -415,7 +417,8 @@ def analyse(ctx: Context) -> tuple[list[Insight], list[Recommendation]]:
                 "bottom_quartile_conversion",
                 "info",
                 "Among the organization's weakest converters",
-                f"Its conversion rate ({_pct(f.conversion_rate or 0)}) is lower than {1 - ctx.conversion_percentile:.0%} "
+                f"Its conversion rate ({_pct(f.conversion_rate or 0)}) "
+                f"is lower than {1 - ctx.conversion_percentile:.0%} "
                 f"of the organization's {ctx.organization_campaigns} campaigns.",
                 "medium",
                 "Compare its configuration with the best-converting campaign (clone it and A/B test).",
