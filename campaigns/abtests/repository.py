@@ -106,7 +106,8 @@ async def list_(
     where = "campaign_id = $1 AND organization_id = $2" + (" AND status = $3" if status else "")
     args: list[Any] = [campaign_id, organization_id] + ([status] if status else [])
     rows = await conn.fetch(
-        f"SELECT * FROM ab_tests WHERE {where} ORDER BY created_at DESC, id DESC LIMIT {int(limit)} OFFSET {int(offset)}",
+        f"SELECT * FROM ab_tests WHERE {where} ORDER BY created_at DESC, id DESC "
+        f"LIMIT {int(limit)} OFFSET {int(offset)}",
         *args,
     )
     total = await conn.fetchval(f"SELECT count(*) FROM ab_tests WHERE {where}", *args)

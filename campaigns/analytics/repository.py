@@ -125,7 +125,8 @@ def _array_type(m: metrics.Metric) -> str:
 
 
 _CATEGORY_JSON = ", ".join(
-    f"'{c}', round(coalesce((p.cost_by_category->>'{c}')::numeric, 0) + u.cost_{c}_micros::numeric / {metrics.MICROS}, 6)"
+    f"'{c}', round(coalesce((p.cost_by_category->>'{c}')::numeric, 0) "
+    f"+ u.cost_{c}_micros::numeric / {metrics.MICROS}, 6)"
     for c in metrics.COST_CATEGORIES
 )
 
@@ -141,17 +142,25 @@ def _apply_deltas_sql(present: tuple[str, ...]) -> str:
     unnest = ", ".join(f"{args[n]}::text::{kinds[n]}[]" for n in present)
     value = {n: (n if n in args else f"0::{kinds[n]}") for n in metrics.NAMES}
     names = ", ".join(metrics.NAMES)
+    selected = ", ".join(f"{value[n]} AS {n}" for n in metrics.NAMES)
+    more_arrays = ", " + unnest if present else ""
+    more_columns = ", " + ", ".join(present) if present else ""
+    sums = ", ".join(f"sum({n})" for n in metrics.NAMES)
+    # With no metric present, a no-op assignment keeps the statement valid.
+    additions = ", ".join(f"{n} = analytics_rollups.{n} + excluded.{n}" for n in present) or (
+        "calls_started = analytics_rollups.calls_started"
+    )
     return f"""
 WITH d AS (
-    SELECT campaign_id, slot, variant_id, last_ts, {", ".join(f"{value[n]} AS {n}" for n in metrics.NAMES)}
-    FROM unnest($1::text::uuid[], $2::text::bigint[], $3::text::text[], $4::text::float8[]{", " + unnest if present else ""})
-         AS x(campaign_id, slot, variant_id, last_ts{", " + ", ".join(present) if present else ""})
+    SELECT campaign_id, slot, variant_id, last_ts, {selected}
+    FROM unnest($1::text::uuid[], $2::text::bigint[], $3::text::text[], $4::text::float8[]{more_arrays})
+         AS x(campaign_id, slot, variant_id, last_ts{more_columns})
 ), rolled AS (
     INSERT INTO analytics_rollups (campaign_id, bucket, variant_id, {names})
-    SELECT campaign_id, to_timestamp(slot * {BUCKET_SECONDS}), variant_id, {", ".join(f"sum({n})" for n in metrics.NAMES)}
+    SELECT campaign_id, to_timestamp(slot * {BUCKET_SECONDS}), variant_id, {sums}
     FROM d GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (campaign_id, bucket, variant_id) DO UPDATE SET
-        {", ".join(f"{n} = analytics_rollups.{n} + excluded.{n}" for n in present) or "calls_started = analytics_rollups.calls_started"}
+        {additions}
 )
 UPDATE campaign_performance p SET
     total_calls = p.total_calls + u.calls_completed + u.calls_failed,
@@ -167,7 +176,8 @@ UPDATE campaign_performance p SET
     cost_by_category = jsonb_build_object({_CATEGORY_JSON}),
     conversion_rate = coalesce((p.conversions + u.conversions)::float8
                                / nullif(p.completed_calls + u.calls_completed, 0), 0),
-    average_call_duration = coalesce((p.duration_sum + u.duration_sum) / nullif(p.completed_calls + u.calls_completed, 0), 0),
+    average_call_duration = coalesce((p.duration_sum + u.duration_sum)
+                                     / nullif(p.completed_calls + u.calls_completed, 0), 0),
     cost_per_lead = round((p.total_cost + u.cost_micros::numeric / {metrics.MICROS})
                           / nullif(p.qualified_leads + u.leads, 0), 6),
     last_event_at = greatest(p.last_event_at, u.last_event_at),
@@ -298,7 +308,8 @@ async def watched_campaigns(conn: asyncpg.Connection, campaign_ids: list[UUID] |
                p.connected_calls, p.widget_clicks
         FROM campaigns c JOIN campaign_performance p ON p.campaign_id = c.id
         WHERE {where}
-          AND (jsonb_array_length(coalesce(c.config->'goals', '[]')) > 0 OR coalesce(c.config->'budget', 'null') <> 'null')
+          AND (jsonb_array_length(coalesce(c.config->'goals', '[]')) > 0
+               OR coalesce(c.config->'budget', 'null') <> 'null')
         ORDER BY c.id
         FOR UPDATE OF c
         """,

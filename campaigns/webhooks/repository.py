@@ -99,7 +99,8 @@ async def list_endpoints(
 ) -> tuple[list[asyncpg.Record], int]:
     clause, args = _scope(organization_id, campaign_id, kinds)
     rows = await conn.fetch(
-        f"SELECT * FROM webhook_endpoints WHERE {clause} ORDER BY created_at, id LIMIT {int(limit)} OFFSET {int(offset)}",
+        f"SELECT * FROM webhook_endpoints WHERE {clause} ORDER BY created_at, id "
+        f"LIMIT {int(limit)} OFFSET {int(offset)}",
         *args,
     )
     total = await conn.fetchval(f"SELECT count(*) FROM webhook_endpoints WHERE {clause}", *args)
@@ -473,7 +474,8 @@ async def reopen_failed(
                completed_at = NULL, workflow_started = false
         WHERE id IN (
             SELECT id FROM webhook_deliveries
-            WHERE endpoint_id = $1 AND status = 'failed' AND created_at >= $2 AND ($3::timestamptz IS NULL OR created_at < $3)
+            WHERE endpoint_id = $1 AND status = 'failed'
+              AND created_at >= $2 AND ($3::timestamptz IS NULL OR created_at < $3)
             ORDER BY created_at LIMIT $4 FOR UPDATE
         )
         RETURNING id, run, event_type
