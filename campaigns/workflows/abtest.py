@@ -33,11 +33,11 @@ with workflow.unsafe.imports_passed_through():
         Promotion,
         StopRequest,
     )
-    from campaigns.messages.common import Actor, PlatformEvent
+    from campaigns.messages.common import ActivityOptions, Actor, PlatformEvent
 
 # Writes retry until Postgres answers (each is idempotent); an evaluation reads a few
 # thousand rollup rows at most, so a short timeout catches a stuck one.
-_ACTIVITY = {
+_ACTIVITY: ActivityOptions = {
     "start_to_close_timeout": timedelta(seconds=30),
     "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=30)),
 }

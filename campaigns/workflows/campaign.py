@@ -11,9 +11,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (
+    RetryPolicy,
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeValue,
+    TypedSearchAttributes,
+)
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
@@ -34,21 +41,21 @@ with workflow.unsafe.imports_passed_through():
         StatusResult,
         WorkflowConfig,
     )
-    from campaigns.messages.common import SYSTEM, Actor
+    from campaigns.messages.common import SYSTEM, ActivityOptions, Actor
     from campaigns.workflows.calling_window import CallingWindow
 
 S = CampaignStatus
 
 # Store writes retry until Postgres answers: a status change must not be lost, and the
 # write is idempotent (keyed by the transition id).
-_STORE = {
+_STORE: ActivityOptions = {
     "start_to_close_timeout": timedelta(seconds=10),
     "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
 }
 
 
 # The pipeline may be down for hours: retry until it answers, backing off to a minute.
-_PIPELINE = {
+_PIPELINE: ActivityOptions = {
     "start_to_close_timeout": timedelta(seconds=60),
     "retry_policy": RetryPolicy(
         initial_interval=timedelta(milliseconds=500),
@@ -57,7 +64,7 @@ _PIPELINE = {
     ),
 }
 # A person waits on an activation: a knowledge-base check gets a few quick tries only.
-_KB_CHECK = {
+_KB_CHECK: ActivityOptions = {
     "start_to_close_timeout": timedelta(seconds=30),
     "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_attempts=3),
 }
@@ -395,7 +402,7 @@ class CampaignWorkflow:
     def _publish(self) -> None:
         """Search attributes and the readable summary the Temporal UI shows."""
         s, c = self.state, self.state.config
-        wanted = {
+        wanted: dict[SearchAttributeKey[Any], SearchAttributeValue] = {
             sa.ORGANIZATION: s.organization_id,
             sa.STATUS: s.status.value,
             sa.TYPE: c.type.value,
