@@ -10,10 +10,9 @@ from uuid import UUID
 
 import asyncpg
 
+from campaigns.db import Conn, Connection
 from campaigns.domain.abtest.catalogue import UNIT_COLUMNS, MetricDef
 from campaigns.domain.periods import BUCKET_SECONDS
-
-Conn = asyncpg.Connection | asyncpg.Pool
 
 
 async def insert(
@@ -216,7 +215,7 @@ async def sticky_assignment(conn: Conn, *, test_id: UUID, subject_id: str, varia
 
 
 async def record_evaluation(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     test_id: UUID,
     seq: int,

@@ -46,6 +46,7 @@ from campaigns.campaigns import repository as campaigns_repo
 from campaigns.campaigns.cache import CampaignCache
 from campaigns.campaigns.service import get_row as get_campaign_row
 from campaigns.campaigns.service import merge_patch
+from campaigns.db import Conn
 from campaigns.domain import periods
 from campaigns.domain.abtest import analysis, assignment, bayes, decision, power, srm
 from campaigns.domain.abtest.catalogue import CATALOGUE
@@ -116,7 +117,7 @@ def to_test(row: asyncpg.Record) -> ABTest:
 
 
 async def get_row(
-    pool: asyncpg.Pool | asyncpg.Connection,
+    pool: Conn,
     cache: CampaignCache | None,
     principal: Principal,
     campaign_id: UUID,
@@ -323,7 +324,7 @@ def _add(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]]) -> dict
 
 
 async def evaluate_row(
-    pool: asyncpg.Pool | asyncpg.Connection,
+    pool: Conn,
     row: asyncpg.Record,
     *,
     at: datetime,

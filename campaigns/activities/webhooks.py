@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from temporalio import activity
 
 from campaigns.campaigns import repository as campaigns_repo
+from campaigns.db import Connection
 from campaigns.domain import netguard
 from campaigns.domain.webhooks import RetryConfig, message_id, next_delay, throttle_delay
 from campaigns.messages import webhook_delivery as m
@@ -206,7 +207,7 @@ class WebhookActivities:
             next_attempt_at=None,
         )
 
-    async def _disable(self, conn: asyncpg.Connection, row: asyncpg.Record, reason: str, detail: str) -> None:
+    async def _disable(self, conn: Connection, row: asyncpg.Record, reason: str, detail: str) -> None:
         """Disable the endpoint and tell its owner with a `webhook.endpoint_disabled` event."""
         endpoint = await repo.disable(conn, endpoint_id=row["endpoint_id"], reason=reason)
         if endpoint is None:

@@ -31,6 +31,7 @@ from campaigns.analytics import repository as repo
 from campaigns.analytics.delta import Delta, leads_of
 from campaigns.analytics.realtime import Realtime
 from campaigns.campaigns import repository as campaigns_repo
+from campaigns.db import Connection
 from campaigns.domain import goals as goal_rules
 from campaigns.domain import periods
 from campaigns.domain.budget import BudgetSpend
@@ -58,7 +59,7 @@ class _Candidate:
     data: dict[str, Any]
 
 
-async def consume(conn: asyncpg.Connection, realtime: Realtime, *, limit: int, now: datetime) -> Outcome:
+async def consume(conn: Connection, realtime: Realtime, *, limit: int, now: datetime) -> Outcome:
     """Apply up to `limit` outbox rows (steps 1–6 above) inside the caller's transaction."""
     rows = await repo.take_outbox(conn, limit)
     if not rows:
@@ -75,7 +76,7 @@ async def consume(conn: asyncpg.Connection, realtime: Realtime, *, limit: int, n
 
 
 async def evaluate(
-    conn: asyncpg.Connection, campaign_ids: list[UUID] | None, *, now: datetime, touched: set[UUID] | None = None
+    conn: Connection, campaign_ids: list[UUID] | None, *, now: datetime, touched: set[UUID] | None = None
 ) -> list[tuple[str, BudgetSpend]]:
     """Goals and budgets of these campaigns (all with goals or budgets, for None)."""
     rows = await repo.watched_campaigns(conn, campaign_ids)
@@ -198,7 +199,7 @@ def _lifetime(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-async def _record_once(conn: asyncpg.Connection, candidates: list[_Candidate], *, now: datetime) -> None:
+async def _record_once(conn: Connection, candidates: list[_Candidate], *, now: datetime) -> None:
     if not candidates:
         return
     known = await campaigns_repo.known_platform_events(conn, [c.id for c in candidates])

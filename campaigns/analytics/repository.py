@@ -13,10 +13,9 @@ from uuid import UUID
 import asyncpg
 import orjson
 
+from campaigns.db import Conn, Connection, one
 from campaigns.domain import metrics
 from campaigns.domain.periods import BUCKET_SECONDS
-
-Conn = asyncpg.Connection | asyncpg.Pool
 
 EVENT_COLUMNS = (
     "organization_id",
@@ -46,7 +45,7 @@ CREATE TEMP TABLE IF NOT EXISTS analytics_staging (
 """
 
 
-async def store_events(conn: asyncpg.Connection, records: list[tuple]) -> list[str]:
+async def store_events(conn: Connection, records: list[tuple]) -> list[str]:
     """Append events (tuples in EVENT_COLUMNS order, `data` a dict) unless their id is
     already recorded; return the ids actually stored. Must run in a transaction.
 
@@ -76,7 +75,7 @@ async def store_events(conn: asyncpg.Connection, records: list[tuple]) -> list[s
     return [r[0] for r in rows]
 
 
-async def add_outbox(conn: asyncpg.Connection, *, batch_id: UUID, payload: bytes) -> None:
+async def add_outbox(conn: Connection, *, batch_id: UUID, payload: bytes) -> None:
     await conn.execute("INSERT INTO analytics_outbox (batch_id, payload) VALUES ($1, $2)", batch_id, payload)
 
 
@@ -86,12 +85,12 @@ async def add_outbox(conn: asyncpg.Connection, *, batch_id: UUID, payload: bytes
 _DERIVED_LOCK = 7_240_204
 
 
-async def try_lock_derived(conn: asyncpg.Connection) -> bool:
+async def try_lock_derived(conn: Connection) -> bool:
     """Take the derived views for this transaction, unless another process has them."""
     return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _DERIVED_LOCK))
 
 
-async def lock_derived_for_rebuild(conn: asyncpg.Connection) -> None:
+async def lock_derived_for_rebuild(conn: Connection) -> None:
     """Wait for the derived views, and hold new batches back (they wait for the commit)."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", _DERIVED_LOCK)
     await conn.execute("LOCK TABLE analytics_outbox IN SHARE MODE")
@@ -105,18 +104,18 @@ async def summarised_campaigns(conn: Conn) -> list[UUID]:
     return [r[0] for r in await conn.fetch("SELECT campaign_id FROM campaign_performance")]
 
 
-async def take_outbox(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+async def take_outbox(conn: Connection, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT id, payload FROM analytics_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", limit
     )
 
 
-async def delete_outbox(conn: asyncpg.Connection, ids: list[int]) -> None:
+async def delete_outbox(conn: Connection, ids: list[int]) -> None:
     await conn.execute("DELETE FROM analytics_outbox WHERE id = ANY($1::bigint[])", ids)
 
 
 async def outbox_backlog(conn: Conn) -> tuple[int, datetime | None]:
-    row = await conn.fetchrow("SELECT count(*) AS n, min(created_at) AS oldest FROM analytics_outbox")
+    row = one(await conn.fetchrow("SELECT count(*) AS n, min(created_at) AS oldest FROM analytics_outbox"))
     return row["n"], row["oldest"]
 
 
@@ -197,7 +196,7 @@ def _array(values: list[Any]) -> str:
     return "{" + orjson.dumps(values)[1:-1].decode().replace('"', "") + "}"
 
 
-async def apply_deltas(conn: asyncpg.Connection, deltas: list[Any]) -> None:
+async def apply_deltas(conn: Connection, deltas: list[Any]) -> None:
     """Add batches' deltas (analytics.delta.Delta) to the rollups and the summary."""
     keys: list[Any] = [k for d in deltas for k in d.keys]
     if not keys:
@@ -236,7 +235,7 @@ def lead_event_id(organization_id: str, event_id: str) -> UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"quantum-campaigns:lead:{organization_id}:{event_id}")
 
 
-async def record_leads(conn: asyncpg.Connection, leads: list[dict[str, Any]]) -> int:
+async def record_leads(conn: Connection, leads: list[dict[str, Any]]) -> int:
     """Record a `lead.created` platform event per qualified lead, with the campaign's next
     sequence numbers (webhook receivers order by them)."""
     if not leads:
@@ -295,7 +294,7 @@ async def record_leads(conn: asyncpg.Connection, leads: list[dict[str, Any]]) ->
     return len(columns[0])
 
 
-async def watched_campaigns(conn: asyncpg.Connection, campaign_ids: list[UUID] | None) -> list[asyncpg.Record]:
+async def watched_campaigns(conn: Connection, campaign_ids: list[UUID] | None) -> list[asyncpg.Record]:
     """Campaigns with goals or a budget (of `campaign_ids`, or all that are not archived),
     locked: the goal progress written back must not overwrite a concurrent configuration
     change."""
@@ -339,7 +338,7 @@ async def window_sums(
     return [by_key[k] for k in range(len(windows))]
 
 
-async def set_goals(conn: asyncpg.Connection, campaign_id: UUID, goals: list[dict[str, Any]]) -> None:
+async def set_goals(conn: Connection, campaign_id: UUID, goals: list[dict[str, Any]]) -> None:
     """Write goal progress (current, achieved) back into the configuration, without a new
     version: progress is the platform's, not a configuration change."""
     await conn.execute(
@@ -351,12 +350,14 @@ async def set_goals(conn: asyncpg.Connection, campaign_id: UUID, goals: list[dic
 
 
 async def sums(conn: Conn, campaign_id: UUID, start: datetime, end: datetime) -> dict[str, Any]:
-    row = await conn.fetchrow(
-        f"SELECT {metrics.sql_sum_list()} FROM analytics_rollups r "
-        "WHERE r.campaign_id = $1 AND r.bucket >= $2 AND r.bucket < $3",
-        campaign_id,
-        start,
-        end,
+    row = one(
+        await conn.fetchrow(
+            f"SELECT {metrics.sql_sum_list()} FROM analytics_rollups r "
+            "WHERE r.campaign_id = $1 AND r.bucket >= $2 AND r.bucket < $3",
+            campaign_id,
+            start,
+            end,
+        )
     )
     return dict(row)
 
@@ -434,7 +435,7 @@ async def first_event_bucket(conn: Conn, campaign_id: UUID) -> datetime | None:
 
 
 async def stream_events(
-    conn: asyncpg.Connection, campaign_id: UUID, start: datetime, end: datetime, *, prefetch: int = 2000
+    conn: Connection, campaign_id: UUID, start: datetime, end: datetime, *, prefetch: int = 2000
 ) -> AsyncIterator[asyncpg.Record]:
     """The campaign's events in `[start, end)` by time, through a server-side cursor (constant
     memory however many). Must run in a transaction."""
@@ -453,7 +454,7 @@ async def stream_events(
 
 
 async def stream_rollups(
-    conn: asyncpg.Connection,
+    conn: Connection,
     campaign_id: UUID,
     start: datetime,
     end: datetime,
@@ -486,7 +487,7 @@ def _scope(campaign_ids: list[UUID] | None, column: str = "campaign_id", arg: in
     return f"{column} = ANY(${arg}::uuid[])" if campaign_ids is not None else "TRUE"
 
 
-async def rebuild_rollups(conn: asyncpg.Connection, campaign_ids: list[UUID] | None) -> int:
+async def rebuild_rollups(conn: Connection, campaign_ids: list[UUID] | None) -> int:
     """Recompute the rollups from the record (the same rules as the ingest path)."""
     args = [campaign_ids] if campaign_ids is not None else []
     await conn.execute(f"DELETE FROM analytics_rollups WHERE {_scope(campaign_ids)}", *args)
@@ -504,7 +505,7 @@ async def rebuild_rollups(conn: asyncpg.Connection, campaign_ids: list[UUID] | N
     return int(status.split()[-1])
 
 
-async def rebuild_performance(conn: asyncpg.Connection, campaign_ids: list[UUID] | None) -> None:
+async def rebuild_performance(conn: Connection, campaign_ids: list[UUID] | None) -> None:
     """Recompute the summary from the rollups (campaigns without events go back to zero)."""
     args = [campaign_ids] if campaign_ids is not None else []
     categories = ", ".join(
@@ -547,9 +548,7 @@ async def rebuild_performance(conn: asyncpg.Connection, campaign_ids: list[UUID]
     await conn.execute(_DERIVE_PERFORMANCE, ids)
 
 
-async def recent_buckets(
-    conn: asyncpg.Connection, campaign_ids: list[UUID] | None, since: datetime
-) -> list[asyncpg.Record]:
+async def recent_buckets(conn: Connection, campaign_ids: list[UUID] | None, since: datetime) -> list[asyncpg.Record]:
     args: list[Any] = [since] + ([campaign_ids] if campaign_ids is not None else [])
     return await conn.fetch(
         f"""
@@ -561,9 +560,7 @@ async def recent_buckets(
     )
 
 
-async def recent_calls(
-    conn: asyncpg.Connection, campaign_ids: list[UUID] | None, since: datetime
-) -> list[asyncpg.Record]:
+async def recent_calls(conn: Connection, campaign_ids: list[UUID] | None, since: datetime) -> list[asyncpg.Record]:
     """Each call seen since `since`: when it started and when it ended (None if not yet)."""
     args: list[Any] = [since] + ([campaign_ids] if campaign_ids is not None else [])
     return await conn.fetch(

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-Conn = asyncpg.Connection | asyncpg.Pool
+from campaigns.db import Conn, Connection
 
 _SELECT = """
 SELECT c.*, p.total_calls, p.completed_calls, p.qualified_leads, p.conversions, p.conversion_rate,
@@ -104,9 +104,7 @@ async def active_ids(conn: Conn, *, limit: int) -> list[UUID]:
     return [r["id"] for r in rows]
 
 
-async def get_for_update(
-    conn: asyncpg.Connection, *, organization_id: UUID, campaign_id: UUID
-) -> asyncpg.Record | None:
+async def get_for_update(conn: Connection, *, organization_id: UUID, campaign_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT * FROM campaigns WHERE id = $1 AND organization_id = $2 FOR UPDATE", campaign_id, organization_id
     )
@@ -156,7 +154,7 @@ async def list_(
     return list(rows), total
 
 
-async def update_fields(conn: asyncpg.Connection, *, campaign_id: UUID, fields: dict[str, Any]) -> None:
+async def update_fields(conn: Connection, *, campaign_id: UUID, fields: dict[str, Any]) -> None:
     """Write top-level columns (name, description, type, channel, timezone, config) and bump the version."""
     allowed = {"name", "description", "type", "channel", "timezone", "config"}
     assert set(fields) <= allowed, set(fields) - allowed
@@ -172,7 +170,7 @@ async def update_fields(conn: asyncpg.Connection, *, campaign_id: UUID, fields: 
 
 
 async def apply_transition(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     campaign_id: UUID,
     status: str,
@@ -204,7 +202,7 @@ async def exists(conn: Conn, campaign_id: UUID) -> bool:
 
 
 async def claim_idempotency_key(
-    conn: asyncpg.Connection, *, organization_id: UUID, key: str, request_hash: bytes, campaign_id: UUID
+    conn: Connection, *, organization_id: UUID, key: str, request_hash: bytes, campaign_id: UUID
 ) -> asyncpg.Record | None:
     """Claim `key` for a new campaign. If another request holds it, wait for that request's
     transaction and return its row (request_hash, campaign_id); None means claimed by us."""
@@ -284,7 +282,7 @@ async def list_audit(
 
 
 async def record_platform_event(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     event_id: UUID,
     organization_id: UUID,

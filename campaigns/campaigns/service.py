@@ -33,6 +33,7 @@ from campaigns.campaigns.models import (
     CostTracking,
 )
 from campaigns.clients.knowledge_bases import KnowledgeBases, KnowledgeBaseUnavailable
+from campaigns.db import Conn
 from campaigns.domain import lifecycle
 from campaigns.domain.config import CONFIG_FIELDS, CampaignConfiguration, CampaignStatus
 from campaigns.domain.kpis import default_kpis
@@ -116,9 +117,7 @@ def to_campaign(row: Row) -> Campaign:
     )
 
 
-async def get_row(
-    pool: asyncpg.Pool | asyncpg.Connection, cache: CampaignCache | None, principal: Principal, campaign_id: UUID
-) -> Row:
+async def get_row(pool: Conn, cache: CampaignCache | None, principal: Principal, campaign_id: UUID) -> Row:
     """The campaign's row, through the cache when given one (treat it as read-only). A read
     inside a transaction, which must see its own writes, passes no cache."""
     if cache is None:

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-Conn = asyncpg.Connection | asyncpg.Pool
+from campaigns.db import Conn
 
 
 async def get(conn: Conn, *, organization_id: UUID, campaign_id: UUID) -> asyncpg.Record | None:

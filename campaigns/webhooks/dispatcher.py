@@ -25,6 +25,7 @@ from uuid import UUID
 import asyncpg
 from temporalio.client import Client
 
+from campaigns.db import Connection
 from campaigns.domain import integrations
 from campaigns.domain.webhooks import delivery_id, dumps, envelope, matches
 from campaigns.settings import Settings
@@ -96,7 +97,7 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         next_sweep = 0.0
         next_prune = loop.time() + 60
-        listener: asyncpg.Connection | None = None
+        listener: Connection | None = None
         backoff = 0.5
         try:
             while True:

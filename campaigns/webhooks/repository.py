@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-Conn = asyncpg.Connection | asyncpg.Pool
+from campaigns.db import Conn, Connection, one
 
 # --- Endpoints -------------------------------------------------------------------------
 
@@ -47,8 +47,9 @@ async def insert_endpoint(
     max_concurrency: int = 10,
     enabled: bool = True,
 ) -> asyncpg.Record:
-    return await conn.fetchrow(
-        """
+    return one(
+        await conn.fetchrow(
+            """
         INSERT INTO webhook_endpoints (id, organization_id, campaign_id, kind, name, description, url, event_types,
                                        headers, config, retry_config, max_concurrency, enabled, disabled_reason,
                                        disabled_at, secret)
@@ -56,20 +57,21 @@ async def insert_endpoint(
                 CASE WHEN $13 THEN NULL ELSE 'manual' END, CASE WHEN $13 THEN NULL ELSE now() END, $14)
         RETURNING *
         """,
-        endpoint_id,
-        organization_id,
-        campaign_id,
-        kind,
-        name,
-        description,
-        url,
-        event_types,
-        headers or {},
-        config or {},
-        retry_config or {},
-        max_concurrency,
-        enabled,
-        secret,
+            endpoint_id,
+            organization_id,
+            campaign_id,
+            kind,
+            name,
+            description,
+            url,
+            event_types,
+            headers or {},
+            config or {},
+            retry_config or {},
+            max_concurrency,
+            enabled,
+            secret,
+        )
     )
 
 
@@ -110,10 +112,12 @@ async def list_endpoints(
 async def update_endpoint(conn: Conn, *, endpoint_id: UUID, fields: dict[str, Any]) -> asyncpg.Record:
     assert set(fields) <= _ENDPOINT_COLUMNS, set(fields) - _ENDPOINT_COLUMNS
     sets = "".join(f"{col} = ${i}, " for i, col in enumerate(fields, start=2))
-    return await conn.fetchrow(
-        f"UPDATE webhook_endpoints SET {sets}version = version + 1, updated_at = now() WHERE id = $1 RETURNING *",
-        endpoint_id,
-        *fields.values(),
+    return one(
+        await conn.fetchrow(
+            f"UPDATE webhook_endpoints SET {sets}version = version + 1, updated_at = now() WHERE id = $1 RETURNING *",
+            endpoint_id,
+            *fields.values(),
+        )
     )
 
 
@@ -124,16 +128,18 @@ async def delete_endpoint(conn: Conn, endpoint_id: UUID) -> None:
 async def rotate_secret(
     conn: Conn, *, endpoint_id: UUID, secret: str, previous: str | None, previous_expires_at: datetime | None
 ) -> asyncpg.Record:
-    return await conn.fetchrow(
-        """
+    return one(
+        await conn.fetchrow(
+            """
         UPDATE webhook_endpoints SET secret = $2, previous_secret = $3, previous_secret_expires_at = $4,
                version = version + 1, updated_at = now()
         WHERE id = $1 RETURNING *
         """,
-        endpoint_id,
-        secret,
-        previous,
-        previous_expires_at,
+            endpoint_id,
+            secret,
+            previous,
+            previous_expires_at,
+        )
     )
 
 
@@ -167,7 +173,7 @@ async def disable(conn: Conn, *, endpoint_id: UUID, reason: str) -> asyncpg.Reco
 # --- The outbox and fan-out -------------------------------------------------------------
 
 
-async def claim_events(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+async def claim_events(conn: Connection, limit: int) -> list[asyncpg.Record]:
     """Take up to `limit` events off the outbox, oldest first (inside the caller's
     transaction: they come back if it does not commit). Concurrent dispatchers skip each
     other's rows."""
@@ -195,7 +201,7 @@ async def subscribers(conn: Conn, organization_ids: list[UUID]) -> list[asyncpg.
     )
 
 
-async def insert_deliveries(conn: asyncpg.Connection, rows: list[tuple]) -> list[UUID]:
+async def insert_deliveries(conn: Connection, rows: list[tuple]) -> list[UUID]:
     """Insert (id, endpoint_id, organization_id, event_id, event_type, campaign_id, sequence, body)
     rows; return the ids actually inserted (an existing one is never made twice)."""
     if not rows:
@@ -437,17 +443,19 @@ async def insert_delivery(
     body: str,
 ) -> asyncpg.Record:
     """A delivery that belongs to no recorded event (the webhook.test ping)."""
-    return await conn.fetchrow(
-        """
+    return one(
+        await conn.fetchrow(
+            """
         INSERT INTO webhook_deliveries (id, endpoint_id, organization_id, event_type, campaign_id, body)
         VALUES ($1, $2, $3, $4, $5, $6) RETURNING *
         """,
-        delivery_id,
-        endpoint_id,
-        organization_id,
-        event_type,
-        campaign_id,
-        body,
+            delivery_id,
+            endpoint_id,
+            organization_id,
+            event_type,
+            campaign_id,
+            body,
+        )
     )
 
 
