@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from campaigns.campaigns import workflow_client as campaign_client
+from campaigns.campaigns.repository import Row
 from campaigns.errors import Conflict, Unavailable
 from campaigns.messages.abtest import ABTestStart, ABTestState, StopRequest, workflow_id
 from campaigns.settings import Settings
@@ -41,7 +42,7 @@ async def _guarded(settings: Settings, call, what: str):
         raise Unavailable(f"{what}: could not reach Temporal: {err.message}", code="temporal_unavailable") from None
 
 
-async def start(client: Client, settings: Settings, campaign_row: asyncpg.Record, start: ABTestStart) -> None:
+async def start(client: Client, settings: Settings, campaign_row: Row, start: ABTestStart) -> None:
     """Ask the campaign's workflow to start the test's workflow as its child."""
     operation = WithStartWorkflowOperation(
         CampaignWorkflow.run,

@@ -9,6 +9,7 @@ None of it scans raw events.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -25,6 +26,7 @@ from campaigns.campaigns import service as campaigns_service
 from campaigns.campaigns.cache import CampaignCache
 from campaigns.campaigns.models import Campaign
 from campaigns.campaigns.models import TrendPoint as CampaignTrendPoint
+from campaigns.campaigns.repository import Row
 from campaigns.domain import budget as budget_rules
 from campaigns.domain import goals as goal_rules
 from campaigns.domain import insights as insight_rules
@@ -55,7 +57,7 @@ class CampaignInfo:
     max_call_duration: float
 
     @classmethod
-    def of(cls, row: asyncpg.Record | dict[str, Any]) -> CampaignInfo:
+    def of(cls, row: Row) -> CampaignInfo:
         config = row["config"]
         budget = config.get("budget") or {}
         return cls(
@@ -67,9 +69,7 @@ class CampaignInfo:
         )
 
 
-async def campaign_row(
-    pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID
-) -> asyncpg.Record:
+async def campaign_row(pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID) -> Row:
     """The caller's campaign (another organization's is a 404, as missing)."""
     return await campaigns_service.get_row(pool, cache, principal, campaign_id)
 
@@ -116,7 +116,7 @@ async def realtime_metrics(realtime: Realtime, info: CampaignInfo, *, now: datet
 
 
 async def enrich(
-    realtime: Realtime, pool: asyncpg.Pool, rows: list[asyncpg.Record], campaigns: list[Campaign], *, trends: bool
+    realtime: Realtime, pool: asyncpg.Pool, rows: Sequence[Row], campaigns: list[Campaign], *, trends: bool
 ) -> None:
     """Fill the real-time part of campaign responses (today in each campaign's timezone);
     with `trends`, the last 24 local hours and 7 local days too."""
@@ -429,7 +429,7 @@ async def _forecasts(pool: asyncpg.Pool, info: CampaignInfo, now: datetime) -> s
 
 
 async def _goals(
-    pool: asyncpg.Pool, info: CampaignInfo, config: CampaignConfiguration, row: asyncpg.Record, now: datetime
+    pool: asyncpg.Pool, info: CampaignInfo, config: CampaignConfiguration, row: Row, now: datetime
 ) -> list[s.GoalProgress]:
     if not config.goals:
         return []
@@ -471,7 +471,7 @@ async def _goals(
 
 
 async def _budget(
-    pool: asyncpg.Pool, info: CampaignInfo, budget: CampaignBudget | None, row: asyncpg.Record, now: datetime
+    pool: asyncpg.Pool, info: CampaignInfo, budget: CampaignBudget | None, row: Row, now: datetime
 ) -> s.BudgetStatus | None:
     if budget is None:
         return None

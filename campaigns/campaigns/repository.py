@@ -3,13 +3,17 @@ log and platform events. Functions take a connection (or pool) and plain values.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import UUID
 
 import asyncpg
 
 from campaigns.db import Conn, Connection
+
+# A campaign's row: as read here, or as the cache keeps it (a dict of the same columns).
+Row: TypeAlias = asyncpg.Record | Mapping[str, Any]
 
 _SELECT = """
 SELECT c.*, p.total_calls, p.completed_calls, p.qualified_leads, p.conversions, p.conversion_rate,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
@@ -32,6 +31,7 @@ from campaigns.campaigns.models import (
     CostBreakdown,
     CostTracking,
 )
+from campaigns.campaigns.repository import Row
 from campaigns.clients.knowledge_bases import KnowledgeBases, KnowledgeBaseUnavailable
 from campaigns.db import Conn
 from campaigns.domain import lifecycle
@@ -63,9 +63,6 @@ _CONFIG_ALIASES = {CampaignConfiguration.model_fields[f].alias or f: f for f in 
 # --- Reading ---------------------------------------------------------------------------
 
 SORT_KEYS = tuple(repo.SORTS)  # what a list may be sorted on ('-' prefix: descending)
-
-
-Row = asyncpg.Record | Mapping[str, Any]
 
 
 def to_campaign(row: Row) -> Campaign:
@@ -120,6 +117,7 @@ def to_campaign(row: Row) -> Campaign:
 async def get_row(pool: Conn, cache: CampaignCache | None, principal: Principal, campaign_id: UUID) -> Row:
     """The campaign's row, through the cache when given one (treat it as read-only). A read
     inside a transaction, which must see its own writes, passes no cache."""
+    row: Row | None
     if cache is None:
         row = await repo.get(pool, organization_id=principal.organization_id, campaign_id=campaign_id)
     else:
@@ -187,13 +185,14 @@ def _with_ids(config: CampaignConfiguration, previous: CampaignConfiguration | N
     goals = []
     for goal in config.goals:
         old = known.get(goal.id) if goal.id else None
-        same_goal = old is not None and (old.type, old.timeframe) == (goal.type, goal.timeframe)
+        if old is not None and (old.type, old.timeframe) != (goal.type, goal.timeframe):
+            old = None  # the id now names another goal: no progress carries over
         goals.append(
             goal.model_copy(
                 update={
                     "id": goal.id or uuid.uuid4().hex[:12],
-                    "current": old.current if same_goal else 0,
-                    "achieved": (old.current >= goal.target) if same_goal else False,
+                    "current": old.current if old is not None else 0,
+                    "achieved": (old.current >= goal.target) if old is not None else False,
                 }
             )
         )
@@ -218,7 +217,7 @@ async def create(
     """Create a draft campaign and start its workflow. Returns (campaign, replayed): a retry
     with the same Idempotency-Key returns the first campaign instead of a second one."""
     require_same_org(principal, body.organization_id)
-    config = CampaignConfiguration.model_validate(body.model_dump(include=CONFIG_FIELDS))
+    config = CampaignConfiguration.model_validate(body.model_dump(include=set(CONFIG_FIELDS)))
     if "kpis" not in body.model_fields_set:
         config.kpis = default_kpis(body.type)
     config = _with_ids(config)
@@ -334,7 +333,7 @@ def _diff(old: Any, new: Any, path: str = "") -> dict[str, Any]:
     return {} if old == new else {path: {"from": old, "to": new}}
 
 
-def _if_match(row: asyncpg.Record, if_match: str | None) -> None:
+def _if_match(row: Row, if_match: str | None) -> None:
     if if_match is None:
         return
     expected = if_match.strip().removeprefix("W/").strip('"')
@@ -380,7 +379,9 @@ async def update(
             await check_knowledge_bases(settings, principal, parsed.knowledge_base_ids)
 
     async with pool.acquire() as conn, conn.transaction():
-        row = await repo.get_for_update(conn, organization_id=principal.organization_id, campaign_id=campaign_id)
+        row: Row | None = await repo.get_for_update(
+            conn, organization_id=principal.organization_id, campaign_id=campaign_id
+        )
         if row is None:
             raise NotFound("campaign not found", code="campaign_not_found")
         _if_match(row, if_match)
@@ -431,7 +432,7 @@ async def update(
     return await get(pool=pool, cache=cache, principal=principal, campaign_id=campaign_id)
 
 
-def _changes(row: asyncpg.Record, patch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _changes(row: Row, patch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """What the patch changes: (audit diff, column values to write). Raises a 400 listing
     every invalid field of the merged configuration."""
     old_config = dict(row["config"])
@@ -483,7 +484,7 @@ async def change_status(
     return await get(pool=pool, cache=cache, principal=principal, campaign_id=campaign_id)
 
 
-def _require_ready(row: asyncpg.Record) -> None:
+def _require_ready(row: Row) -> None:
     """A campaign needs a conversation flow before it can take calls."""
     missing = []
     if not row["config"].get("flowId"):
