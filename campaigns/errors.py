@@ -6,7 +6,7 @@ Bad input names the field and the reason (`invalid`, `field_errors`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -71,7 +71,7 @@ def _field_path(loc: Sequence[Any]) -> str:
     return path or "(body)"
 
 
-def _reason(error: dict[str, Any]) -> str:
+def _reason(error: Mapping[str, Any]) -> str:
     msg = str(error.get("msg", "invalid"))
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
@@ -81,7 +81,7 @@ def _reason(error: dict[str, Any]) -> str:
     return msg
 
 
-def field_errors(errors: Iterable[dict[str, Any]], *, prefix: Sequence[Any] = ()) -> list[dict[str, str]]:
+def field_errors(errors: Iterable[Mapping[str, Any]], *, prefix: Sequence[Any] = ()) -> list[dict[str, str]]:
     """Pydantic errors as `[{field: "voiceSettings.speakingRate", reason: "..."}]`.
 
     Locations that come from the request carry where they came from ('body', 'query');
