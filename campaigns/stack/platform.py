@@ -70,7 +70,7 @@ async def demo_key(settings: Settings) -> str:
     try:
         if path.exists():
             key = path.read_text().strip()
-            if await auth.authenticate(pool, key):
+            if await auth.authenticate(pool, None, key):
                 return key
         key, _ = await auth.create_key(pool, organization=settings.demo_organization, name="demo")
         path.write_text(key + "\n")
