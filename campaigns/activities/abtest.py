@@ -58,6 +58,7 @@ class ABTestActivities:
             return _from_record(recorded, row)
         campaign_status = await campaigns_repo.status_of(self.pool, row["campaign_id"])
         weights = snapshot = None
+        conclusion: decision.Conclusion | None
         if campaign_status in FINISHED_STATUSES:
             conclusion, winner = "stopped", None
             reason = f"the campaign was {campaign_status}"

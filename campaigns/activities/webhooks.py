@@ -127,6 +127,7 @@ class WebhookActivities:
         self, row: asyncpg.Record, request: AttemptRequest, started_at: datetime, response: Response
     ) -> AttemptOutcome:
         if response.ok:
+            assert response.status_code is not None  # ok: a 2xx status arrived
             await repo.record_delivered(
                 self.pool,
                 delivery_id=row["id"],

@@ -95,8 +95,9 @@ async def evaluate(
                 goal_windows.append(None)
             else:
                 start, end = goal_rules.window(goal.timeframe, now=now, tz=tz)
+                assert start is not None and end is not None  # only a campaign goal's window is open
                 goal_windows.append((len(windows), start))
-                windows.append((row["id"], start, end))  # type: ignore[arg-type]
+                windows.append((row["id"], start, end))
         budget_window = None
         if budget is not None and budget.daily is not None:
             budget_window = len(windows)

@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 
 from campaigns.analytics.delta import Delta
 from campaigns.domain import metrics, periods
@@ -269,7 +270,7 @@ class Realtime:
     async def load(
         self,
         buckets: list[tuple[str, int, dict[str, Any]]],
-        calls: list[tuple[str, str, float, float | None]],
+        calls: list[tuple[str, str, float | None, float | None]],
         campaign_ids: list[str],
     ) -> None:
         """Write rebuilt counters: slot sums, and calls (campaign, id, started, ended)."""
@@ -277,7 +278,7 @@ class Realtime:
         async with self.redis.pipeline(transaction=False) as pipe:
             for campaign, bucket, values in buckets:
                 key = f"{PREFIX}{campaign}:{bucket}"
-                mapping = {
+                mapping: dict[FieldT, EncodableT] = {
                     n: (str(int(values[n])) if n in _INTEGRAL else repr(float(values[n])))
                     for n in FIELDS
                     if values.get(n)
@@ -287,8 +288,9 @@ class Realtime:
                     pipe.expire(key, BUCKET_TTL)
             for campaign, call_id, started, ended in calls:
                 key = f"{PREFIX}{campaign}:ended" if ended is not None else f"{PREFIX}{campaign}:calls"
-                if ended is not None or started is not None:
-                    pipe.zadd(key, {call_id: ended if ended is not None else started})
+                score = ended if ended is not None else started
+                if score is not None:
+                    pipe.zadd(key, {call_id: score})
                     pipe.expire(key, BUCKET_TTL)
             stamp = str(int(now * 1000))
             for campaign in campaign_ids:

@@ -157,10 +157,10 @@ async def enrich(
             for h in periods.hour_starts(hourly_start, now, info.timezone)
         ]
         by_day: dict[date, dict[str, int]] = {}
-        for h, sums in by_hour.items():
+        for h, hour_sums in by_hour.items():
             day = by_day.setdefault(_local_date(h, info.timezone), dict.fromkeys(_HEADLINES, 0))
             for k in _HEADLINES:
-                day[k] += sums[k] or 0
+                day[k] += hour_sums[k] or 0
         campaign.performance.daily_trends = [
             _brief((first + timedelta(days=k)).isoformat(), by_day.get(first + timedelta(days=k))) for k in range(7)
         ]
@@ -441,9 +441,12 @@ async def _goals(
             goal.timeframe, now=now, tz=info.timezone, campaign_start=campaign_start, campaign_end=schedule_end
         )
         spans.append((start, end))
-        # A campaign goal counts everything recorded for the campaign (backfilled events too).
-        whole = goal.timeframe == GoalTimeframe.CAMPAIGN
-        windows.append((info.id, _EPOCH if whole else start, now + timedelta(minutes=10) if whole else end))
+        if goal.timeframe == GoalTimeframe.CAMPAIGN:
+            # A campaign goal counts everything recorded for the campaign (backfilled events too).
+            windows.append((info.id, _EPOCH, now + timedelta(minutes=10)))
+        else:
+            assert start is not None and end is not None  # only a campaign goal's window is open
+            windows.append((info.id, start, end))
     sums = await repo.window_sums(pool, windows, goal_rules.SUMS)
     out = []
     for goal, (start, end), values in zip(config.goals, spans, sums, strict=True):

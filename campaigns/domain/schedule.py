@@ -158,11 +158,11 @@ def _without_days(spans: Iterable[LocalSpan], days: Sequence[date]) -> Iterator[
     """Remove whole local days (blackout dates) from the spans."""
     cuts: list[list[datetime]] = []
     for d in sorted(set(days)):
-        a, b = datetime.combine(d, time()), datetime.combine(d + timedelta(days=1), time())
-        if cuts and cuts[-1][1] == a:
-            cuts[-1][1] = b
+        day_start, day_end = datetime.combine(d, time()), datetime.combine(d + timedelta(days=1), time())
+        if cuts and cuts[-1][1] == day_start:
+            cuts[-1][1] = day_end
         else:
-            cuts.append([a, b])
+            cuts.append([day_start, day_end])
     i = 0
     for a, b in spans:
         while i < len(cuts) and a is not None and cuts[i][1] <= a:

@@ -246,12 +246,13 @@ def temporal(
         if data_dir is not None:
             data_dir.mkdir(parents=True, exist_ok=True)
 
+    logs_under = log_dir or data_dir
     spec = ServiceSpec(
         name="temporal",
         argv=argv,
         probe=probe,
         prepare=prepare,
-        log_file=((log_dir or data_dir) / "logs" / "temporal.log") if (log_dir or data_dir) else None,
+        log_file=(logs_under / "logs" / "temporal.log") if logs_under else None,
     )
     return spec, address
 

@@ -10,6 +10,7 @@ reading an answer, not a request from arriving.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import time
@@ -195,7 +196,8 @@ pre{background:#111827;color:#e5e7eb;padding:16px;border-radius:8px;overflow:aut
 def preview_page(widget: PublicWidget, settings: Settings) -> str:
     links = widgets.urls(settings, str(widget.campaign_id), widget.publishable_key)
     configuration = widgets.public_configuration(widget.settings)
-    common = dict(
+    render = functools.partial(
+        embed.render,
         campaign_id=str(widget.campaign_id),
         campaign_name=widget.campaign_name,
         publishable_key=widget.publishable_key,
@@ -204,8 +206,8 @@ def preview_page(widget: PublicWidget, settings: Settings) -> str:
         configuration=configuration,
         callbacks={},
     )
-    snippet = embed.render(**common)
-    live = embed.render(**common, preview=True)
+    snippet = render()
+    live = render(preview=True)
     reason = hidden_reason(widget)
     state = (
         "Your site shows the launcher now."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated
 from uuid import UUID
 
@@ -31,7 +32,7 @@ Page = Annotated[int, Query(ge=1, le=100_000)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
-def _csv(values: list[str] | None, enum: type, field: str) -> list[str] | None:
+def _csv(values: list[str] | None, enum: type[Enum], field: str) -> list[str] | None:
     """Accept `?status=active,paused` as well as `?status=active&status=paused`."""
     if not values:
         return None

@@ -29,6 +29,7 @@ the estimates assume the metric does not drift over the test in step with the re
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -156,8 +157,8 @@ def look(
         metric = spec.definition()
         per_variant = [stats(metric, sums.get(v.id, {})) for v in design.variants]
         all_stats[spec.metric] = per_variant
-        for vl, st in zip(variant_looks, per_variant, strict=True):
-            vl.estimates[spec.metric] = estimate(st)
+        for vl, variant_stats in zip(variant_looks, per_variant, strict=True):
+            vl.estimates[spec.metric] = estimate(variant_stats)
     if planned is None:
         planned = _projected_planned(design, variant_looks, control_index)
         projected = planned is not None
@@ -174,11 +175,12 @@ def look(
             )
 
     comparisons: list[Comparison] = []
-    for role, specs in (
+    roles: tuple[tuple[Role, Sequence[MetricSpec]], ...] = (
         ("primary", [design.primary_metric]),
         ("secondary", design.secondary_metrics),
         ("guardrail", design.guardrail_metrics),
-    ):
+    )
+    for role, specs in roles:
         for spec in specs:
             metric = spec.definition()
             st = all_stats[spec.metric]
