@@ -118,6 +118,7 @@ def _event(type_: str, data: Any, *, data_required: bool, call: bool) -> type:
         "data": data if data_required else NotRequired[data],
     }
     name = "".join(p.capitalize() for p in type_.replace(".", "_").split("_")) + "Event"
+    # mypy reads TypedDict(...) only with literal fields; these are built at run time.
     return with_config(_STRICT)(TypedDict(name, annotations))  # type: ignore[operator]
 
 

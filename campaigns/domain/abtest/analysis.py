@@ -261,8 +261,9 @@ def _sequential(
     is_primary: bool,
 ) -> Running:
     t, ctl = c.treatment, c.control
-    delta = t.value - ctl.value  # type: ignore[operator]
-    var = t.variance + ctl.variance  # type: ignore[operator]
+    (tv, tvar), (cv, cvar) = t.parts(), ctl.parts()
+    delta = tv - cv
+    var = tvar + cvar
     if var <= 0:
         # Degenerate samples (every value the same): nothing to learn from this look.
         return previous
@@ -272,9 +273,9 @@ def _sequential(
     h = sequential.half_width(var, tau2, level_alpha)
     rel_lo = rel_hi = None
     rel_value = None
-    if ctl.value != 0:
-        rel_value = t.value / ctl.value - 1  # type: ignore[operator]
-        rel_var = t.variance / ctl.value**2 + t.value**2 * ctl.variance / ctl.value**4  # type: ignore[operator]
+    if cv != 0:
+        rel_value = tv / cv - 1
+        rel_var = tvar / cv**2 + tv**2 * cvar / cv**4
         if rel_var > 0:
             # The relative lift's variance falls with the data like the difference's.
             rel_tau2 = sequential.mixing_variance(rel_var * planned_var / var, level_alpha)
@@ -304,13 +305,14 @@ def _planned_variance(
     is_primary: bool,
 ) -> float:
     """V_N: the variance of the difference expected at the planned horizon."""
-    var_now = t.variance + c.variance  # type: ignore[operator]
-    if is_primary and design.planned_sample_size is None and design.minimum_detectable_effect and c.value:
-        effect = design.minimum_detectable_effect * abs(c.value)
+    (_, tvar), (cv, cvar) = t.parts(), c.parts()
+    var_now = tvar + cvar
+    if is_primary and design.planned_sample_size is None and design.minimum_detectable_effect and cv:
+        effect = design.minimum_detectable_effect * abs(cv)
         crit = sequential.boundary_constant(level_alpha) + _z(design.power)
         return (effect / crit) ** 2
     if planned and u_t > 0 and u_c > 0:
-        return t.variance * u_t / planned + c.variance * u_c / planned  # type: ignore[operator]
+        return tvar * u_t / planned + cvar * u_c / planned
     return var_now
 
 
@@ -330,9 +332,10 @@ def _projected_planned(design: ABTestDesign, looks: list[VariantLook], control_i
         t = vl.estimates[metric]
         if not (t.usable and c.usable) or not c.value or vl.units <= 0 or control.units <= 0:
             return None
+        (_, tvar), (cv, cvar) = t.parts(), c.parts()
         crit = sequential.boundary_constant(design.alpha_per_comparison) + _z(design.power)
-        target = (mde * abs(c.value) / crit) ** 2
-        per_unit = t.variance * vl.units + c.variance * control.units  # type: ignore[operator]
+        target = (mde * abs(cv) / crit) ** 2
+        per_unit = tvar * vl.units + cvar * control.units
         n = math.ceil(per_unit / target)
         worst = n if worst is None else max(worst, n)
     return worst
@@ -343,7 +346,8 @@ def _holm_and_outcomes(
 ) -> None:
     ready = [c for c in group if c.p_value is not None and c.absolute is not None]
     if ready:
-        for c, adj in zip(ready, holm.adjust([c.p_value for c in ready]), strict=True):  # type: ignore[misc]
+        p_values = [c.p_value for c in ready if c.p_value is not None]  # every one: the test narrows the type
+        for c, adj in zip(ready, holm.adjust(p_values), strict=True):
             c.adjusted_p_value = adj
     if not valid:
         return
