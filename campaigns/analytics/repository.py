@@ -119,10 +119,6 @@ async def outbox_backlog(conn: Conn) -> tuple[int, datetime | None]:
     return row["n"], row["oldest"]
 
 
-def _array_type(m: metrics.Metric) -> str:
-    return "bigint[]" if m.integral else "float8[]"
-
-
 _CATEGORY_JSON = ", ".join(
     f"'{c}', round(coalesce((p.cost_by_category->>'{c}')::numeric, 0) "
     f"+ u.cost_{c}_micros::numeric / {metrics.MICROS}, 6)"
@@ -574,7 +570,3 @@ async def recent_calls(conn: Connection, campaign_ids: list[UUID] | None, since:
         """,
         *args,
     )
-
-
-async def all_campaign_ids(conn: Conn) -> list[UUID]:
-    return [r[0] for r in await conn.fetch("SELECT id FROM campaigns")]

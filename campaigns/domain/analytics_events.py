@@ -134,7 +134,6 @@ EVENT_TYPES: dict[str, type] = {
     "widget.display": _event("widget.display", WidgetDisplayData, data_required=True, call=False),
 }
 TYPES = tuple(EVENT_TYPES)
-CALL_TYPES = frozenset(t for t in TYPES if t.startswith("call."))
 CALL_ENDS = frozenset({"call.completed", "call.failed"})
 _OPTIONAL_DATA = frozenset({"call.started", "call.completed", "conversion"})
 

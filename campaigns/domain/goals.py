@@ -20,7 +20,7 @@ projected 540 by Sunday night — on track".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from campaigns.domain import periods
@@ -157,7 +157,3 @@ def _fmt(x: float, goal_type: GoalType) -> str:
 def progress_update(goal: CampaignGoal, current: float) -> dict[str, Any]:
     """The goal as stored, with its progress."""
     return {**goal.model_dump(mode="json", by_alias=True), "current": current, "achieved": current >= goal.target}
-
-
-def days_between(start: datetime, end: datetime) -> float:
-    return (end - start) / timedelta(days=1)

@@ -81,9 +81,6 @@ class StandInState:
             if 200 <= op.status < 300 and not op.replay and (campaign_id is None or op.campaign_id == campaign_id)
         ]
 
-    def provisioned_ids(self) -> list[str]:
-        return list(self.campaigns)
-
 
 def create_app(state: StandInState | None = None) -> FastAPI:
     state = state or StandInState()
