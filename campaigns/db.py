@@ -10,13 +10,28 @@ from __future__ import annotations
 
 import logging
 from importlib import resources
+from typing import TypeAlias
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 
 log = logging.getLogger("campaigns.db")
 
 _MIGRATION_LOCK = 7_240_115  # any constant shared by every process of this app
+
+# A connection, for what needs one (a transaction, a lock, a cursor, COPY, LISTEN); one
+# taken from the pool is a proxy of it with the same methods.
+Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
+# Where a statement that needs no connection of its own can run: the pool lends one for it.
+Conn: TypeAlias = asyncpg.Pool | Connection
+
+
+def one(row: asyncpg.Record | None) -> asyncpg.Record:
+    """The row of a statement that returns one by construction: an aggregate, an INSERT …
+    RETURNING, an UPDATE of a row the caller has locked or just made sure of."""
+    assert row is not None, "the statement returned no row"
+    return row
 
 
 def _jsonb_encode(value) -> bytes:
@@ -30,7 +45,9 @@ def _jsonb_decode(data: bytes):
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # JSON through orjson; jsonb in its binary format, which COPY needs (events are COPYed).
     await conn.set_type_codec(
-        "json", encoder=lambda v: orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode(), decoder=orjson.loads,
+        "json",
+        encoder=lambda v: orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode(),
+        decoder=orjson.loads,
         schema="pg_catalog",
     )
     await conn.set_type_codec(

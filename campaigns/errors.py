@@ -6,7 +6,7 @@ Bad input names the field and the reason (`invalid`, `field_errors`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -71,7 +71,7 @@ def _field_path(loc: Sequence[Any]) -> str:
     return path or "(body)"
 
 
-def _reason(error: dict[str, Any]) -> str:
+def _reason(error: Mapping[str, Any]) -> str:
     msg = str(error.get("msg", "invalid"))
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
@@ -81,7 +81,7 @@ def _reason(error: dict[str, Any]) -> str:
     return msg
 
 
-def field_errors(errors: Iterable[dict[str, Any]], *, prefix: Sequence[Any] = ()) -> list[dict[str, str]]:
+def field_errors(errors: Iterable[Mapping[str, Any]], *, prefix: Sequence[Any] = ()) -> list[dict[str, str]]:
     """Pydantic errors as `[{field: "voiceSettings.speakingRate", reason: "..."}]`.
 
     Locations that come from the request carry where they came from ('body', 'query');
@@ -93,14 +93,17 @@ def field_errors(errors: Iterable[dict[str, Any]], *, prefix: Sequence[Any] = ()
             loc = loc[1:]
         # Tagged unions and function validators add their own names to the location.
         loc = [
-            p for p in loc
+            p
+            for p in loc
             if not (isinstance(p, str) and ("function-" in p or p.startswith("tagged-union") or p == "[key]"))
         ]
         out.append({"field": _field_path(loc), "reason": _reason(error)})
     return out
 
 
-def invalid(errors: ValidationError | list[dict[str, str]], message: str = "invalid request", prefix: Sequence[Any] = ()) -> BadRequest:
+def invalid(
+    errors: ValidationError | list[dict[str, str]], message: str = "invalid request", prefix: Sequence[Any] = ()
+) -> BadRequest:
     details = field_errors(errors.errors(), prefix=prefix) if isinstance(errors, ValidationError) else errors
     summary = "; ".join(f"{d['field']}: {d['reason']}" for d in details[:5])
     return BadRequest(f"{message}: {summary}" if summary else message, code="validation_error", details=details)

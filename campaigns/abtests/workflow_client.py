@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from campaigns.campaigns import workflow_client as campaign_client
+from campaigns.campaigns.repository import Row
 from campaigns.errors import Conflict, Unavailable
 from campaigns.messages.abtest import ABTestStart, ABTestState, StopRequest, workflow_id
 from campaigns.settings import Settings
@@ -41,7 +42,7 @@ async def _guarded(settings: Settings, call, what: str):
         raise Unavailable(f"{what}: could not reach Temporal: {err.message}", code="temporal_unavailable") from None
 
 
-async def start(client: Client, settings: Settings, campaign_row: asyncpg.Record, start: ABTestStart) -> None:
+async def start(client: Client, settings: Settings, campaign_row: Row, start: ABTestStart) -> None:
     """Ask the campaign's workflow to start the test's workflow as its child."""
     operation = WithStartWorkflowOperation(
         CampaignWorkflow.run,
@@ -52,7 +53,9 @@ async def start(client: Client, settings: Settings, campaign_row: asyncpg.Record
     await _guarded(
         settings,
         client.execute_update_with_start_workflow(
-            CampaignWorkflow.start_ab_test, start, start_workflow_operation=operation,
+            CampaignWorkflow.start_ab_test,
+            start,
+            start_workflow_operation=operation,
             id=f"start-{workflow_id(start.test_id)}",
         ),
         "could not start the A/B test",
@@ -64,8 +67,13 @@ def state_from_row(row: asyncpg.Record) -> ABTestState:
     design = row["design"]
     return ABTestState(
         start=ABTestStart(
-            test_id=str(row["id"]), campaign_id=str(row["campaign_id"]), organization_id=str(row["organization_id"]),
-            name=row["name"], mode=row["mode"], started_at=row["started_at"], ends_at=row["ends_at"],
+            test_id=str(row["id"]),
+            campaign_id=str(row["campaign_id"]),
+            organization_id=str(row["organization_id"]),
+            name=row["name"],
+            mode=row["mode"],
+            started_at=row["started_at"],
+            ends_at=row["ends_at"],
             evaluation_interval_seconds=design["evaluationIntervalSeconds"],
             auto_promote_winner=design.get("autoPromoteWinner", False),
         ),

@@ -34,18 +34,16 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
-from campaigns.messages import search_attributes as sa
 from campaigns.domain.config import WEEKDAYS, Recurrence
 from campaigns.domain.lifecycle import schedule_bounds
 from campaigns.domain.schedule import shifted_occurrences
 from campaigns.messages import campaign as m
+from campaigns.messages import search_attributes as sa
 from campaigns.messages.campaign import RunWindowRequest, SyncRecurrence, run_workflow_id, schedule_id
 
 SKIP_HORIZON = timedelta(days=10 * 366)  # clock-change days listed ahead in the Schedule's skip list
 NOTE_PREFIX = "campaign"  # notes the platform writes; any other pause is an operator's
 _VERSION = re.compile(r"\[sync (\d+)\]")
-
-
 
 
 def calendars(recurrence: Recurrence) -> list[ScheduleCalendarSpec]:

@@ -13,6 +13,7 @@ from temporalio import activity
 
 from campaigns.campaigns import repository as repo
 from campaigns.campaigns.cache import CampaignCache
+from campaigns.db import Connection
 from campaigns.messages import campaign as m
 from campaigns.messages.campaign import PersistTransition, PersistWindow
 from campaigns.messages.common import PlatformEvent
@@ -105,7 +106,7 @@ class StoreActivities:
                 await self.cache.invalidate(UUID(change.campaign_id))
 
     @staticmethod
-    async def _write_window(conn: asyncpg.Connection, change: PersistWindow) -> None:
+    async def _write_window(conn: Connection, change: PersistWindow) -> None:
         campaign_id = UUID(change.campaign_id)
         await scheduling_repo.apply_window(
             conn, campaign_id=campaign_id, open_=change.open, next_change=change.next_change, at=change.at
@@ -113,8 +114,13 @@ class StoreActivities:
         if change.event is not None:
             e = change.event
             await repo.record_platform_event(
-                conn, event_id=UUID(e.id), organization_id=UUID(e.organization_id), campaign_id=campaign_id,
-                type_=e.type, data=e.data, occurred_at=e.occurred_at,
+                conn,
+                event_id=UUID(e.id),
+                organization_id=UUID(e.organization_id),
+                campaign_id=campaign_id,
+                type_=e.type,
+                data=e.data,
+                occurred_at=e.occurred_at,
             )
 
     def all(self) -> list:

@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from temporalio import activity
 
 from campaigns.campaigns import repository as campaigns_repo
+from campaigns.db import Connection
 from campaigns.domain import netguard
 from campaigns.domain.webhooks import RetryConfig, message_id, next_delay, throttle_delay
 from campaigns.messages import webhook_delivery as m
@@ -78,8 +79,13 @@ class WebhookActivities:
         body = row["body"].encode()
         started_at = datetime.now(UTC)
         if len(body) > self.settings.webhook_max_payload_bytes:
-            response = Response(None, None, 0.0, "payload_too_large",
-                                f"body of {len(body)} bytes exceeds the {self.settings.webhook_max_payload_bytes}-byte cap")
+            response = Response(
+                None,
+                None,
+                0.0,
+                "payload_too_large",
+                f"body of {len(body)} bytes exceeds the {self.settings.webhook_max_payload_bytes}-byte cap",
+            )
         else:
             try:
                 headers = self._headers(row)
@@ -90,9 +96,13 @@ class WebhookActivities:
                 return AttemptOutcome(final=True, status="failed", summary=str(err))
             async with self.limiter.slot(str(row["endpoint_id"]), row["max_concurrency"], wait_s=SLOT_WAIT_S) as ok:
                 if not ok:
-                    return AttemptOutcome(final=False, status="pending", counted=False,
-                                          retry_in=throttle_delay(request.throttled, random.random()),
-                                          summary="waiting for a free slot under the concurrency limit")
+                    return AttemptOutcome(
+                        final=False,
+                        status="pending",
+                        counted=False,
+                        retry_in=throttle_delay(request.throttled, random.random()),
+                        summary="waiting for a free slot under the concurrency limit",
+                    )
                 started_at = datetime.now(UTC)
                 response = await self.sender.post(row["url"], headers, body)
         return await self._record(row, request, started_at, response)
@@ -117,10 +127,17 @@ class WebhookActivities:
         self, row: asyncpg.Record, request: AttemptRequest, started_at: datetime, response: Response
     ) -> AttemptOutcome:
         if response.ok:
+            assert response.status_code is not None  # ok: a 2xx status arrived
             await repo.record_delivered(
-                self.pool, delivery_id=row["id"], endpoint_id=row["endpoint_id"], run=request.run,
-                attempt=request.attempt, started_at=started_at, latency_ms=round(response.latency_ms, 2),
-                status_code=response.status_code, excerpt=response.excerpt,
+                self.pool,
+                delivery_id=row["id"],
+                endpoint_id=row["endpoint_id"],
+                run=request.run,
+                attempt=request.attempt,
+                started_at=started_at,
+                latency_ms=round(response.latency_ms, 2),
+                status_code=response.status_code,
+                excerpt=response.excerpt,
             )
             return AttemptOutcome(final=True, status="succeeded", summary=f"HTTP {response.status_code}")
         retry = RetryConfig.model_validate(row["retry_config"] or {})
@@ -146,16 +163,24 @@ class WebhookActivities:
                 return AttemptOutcome(final=True, status="failed", summary="410 Gone: endpoint disabled")
             disable_after = retry.disable_after_seconds or self.settings.webhook_disable_after_s
             if failing_since is not None and (row["now"] - failing_since).total_seconds() >= disable_after:
-                await self._disable(conn, row, "failing", f"failing without a success since {failing_since.isoformat()}")
+                await self._disable(
+                    conn, row, "failing", f"failing without a success since {failing_since.isoformat()}"
+                )
                 await self._set(conn, row, request, "failed", response)
                 return AttemptOutcome(final=True, status="failed", summary="endpoint failing too long: disabled")
             if response.error_class in ("blocked", "payload_too_large") or request.attempt >= retry.max_attempts:
                 await self._set(conn, row, request, "failed", response)
                 return AttemptOutcome(final=True, status="failed", summary=response.error or "failed")
             delay = next_delay(request.attempt, retry, random.random(), response.retry_after_s)
-            await self._set(conn, row, request, "pending", response, next_at=datetime.now(UTC) + timedelta(seconds=delay))
-            return AttemptOutcome(final=False, status="pending", retry_in=delay,
-                                  summary=f"{response.error or 'failed'}; retry in {delay:.1f}s")
+            await self._set(
+                conn, row, request, "pending", response, next_at=datetime.now(UTC) + timedelta(seconds=delay)
+            )
+            return AttemptOutcome(
+                final=False,
+                status="pending",
+                retry_in=delay,
+                summary=f"{response.error or 'failed'}; retry in {delay:.1f}s",
+            )
 
     async def _set(self, conn, row, request: AttemptRequest, status: str, response: Response, next_at=None) -> None:
         await repo.update_delivery(
@@ -172,11 +197,18 @@ class WebhookActivities:
 
     async def _finish(self, row, request: AttemptRequest, status: str, *, error_class, error) -> None:
         await repo.update_delivery(
-            self.pool, delivery_id=row["id"], run=request.run, status=status, attempts=row["attempts"],
-            status_code=None, error_class=error_class, error=error, next_attempt_at=None,
+            self.pool,
+            delivery_id=row["id"],
+            run=request.run,
+            status=status,
+            attempts=row["attempts"],
+            status_code=None,
+            error_class=error_class,
+            error=error,
+            next_attempt_at=None,
         )
 
-    async def _disable(self, conn: asyncpg.Connection, row: asyncpg.Record, reason: str, detail: str) -> None:
+    async def _disable(self, conn: Connection, row: asyncpg.Record, reason: str, detail: str) -> None:
         """Disable the endpoint and tell its owner with a `webhook.endpoint_disabled` event."""
         endpoint = await repo.disable(conn, endpoint_id=row["endpoint_id"], reason=reason)
         if endpoint is None:

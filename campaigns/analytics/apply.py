@@ -31,6 +31,7 @@ from campaigns.analytics import repository as repo
 from campaigns.analytics.delta import Delta, leads_of
 from campaigns.analytics.realtime import Realtime
 from campaigns.campaigns import repository as campaigns_repo
+from campaigns.db import Connection
 from campaigns.domain import goals as goal_rules
 from campaigns.domain import periods
 from campaigns.domain.budget import BudgetSpend
@@ -58,7 +59,7 @@ class _Candidate:
     data: dict[str, Any]
 
 
-async def consume(conn: asyncpg.Connection, realtime: Realtime, *, limit: int, now: datetime) -> Outcome:
+async def consume(conn: Connection, realtime: Realtime, *, limit: int, now: datetime) -> Outcome:
     """Apply up to `limit` outbox rows (steps 1–6 above) inside the caller's transaction."""
     rows = await repo.take_outbox(conn, limit)
     if not rows:
@@ -75,7 +76,7 @@ async def consume(conn: asyncpg.Connection, realtime: Realtime, *, limit: int, n
 
 
 async def evaluate(
-    conn: asyncpg.Connection, campaign_ids: list[UUID] | None, *, now: datetime, touched: set[UUID] | None = None
+    conn: Connection, campaign_ids: list[UUID] | None, *, now: datetime, touched: set[UUID] | None = None
 ) -> list[tuple[str, BudgetSpend]]:
     """Goals and budgets of these campaigns (all with goals or budgets, for None)."""
     rows = await repo.watched_campaigns(conn, campaign_ids)
@@ -94,8 +95,9 @@ async def evaluate(
                 goal_windows.append(None)
             else:
                 start, end = goal_rules.window(goal.timeframe, now=now, tz=tz)
+                assert start is not None and end is not None  # only a campaign goal's window is open
                 goal_windows.append((len(windows), start))
-                windows.append((row["id"], start, end))  # type: ignore[arg-type]
+                windows.append((row["id"], start, end))
         budget_window = None
         if budget is not None and budget.daily is not None:
             budget_window = len(windows)
@@ -116,14 +118,26 @@ async def evaluate(
                 updated.append(goal_rules.progress_update(goal, current))
                 if current >= goal.target:
                     start = where[1] if where is not None else None
-                    candidates.append(_Candidate(
-                        uuid.uuid5(_NS, goal_rules.achievement_id(str(campaign_id), goal, start)), org, campaign_id,
-                        "goal.achieved",
-                        {"goalId": goal.id, "type": goal.type.value, "timeframe": goal.timeframe.value,
-                         "target": goal.target, "current": current,
-                         "windowStart": start.isoformat() if start else None, "achievedAt": now.isoformat()},
-                    ))
-            if [(g.get("current"), g.get("achieved")) for g in stored] != [(g["current"], g["achieved"]) for g in updated]:
+                    candidates.append(
+                        _Candidate(
+                            uuid.uuid5(_NS, goal_rules.achievement_id(str(campaign_id), goal, start)),
+                            org,
+                            campaign_id,
+                            "goal.achieved",
+                            {
+                                "goalId": goal.id,
+                                "type": goal.type.value,
+                                "timeframe": goal.timeframe.value,
+                                "target": goal.target,
+                                "current": current,
+                                "windowStart": start.isoformat() if start else None,
+                                "achievedAt": now.isoformat(),
+                            },
+                        )
+                    )
+            if [(g.get("current"), g.get("achieved")) for g in stored] != [
+                (g["current"], g["achieved"]) for g in updated
+            ]:
                 await repo.set_goals(conn, campaign_id, updated)
                 if touched is not None:
                     touched.add(campaign_id)
@@ -138,24 +152,37 @@ async def evaluate(
             ):
                 if cap is None:
                     continue
-                base = {"cap": kind, "limit": cap, "spent": round(spent, 6), "currency": budget.currency,
-                        "window": window_name}
+                base = {
+                    "cap": kind,
+                    "limit": cap,
+                    "spent": round(spent, 6),
+                    "currency": budget.currency,
+                    "window": window_name,
+                }
                 for threshold in budget.alert_thresholds:
                     if threshold < 1 and spent >= threshold * cap:
-                        candidates.append(_Candidate(
-                            uuid.uuid5(_NS, f"budget:{campaign_id}:{kind}:{window_name}:{cap:g}:{threshold:g}"),
-                            org, campaign_id, "budget.threshold_reached", {**base, "threshold": threshold},
-                        ))
+                        candidates.append(
+                            _Candidate(
+                                uuid.uuid5(_NS, f"budget:{campaign_id}:{kind}:{window_name}:{cap:g}:{threshold:g}"),
+                                org,
+                                campaign_id,
+                                "budget.threshold_reached",
+                                {**base, "threshold": threshold},
+                            )
+                        )
                 if spent >= cap:
                     exhausted = True
-                    candidates.append(_Candidate(
-                        uuid.uuid5(_NS, f"budget:{campaign_id}:{kind}:{window_name}:{cap:g}:exhausted"),
-                        org, campaign_id, "budget.exhausted", base,
-                    ))
+                    candidates.append(
+                        _Candidate(
+                            uuid.uuid5(_NS, f"budget:{campaign_id}:{kind}:{window_name}:{cap:g}:exhausted"),
+                            org,
+                            campaign_id,
+                            "budget.exhausted",
+                            base,
+                        )
+                    )
             if exhausted and row["status"] == CampaignStatus.ACTIVE:
-                signals.append(
-                    (str(campaign_id), BudgetSpend(total=spent_total, day=day, today=spent_today, at=now))
-                )
+                signals.append((str(campaign_id), BudgetSpend(total=spent_total, day=day, today=spent_today, at=now)))
     await _record_once(conn, candidates, now=now)
     return signals
 
@@ -173,7 +200,7 @@ def _lifetime(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-async def _record_once(conn: asyncpg.Connection, candidates: list[_Candidate], *, now: datetime) -> None:
+async def _record_once(conn: Connection, candidates: list[_Candidate], *, now: datetime) -> None:
     if not candidates:
         return
     known = await campaigns_repo.known_platform_events(conn, [c.id for c in candidates])
@@ -182,6 +209,11 @@ async def _record_once(conn: asyncpg.Connection, candidates: list[_Candidate], *
             continue
         known.add(c.id)
         await campaigns_repo.record_platform_event(
-            conn, event_id=c.id, organization_id=c.organization_id, campaign_id=c.campaign_id, type_=c.type,
-            data={"campaignId": str(c.campaign_id), **c.data}, occurred_at=now,
+            conn,
+            event_id=c.id,
+            organization_id=c.organization_id,
+            campaign_id=c.campaign_id,
+            type_=c.type,
+            data={"campaignId": str(c.campaign_id), **c.data},
+            occurred_at=now,
         )

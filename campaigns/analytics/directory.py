@@ -32,9 +32,9 @@ class CampaignDirectory:
                 out[cid] = org
         if missing:
             found = await repo.campaign_organizations(self.pool, [UUID(c) for c in missing])
-            for cid, org in found.items():
-                self._known[str(cid)] = org
-                out[str(cid)] = org
+            for campaign_id, org in found.items():
+                self._known[str(campaign_id)] = org
+                out[str(campaign_id)] = org
             while len(self._known) > self.size:
                 self._known.popitem(last=False)
         return out

@@ -219,5 +219,3 @@ class Analytics(ResponseModel):
     goals: list[GoalProgress]
     budget: BudgetStatus | None
     generated_at: datetime
-
-

@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 
 from campaigns.analytics.delta import Delta
 from campaigns.domain import metrics, periods
@@ -40,8 +41,16 @@ APPLIED_TTL = int(timedelta(days=3).total_seconds())  # outlives the slots it co
 # What "today" needs (the real-time metrics and the campaign's today figures): nothing more
 # is kept in Redis, since every field is one more command per slot and batch.
 FIELDS = (
-    "calls_completed", "calls_connected", "calls_failed", "leads", "conversions", "revenue_micros", "cost_micros",
-    "wait_count", "wait_sum", "duration_sum",
+    "calls_completed",
+    "calls_connected",
+    "calls_failed",
+    "leads",
+    "conversions",
+    "revenue_micros",
+    "cost_micros",
+    "wait_count",
+    "wait_sum",
+    "duration_sum",
 )
 _INTEGRAL = {m.name for m in metrics.METRICS if m.integral}
 _REALTIME = set(FIELDS)
@@ -58,7 +67,9 @@ def applied_key(batch_id: str) -> str:
 
 
 _APPLY = (
-    "local INTEGRAL = " + _LUA_INTEGRAL + """
+    "local INTEGRAL = "
+    + _LUA_INTEGRAL
+    + """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) then return 0 end
 local p = cjson.decode(ARGV[1])
 local ttl = ARGV[2]
@@ -234,8 +245,7 @@ class Realtime:
             sums = {n: (int(v) if n in _INTEGRAL else float(v)) for n, v in zip(FIELDS, values, strict=False)}
             stamp = values[len(FIELDS) + 1]
             out.append(
-                (sums, int(values[len(FIELDS)]),
-                 datetime.fromtimestamp(int(stamp) / 1000, UTC) if stamp else None)
+                (sums, int(values[len(FIELDS)]), datetime.fromtimestamp(int(stamp) / 1000, UTC) if stamp else None)
             )
         return out
 
@@ -260,7 +270,7 @@ class Realtime:
     async def load(
         self,
         buckets: list[tuple[str, int, dict[str, Any]]],
-        calls: list[tuple[str, str, float, float | None]],
+        calls: list[tuple[str, str, float | None, float | None]],
         campaign_ids: list[str],
     ) -> None:
         """Write rebuilt counters: slot sums, and calls (campaign, id, started, ended)."""
@@ -268,17 +278,19 @@ class Realtime:
         async with self.redis.pipeline(transaction=False) as pipe:
             for campaign, bucket, values in buckets:
                 key = f"{PREFIX}{campaign}:{bucket}"
-                mapping = {
+                mapping: dict[FieldT, EncodableT] = {
                     n: (str(int(values[n])) if n in _INTEGRAL else repr(float(values[n])))
-                    for n in FIELDS if values.get(n)
+                    for n in FIELDS
+                    if values.get(n)
                 }
                 if mapping:
                     pipe.hset(key, mapping=mapping)
                     pipe.expire(key, BUCKET_TTL)
             for campaign, call_id, started, ended in calls:
                 key = f"{PREFIX}{campaign}:ended" if ended is not None else f"{PREFIX}{campaign}:calls"
-                if ended is not None or started is not None:
-                    pipe.zadd(key, {call_id: ended if ended is not None else started})
+                score = ended if ended is not None else started
+                if score is not None:
+                    pipe.zadd(key, {call_id: score})
                     pipe.expire(key, BUCKET_TTL)
             stamp = str(int(now * 1000))
             for campaign in campaign_ids:

@@ -36,10 +36,17 @@ from campaigns.settings import Settings
 log = logging.getLogger("campaigns.analytics.refresher")
 
 APPLIED = Counter("analytics_batches_applied_total", "Accepted batches applied to the derived views", registry=REGISTRY)
-LAG = Gauge("analytics_refresh_lag_seconds", "Age of the oldest batch the refresher has not applied yet",
-            registry=REGISTRY)
-TICK = Histogram("analytics_refresh_seconds", "Duration of one refresher pass that applied batches",
-                 buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=REGISTRY)
+LAG = Gauge(
+    "analytics_refresh_lag_seconds", "Age of the oldest batch the refresher has not applied yet", registry=REGISTRY
+)
+TICK = Histogram(
+    "analytics_refresh_seconds",
+    "Duration of one refresher pass that applied batches",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=REGISTRY,
+)
+
+DRAIN_LIMIT = 30.0  # seconds `drain` waits for the outbox to empty
 
 
 class Refresher:
@@ -107,9 +114,13 @@ class Refresher:
         await self._signal(outcome.signals)
         return outcome.batches
 
-    async def drain(self, *, timeout: float = 30.0) -> None:
-        """Apply everything waiting (tests and tools use this to wait for the derived views)."""
-        deadline = time.monotonic() + timeout
+    async def drain(self) -> None:
+        """Apply everything waiting (tests and tools use this to wait for the derived views).
+
+        Gives up after DRAIN_LIMIT seconds; a caller that wants a shorter wait wraps the call
+        in `asyncio.timeout`.
+        """
+        deadline = time.monotonic() + DRAIN_LIMIT
         while time.monotonic() < deadline:
             async with self.pool.acquire() as conn:
                 waiting, _ = await repo.outbox_backlog(conn)

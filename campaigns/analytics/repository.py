@@ -13,13 +13,20 @@ from uuid import UUID
 import asyncpg
 import orjson
 
+from campaigns.db import Conn, Connection, one
 from campaigns.domain import metrics
 from campaigns.domain.periods import BUCKET_SECONDS
 
-Conn = asyncpg.Connection | asyncpg.Pool
-
 EVENT_COLUMNS = (
-    "organization_id", "event_id", "campaign_id", "type", "occurred_at", "variant_id", "subject_id", "call_id", "data",
+    "organization_id",
+    "event_id",
+    "campaign_id",
+    "type",
+    "occurred_at",
+    "variant_id",
+    "subject_id",
+    "call_id",
+    "data",
 )
 
 # --- Ingest ---------------------------------------------------------------------------------
@@ -38,7 +45,7 @@ CREATE TEMP TABLE IF NOT EXISTS analytics_staging (
 """
 
 
-async def store_events(conn: asyncpg.Connection, records: list[tuple]) -> list[str]:
+async def store_events(conn: Connection, records: list[tuple]) -> list[str]:
     """Append events (tuples in EVENT_COLUMNS order, `data` a dict) unless their id is
     already recorded; return the ids actually stored. Must run in a transaction.
 
@@ -68,7 +75,7 @@ async def store_events(conn: asyncpg.Connection, records: list[tuple]) -> list[s
     return [r[0] for r in rows]
 
 
-async def add_outbox(conn: asyncpg.Connection, *, batch_id: UUID, payload: bytes) -> None:
+async def add_outbox(conn: Connection, *, batch_id: UUID, payload: bytes) -> None:
     await conn.execute("INSERT INTO analytics_outbox (batch_id, payload) VALUES ($1, $2)", batch_id, payload)
 
 
@@ -78,12 +85,12 @@ async def add_outbox(conn: asyncpg.Connection, *, batch_id: UUID, payload: bytes
 _DERIVED_LOCK = 7_240_204
 
 
-async def try_lock_derived(conn: asyncpg.Connection) -> bool:
+async def try_lock_derived(conn: Connection) -> bool:
     """Take the derived views for this transaction, unless another process has them."""
     return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _DERIVED_LOCK))
 
 
-async def lock_derived_for_rebuild(conn: asyncpg.Connection) -> None:
+async def lock_derived_for_rebuild(conn: Connection) -> None:
     """Wait for the derived views, and hold new batches back (they wait for the commit)."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", _DERIVED_LOCK)
     await conn.execute("LOCK TABLE analytics_outbox IN SHARE MODE")
@@ -97,28 +104,24 @@ async def summarised_campaigns(conn: Conn) -> list[UUID]:
     return [r[0] for r in await conn.fetch("SELECT campaign_id FROM campaign_performance")]
 
 
-
-async def take_outbox(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+async def take_outbox(conn: Connection, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT id, payload FROM analytics_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", limit
     )
 
 
-async def delete_outbox(conn: asyncpg.Connection, ids: list[int]) -> None:
+async def delete_outbox(conn: Connection, ids: list[int]) -> None:
     await conn.execute("DELETE FROM analytics_outbox WHERE id = ANY($1::bigint[])", ids)
 
 
 async def outbox_backlog(conn: Conn) -> tuple[int, datetime | None]:
-    row = await conn.fetchrow("SELECT count(*) AS n, min(created_at) AS oldest FROM analytics_outbox")
+    row = one(await conn.fetchrow("SELECT count(*) AS n, min(created_at) AS oldest FROM analytics_outbox"))
     return row["n"], row["oldest"]
 
 
-def _array_type(m: metrics.Metric) -> str:
-    return "bigint[]" if m.integral else "float8[]"
-
-
 _CATEGORY_JSON = ", ".join(
-    f"'{c}', round(coalesce((p.cost_by_category->>'{c}')::numeric, 0) + u.cost_{c}_micros::numeric / {metrics.MICROS}, 6)"
+    f"'{c}', round(coalesce((p.cost_by_category->>'{c}')::numeric, 0) "
+    f"+ u.cost_{c}_micros::numeric / {metrics.MICROS}, 6)"
     for c in metrics.COST_CATEGORIES
 )
 
@@ -134,17 +137,25 @@ def _apply_deltas_sql(present: tuple[str, ...]) -> str:
     unnest = ", ".join(f"{args[n]}::text::{kinds[n]}[]" for n in present)
     value = {n: (n if n in args else f"0::{kinds[n]}") for n in metrics.NAMES}
     names = ", ".join(metrics.NAMES)
+    selected = ", ".join(f"{value[n]} AS {n}" for n in metrics.NAMES)
+    more_arrays = ", " + unnest if present else ""
+    more_columns = ", " + ", ".join(present) if present else ""
+    sums = ", ".join(f"sum({n})" for n in metrics.NAMES)
+    # With no metric present, a no-op assignment keeps the statement valid.
+    additions = ", ".join(f"{n} = analytics_rollups.{n} + excluded.{n}" for n in present) or (
+        "calls_started = analytics_rollups.calls_started"
+    )
     return f"""
 WITH d AS (
-    SELECT campaign_id, slot, variant_id, last_ts, {", ".join(f"{value[n]} AS {n}" for n in metrics.NAMES)}
-    FROM unnest($1::text::uuid[], $2::text::bigint[], $3::text::text[], $4::text::float8[]{", " + unnest if present else ""})
-         AS x(campaign_id, slot, variant_id, last_ts{", " + ", ".join(present) if present else ""})
+    SELECT campaign_id, slot, variant_id, last_ts, {selected}
+    FROM unnest($1::text::uuid[], $2::text::bigint[], $3::text::text[], $4::text::float8[]{more_arrays})
+         AS x(campaign_id, slot, variant_id, last_ts{more_columns})
 ), rolled AS (
     INSERT INTO analytics_rollups (campaign_id, bucket, variant_id, {names})
-    SELECT campaign_id, to_timestamp(slot * {BUCKET_SECONDS}), variant_id, {", ".join(f"sum({n})" for n in metrics.NAMES)}
+    SELECT campaign_id, to_timestamp(slot * {BUCKET_SECONDS}), variant_id, {sums}
     FROM d GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (campaign_id, bucket, variant_id) DO UPDATE SET
-        {", ".join(f"{n} = analytics_rollups.{n} + excluded.{n}" for n in present) or "calls_started = analytics_rollups.calls_started"}
+        {additions}
 )
 UPDATE campaign_performance p SET
     total_calls = p.total_calls + u.calls_completed + u.calls_failed,
@@ -160,7 +171,8 @@ UPDATE campaign_performance p SET
     cost_by_category = jsonb_build_object({_CATEGORY_JSON}),
     conversion_rate = coalesce((p.conversions + u.conversions)::float8
                                / nullif(p.completed_calls + u.calls_completed, 0), 0),
-    average_call_duration = coalesce((p.duration_sum + u.duration_sum) / nullif(p.completed_calls + u.calls_completed, 0), 0),
+    average_call_duration = coalesce((p.duration_sum + u.duration_sum)
+                                     / nullif(p.completed_calls + u.calls_completed, 0), 0),
     cost_per_lead = round((p.total_cost + u.cost_micros::numeric / {metrics.MICROS})
                           / nullif(p.qualified_leads + u.leads, 0), 6),
     last_event_at = greatest(p.last_event_at, u.last_event_at),
@@ -180,7 +192,7 @@ def _array(values: list[Any]) -> str:
     return "{" + orjson.dumps(values)[1:-1].decode().replace('"', "") + "}"
 
 
-async def apply_deltas(conn: asyncpg.Connection, deltas: list[Any]) -> None:
+async def apply_deltas(conn: Connection, deltas: list[Any]) -> None:
     """Add batches' deltas (analytics.delta.Delta) to the rollups and the summary."""
     keys: list[Any] = [k for d in deltas for k in d.keys]
     if not keys:
@@ -219,7 +231,7 @@ def lead_event_id(organization_id: str, event_id: str) -> UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"quantum-campaigns:lead:{organization_id}:{event_id}")
 
 
-async def record_leads(conn: asyncpg.Connection, leads: list[dict[str, Any]]) -> int:
+async def record_leads(conn: Connection, leads: list[dict[str, Any]]) -> int:
     """Record a `lead.created` platform event per qualified lead, with the campaign's next
     sequence numbers (webhook receivers order by them)."""
     if not leads:
@@ -240,7 +252,8 @@ async def record_leads(conn: asyncpg.Connection, leads: list[dict[str, Any]]) ->
         WHERE c.id = u.id
         RETURNING c.id, c.last_event_seq
         """,
-        [UUID(c) for c in campaigns], [per_campaign[c] for c in campaigns],
+        [UUID(c) for c in campaigns],
+        [per_campaign[c] for c in campaigns],
     )
     next_seq = {str(r["id"]): r["last_event_seq"] - per_campaign[str(r["id"])] + 1 for r in rows}
     columns: list[list[Any]] = [[], [], [], [], [], []]
@@ -250,9 +263,18 @@ async def record_leads(conn: asyncpg.Connection, leads: list[dict[str, Any]]) ->
             continue  # the campaign is gone
         data = {k: v for k, v in lead.items() if k != "organizationId"}
         data["leadId"] = str(event_id)
-        for column, value in zip(columns, (event_id, lead["organizationId"], campaign, next_seq[campaign],
-                                           orjson.dumps(data).decode(), datetime.fromisoformat(lead["occurredAt"])),
-                                 strict=True):
+        for column, value in zip(
+            columns,
+            (
+                event_id,
+                lead["organizationId"],
+                campaign,
+                next_seq[campaign],
+                orjson.dumps(data).decode(),
+                datetime.fromisoformat(lead["occurredAt"]),
+            ),
+            strict=True,
+        ):
             column.append(value)
         next_seq[campaign] += 1
     await conn.execute(
@@ -268,7 +290,7 @@ async def record_leads(conn: asyncpg.Connection, leads: list[dict[str, Any]]) ->
     return len(columns[0])
 
 
-async def watched_campaigns(conn: asyncpg.Connection, campaign_ids: list[UUID] | None) -> list[asyncpg.Record]:
+async def watched_campaigns(conn: Connection, campaign_ids: list[UUID] | None) -> list[asyncpg.Record]:
     """Campaigns with goals or a budget (of `campaign_ids`, or all that are not archived),
     locked: the goal progress written back must not overwrite a concurrent configuration
     change."""
@@ -281,7 +303,8 @@ async def watched_campaigns(conn: asyncpg.Connection, campaign_ids: list[UUID] |
                p.connected_calls, p.widget_clicks
         FROM campaigns c JOIN campaign_performance p ON p.campaign_id = c.id
         WHERE {where}
-          AND (jsonb_array_length(coalesce(c.config->'goals', '[]')) > 0 OR coalesce(c.config->'budget', 'null') <> 'null')
+          AND (jsonb_array_length(coalesce(c.config->'goals', '[]')) > 0
+               OR coalesce(c.config->'budget', 'null') <> 'null')
         ORDER BY c.id
         FOR UPDATE OF c
         """,
@@ -302,13 +325,16 @@ async def window_sums(
         LEFT JOIN analytics_rollups r ON r.campaign_id = q.campaign_id AND r.bucket >= q.s AND r.bucket < q.e
         GROUP BY q.k
         """,
-        [w[0] for w in windows], [w[1] for w in windows], [w[2] for w in windows], list(range(len(windows))),
+        [w[0] for w in windows],
+        [w[1] for w in windows],
+        [w[2] for w in windows],
+        list(range(len(windows))),
     )
     by_key = {r["k"]: {n: r[n] for n in names} for r in rows}
     return [by_key[k] for k in range(len(windows))]
 
 
-async def set_goals(conn: asyncpg.Connection, campaign_id: UUID, goals: list[dict[str, Any]]) -> None:
+async def set_goals(conn: Connection, campaign_id: UUID, goals: list[dict[str, Any]]) -> None:
     """Write goal progress (current, achieved) back into the configuration, without a new
     version: progress is the platform's, not a configuration change."""
     await conn.execute(
@@ -320,10 +346,14 @@ async def set_goals(conn: asyncpg.Connection, campaign_id: UUID, goals: list[dic
 
 
 async def sums(conn: Conn, campaign_id: UUID, start: datetime, end: datetime) -> dict[str, Any]:
-    row = await conn.fetchrow(
-        f"SELECT {metrics.sql_sum_list()} FROM analytics_rollups r "
-        "WHERE r.campaign_id = $1 AND r.bucket >= $2 AND r.bucket < $3",
-        campaign_id, start, end,
+    row = one(
+        await conn.fetchrow(
+            f"SELECT {metrics.sql_sum_list()} FROM analytics_rollups r "
+            "WHERE r.campaign_id = $1 AND r.bucket >= $2 AND r.bucket < $3",
+            campaign_id,
+            start,
+            end,
+        )
     )
     return dict(row)
 
@@ -347,13 +377,20 @@ async def series(
         WHERE r.campaign_id = $1 AND r.bucket >= $2 AND r.bucket < $3
         GROUP BY 1
         """,
-        campaign_id, start, end, tz,
+        campaign_id,
+        start,
+        end,
+        tz,
     )
     return {r["period"]: dict(r) for r in rows}
 
 
 async def series_many(
-    conn: Conn, campaign_ids: list[UUID], start: datetime, end: datetime, tz_by_campaign: dict[UUID, str],
+    conn: Conn,
+    campaign_ids: list[UUID],
+    start: datetime,
+    end: datetime,
+    tz_by_campaign: dict[UUID, str],
     granularity: str,
 ) -> dict[tuple[UUID, Any], dict[str, Any]]:
     """`series` of a few headline sums (calls, leads, conversions, cost_micros) for one or
@@ -371,7 +408,10 @@ async def series_many(
         WHERE r.bucket >= $2 AND r.bucket < $3
         GROUP BY 1, 2
         """,
-        campaign_ids, start, end, [tz_by_campaign[c] for c in campaign_ids],
+        campaign_ids,
+        start,
+        end,
+        [tz_by_campaign[c] for c in campaign_ids],
     )
     return {(r["campaign_id"], r["period"]): dict(r) for r in rows}
 
@@ -391,7 +431,7 @@ async def first_event_bucket(conn: Conn, campaign_id: UUID) -> datetime | None:
 
 
 async def stream_events(
-    conn: asyncpg.Connection, campaign_id: UUID, start: datetime, end: datetime, *, prefetch: int = 2000
+    conn: Connection, campaign_id: UUID, start: datetime, end: datetime, *, prefetch: int = 2000
 ) -> AsyncIterator[asyncpg.Record]:
     """The campaign's events in `[start, end)` by time, through a server-side cursor (constant
     memory however many). Must run in a transaction."""
@@ -401,14 +441,23 @@ async def stream_events(
         FROM analytics_events WHERE campaign_id = $1 AND occurred_at >= $2 AND occurred_at < $3
         ORDER BY occurred_at, event_id
         """,
-        campaign_id, start, end, prefetch=prefetch,
+        campaign_id,
+        start,
+        end,
+        prefetch=prefetch,
     ):
         yield row
 
 
 async def stream_rollups(
-    conn: asyncpg.Connection, campaign_id: UUID, start: datetime, end: datetime, tz: str, granularity: str,
-    *, prefetch: int = 500,
+    conn: Connection,
+    campaign_id: UUID,
+    start: datetime,
+    end: datetime,
+    tz: str,
+    granularity: str,
+    *,
+    prefetch: int = 500,
 ) -> AsyncIterator[asyncpg.Record]:
     """Sums per local hour or day (and variant), oldest first, through a cursor."""
     async for row in conn.cursor(
@@ -418,7 +467,11 @@ async def stream_rollups(
         WHERE r.campaign_id = $1 AND r.bucket >= $2 AND r.bucket < $3
         GROUP BY 1, 2 ORDER BY 1, 2
         """,
-        campaign_id, start, end, tz, prefetch=prefetch,
+        campaign_id,
+        start,
+        end,
+        tz,
+        prefetch=prefetch,
     ):
         yield row
 
@@ -430,7 +483,7 @@ def _scope(campaign_ids: list[UUID] | None, column: str = "campaign_id", arg: in
     return f"{column} = ANY(${arg}::uuid[])" if campaign_ids is not None else "TRUE"
 
 
-async def rebuild_rollups(conn: asyncpg.Connection, campaign_ids: list[UUID] | None) -> int:
+async def rebuild_rollups(conn: Connection, campaign_ids: list[UUID] | None) -> int:
     """Recompute the rollups from the record (the same rules as the ingest path)."""
     args = [campaign_ids] if campaign_ids is not None else []
     await conn.execute(f"DELETE FROM analytics_rollups WHERE {_scope(campaign_ids)}", *args)
@@ -448,7 +501,7 @@ async def rebuild_rollups(conn: asyncpg.Connection, campaign_ids: list[UUID] | N
     return int(status.split()[-1])
 
 
-async def rebuild_performance(conn: asyncpg.Connection, campaign_ids: list[UUID] | None) -> None:
+async def rebuild_performance(conn: Connection, campaign_ids: list[UUID] | None) -> None:
     """Recompute the summary from the rollups (campaigns without events go back to zero)."""
     args = [campaign_ids] if campaign_ids is not None else []
     categories = ", ".join(
@@ -483,15 +536,15 @@ async def rebuild_performance(conn: asyncpg.Connection, campaign_ids: list[UUID]
         """,
         *args,
     )
-    ids = campaign_ids if campaign_ids is not None else [
-        r[0] for r in await conn.fetch("SELECT campaign_id FROM campaign_performance")
-    ]
+    ids = (
+        campaign_ids
+        if campaign_ids is not None
+        else [r[0] for r in await conn.fetch("SELECT campaign_id FROM campaign_performance")]
+    )
     await conn.execute(_DERIVE_PERFORMANCE, ids)
 
 
-async def recent_buckets(
-    conn: asyncpg.Connection, campaign_ids: list[UUID] | None, since: datetime
-) -> list[asyncpg.Record]:
+async def recent_buckets(conn: Connection, campaign_ids: list[UUID] | None, since: datetime) -> list[asyncpg.Record]:
     args: list[Any] = [since] + ([campaign_ids] if campaign_ids is not None else [])
     return await conn.fetch(
         f"""
@@ -503,7 +556,7 @@ async def recent_buckets(
     )
 
 
-async def recent_calls(conn: asyncpg.Connection, campaign_ids: list[UUID] | None, since: datetime) -> list[asyncpg.Record]:
+async def recent_calls(conn: Connection, campaign_ids: list[UUID] | None, since: datetime) -> list[asyncpg.Record]:
     """Each call seen since `since`: when it started and when it ended (None if not yet)."""
     args: list[Any] = [since] + ([campaign_ids] if campaign_ids is not None else [])
     return await conn.fetch(
@@ -517,7 +570,3 @@ async def recent_calls(conn: asyncpg.Connection, campaign_ids: list[UUID] | None
         """,
         *args,
     )
-
-
-async def all_campaign_ids(conn: Conn) -> list[UUID]:
-    return [r[0] for r in await conn.fetch("SELECT id FROM campaigns")]

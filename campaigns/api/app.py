@@ -49,7 +49,9 @@ async def _pool_with_retry(settings: Settings):
     delay = 0.2
     for attempt in range(40):
         try:
-            return await db.create_pool(settings.database_dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+            return await db.create_pool(
+                settings.database_dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+            )
         except (OSError, ConnectionError) as exc:
             if attempt == 39:
                 raise

@@ -24,7 +24,9 @@ from campaigns.errors import AppError, field_errors, invalid
 log = logging.getLogger("campaigns.api")
 
 
-def _body(status: int, message: str, code: str, details: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
+def _body(
+    status: int, message: str, code: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     content: dict[str, Any] = {"error": message, "code": code}
     if details is not None:
         content["details"] = details
@@ -63,9 +65,17 @@ def install(app: FastAPI) -> None:
 
 
 def _is_dependency_down(exc: BaseException) -> bool:
-    if isinstance(exc, (OSError, asyncpg.exceptions.InterfaceError, asyncpg.exceptions.CannotConnectNowError,
-                        asyncpg.exceptions.ConnectionDoesNotExistError, redis.exceptions.ConnectionError,
-                        TimeoutError)):
+    if isinstance(
+        exc,
+        (
+            OSError,
+            asyncpg.exceptions.InterfaceError,
+            asyncpg.exceptions.CannotConnectNowError,
+            asyncpg.exceptions.ConnectionDoesNotExistError,
+            redis.exceptions.ConnectionError,
+            TimeoutError,
+        ),
+    ):
         return True
     if isinstance(exc, RPCError) and exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
         return True

@@ -6,25 +6,31 @@ from uuid import UUID
 
 import asyncpg
 
-Conn = asyncpg.Connection | asyncpg.Pool
+from campaigns.db import Conn, one
 
 
 async def get_or_create_organization(conn: Conn, *, organization_id: UUID, name: str) -> asyncpg.Record:
     await conn.execute(
         "INSERT INTO organizations (id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", organization_id, name
     )
-    return await conn.fetchrow("SELECT * FROM organizations WHERE name = $1", name)
+    return one(await conn.fetchrow("SELECT * FROM organizations WHERE name = $1", name))
 
 
 async def insert_key(
     conn: Conn, *, key_id: UUID, organization_id: UUID, name: str, prefix: str, key_hash: bytes
 ) -> asyncpg.Record:
-    return await conn.fetchrow(
-        """
+    return one(
+        await conn.fetchrow(
+            """
         INSERT INTO api_keys (id, organization_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4, $5)
         RETURNING id, organization_id, name, prefix, created_at, last_used_at, revoked_at, key_hash
         """,
-        key_id, organization_id, name, prefix, key_hash,
+            key_id,
+            organization_id,
+            name,
+            prefix,
+            key_hash,
+        )
     )
 
 
@@ -62,5 +68,6 @@ async def revoke_key(conn: Conn, *, organization_id: UUID, key_id: UUID) -> asyn
         UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND organization_id = $2
         RETURNING id, organization_id, name, prefix, created_at, last_used_at, revoked_at, key_hash
         """,
-        key_id, organization_id,
+        key_id,
+        organization_id,
     )

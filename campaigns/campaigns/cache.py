@@ -22,7 +22,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -34,6 +34,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from redis.exceptions import RedisError
 
 from campaigns.campaigns import repository as repo
+from campaigns.campaigns.repository import Row
 from campaigns.local_cache import ERRORS, LocalCache
 from campaigns.metrics import REGISTRY
 from campaigns.settings import Settings
@@ -41,8 +42,6 @@ from campaigns.settings import Settings
 log = logging.getLogger("campaigns.cache")
 
 _GEN_TTL_S = 86_400  # generations outlive any entry; they only need to outlast a read
-
-Row = Mapping[str, Any]
 
 LOOKUPS = Counter(
     "campaign_cache_lookups_total",
@@ -57,9 +56,7 @@ LOOKUP_SECONDS = Histogram(
     buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
     registry=REGISTRY,
 )
-INVALIDATIONS = Counter(
-    "campaign_cache_invalidations_total", "Campaigns invalidated after a write", registry=REGISTRY
-)
+INVALIDATIONS = Counter("campaign_cache_invalidations_total", "Campaigns invalidated after a write", registry=REGISTRY)
 HIT_RATIO = Gauge(
     "campaign_cache_hit_ratio", "Share of campaign reads answered without Postgres since start", registry=REGISTRY
 )
@@ -123,7 +120,7 @@ _DECODE: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def decode(text: str) -> dict[str, Any]:
+def decode(text: str | bytes) -> dict[str, Any]:
     return {column: _DECODE[kind](value) for column, kind, value in json.loads(text)}
 
 

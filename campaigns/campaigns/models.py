@@ -170,5 +170,3 @@ class AuditEntry(ResponseModel):
     changes: dict[str, Any]
     reason: str | None
     created_at: datetime
-
-

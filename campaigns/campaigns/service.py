@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
@@ -32,7 +31,9 @@ from campaigns.campaigns.models import (
     CostBreakdown,
     CostTracking,
 )
+from campaigns.campaigns.repository import Row
 from campaigns.clients.knowledge_bases import KnowledgeBases, KnowledgeBaseUnavailable
+from campaigns.db import Conn
 from campaigns.domain import lifecycle
 from campaigns.domain.config import CONFIG_FIELDS, CampaignConfiguration, CampaignStatus
 from campaigns.domain.kpis import default_kpis
@@ -44,17 +45,24 @@ from campaigns.settings import Settings
 # Fields whose change the workflow must hear about (schedule, budget and goals it acts on;
 # name, type and channel it shows in the Temporal UI; flow, voice and knowledge bases it
 # hands to the voice-AI pipeline).
-_WORKFLOW_FIELDS = {"name", "type", "channel", "timezone", "schedule", "budget", "goals",
-                    "flowId", "voiceSettings", "knowledgeBaseIds"}
+_WORKFLOW_FIELDS = {
+    "name",
+    "type",
+    "channel",
+    "timezone",
+    "schedule",
+    "budget",
+    "goals",
+    "flowId",
+    "voiceSettings",
+    "knowledgeBaseIds",
+}
 _CONFIG_ALIASES = {CampaignConfiguration.model_fields[f].alias or f: f for f in CONFIG_FIELDS}
 
 
 # --- Reading ---------------------------------------------------------------------------
 
 SORT_KEYS = tuple(repo.SORTS)  # what a list may be sorted on ('-' prefix: descending)
-
-
-Row = asyncpg.Record | Mapping[str, Any]
 
 
 def to_campaign(row: Row) -> Campaign:
@@ -106,11 +114,10 @@ def to_campaign(row: Row) -> Campaign:
     )
 
 
-async def get_row(
-    pool: asyncpg.Pool | asyncpg.Connection, cache: CampaignCache | None, principal: Principal, campaign_id: UUID
-) -> Row:
+async def get_row(pool: Conn, cache: CampaignCache | None, principal: Principal, campaign_id: UUID) -> Row:
     """The campaign's row, through the cache when given one (treat it as read-only). A read
     inside a transaction, which must see its own writes, passes no cache."""
+    row: Row | None
     if cache is None:
         row = await repo.get(pool, organization_id=principal.organization_id, campaign_id=campaign_id)
     else:
@@ -178,13 +185,14 @@ def _with_ids(config: CampaignConfiguration, previous: CampaignConfiguration | N
     goals = []
     for goal in config.goals:
         old = known.get(goal.id) if goal.id else None
-        same_goal = old is not None and (old.type, old.timeframe) == (goal.type, goal.timeframe)
+        if old is not None and (old.type, old.timeframe) != (goal.type, goal.timeframe):
+            old = None  # the id now names another goal: no progress carries over
         goals.append(
             goal.model_copy(
                 update={
                     "id": goal.id or uuid.uuid4().hex[:12],
-                    "current": old.current if same_goal else 0,
-                    "achieved": (old.current >= goal.target) if same_goal else False,
+                    "current": old.current if old is not None else 0,
+                    "achieved": (old.current >= goal.target) if old is not None else False,
                 }
             )
         )
@@ -209,7 +217,7 @@ async def create(
     """Create a draft campaign and start its workflow. Returns (campaign, replayed): a retry
     with the same Idempotency-Key returns the first campaign instead of a second one."""
     require_same_org(principal, body.organization_id)
-    config = CampaignConfiguration.model_validate(body.model_dump(include=CONFIG_FIELDS))
+    config = CampaignConfiguration.model_validate(body.model_dump(include=set(CONFIG_FIELDS)))
     if "kpis" not in body.model_fields_set:
         config.kpis = default_kpis(body.type)
     config = _with_ids(config)
@@ -262,8 +270,12 @@ async def create(
                     organization_id=principal.organization_id,
                     campaign_id=campaign_id,
                     type_="campaign.created",
-                    data={"campaignId": str(campaign_id), "name": body.name, "type": body.type.value,
-                          "channel": body.channel.value},
+                    data={
+                        "campaignId": str(campaign_id),
+                        "name": body.name,
+                        "type": body.type.value,
+                        "channel": body.channel.value,
+                    },
                     occurred_at=row["created_at"],
                 )
                 # Started inside the transaction: if Temporal refuses, nothing is committed.
@@ -287,8 +299,10 @@ async def check_knowledge_bases(settings: Settings, principal: Principal, ids: l
         ) from None
     if missing:
         raise invalid(
-            [{"field": f"knowledgeBaseIds[{ids.index(m)}]", "reason": f"knowledge base {m!r} does not exist"}
-             for m in missing],
+            [
+                {"field": f"knowledgeBaseIds[{ids.index(m)}]", "reason": f"knowledge base {m!r} does not exist"}
+                for m in missing
+            ],
             "invalid configuration",
         )
 
@@ -319,7 +333,7 @@ def _diff(old: Any, new: Any, path: str = "") -> dict[str, Any]:
     return {} if old == new else {path: {"from": old, "to": new}}
 
 
-def _if_match(row: asyncpg.Record, if_match: str | None) -> None:
+def _if_match(row: Row, if_match: str | None) -> None:
     if if_match is None:
         return
     expected = if_match.strip().removeprefix("W/").strip('"')
@@ -365,7 +379,9 @@ async def update(
             await check_knowledge_bases(settings, principal, parsed.knowledge_base_ids)
 
     async with pool.acquire() as conn, conn.transaction():
-        row = await repo.get_for_update(conn, organization_id=principal.organization_id, campaign_id=campaign_id)
+        row: Row | None = await repo.get_for_update(
+            conn, organization_id=principal.organization_id, campaign_id=campaign_id
+        )
         if row is None:
             raise NotFound("campaign not found", code="campaign_not_found")
         _if_match(row, if_match)
@@ -375,7 +391,9 @@ async def update(
             try:
                 lifecycle.requestable(current_status, status)
             except lifecycle.TransitionError as err:
-                raise Conflict(str(err), code=err.code, details={"from": current_status.value, "to": status.value}) from None
+                raise Conflict(
+                    str(err), code=err.code, details={"from": current_status.value, "to": status.value}
+                ) from None
         changes, fields = _changes(row, patch)
         if changes and current_status == CampaignStatus.ARCHIVED:
             raise Conflict("an archived campaign cannot be changed", code="campaign_archived")
@@ -397,16 +415,24 @@ async def update(
             await workflow_client.configuration_changed(temporal, settings, row)
     if status is not None and status != CampaignStatus(row["status"]):
         await change_status(
-            pool=pool, cache=cache, temporal=temporal, settings=settings, principal=principal, campaign_id=campaign_id,
-            target=status, reason=reason, idempotency_key=idempotency_key,
+            pool=pool,
+            cache=cache,
+            temporal=temporal,
+            settings=settings,
+            principal=principal,
+            campaign_id=campaign_id,
+            target=status,
+            reason=reason,
+            idempotency_key=idempotency_key,
         )
     elif status is not None and not changes:
-        raise Conflict(f"campaign is already {status.value}", code="no_change",
-                       details={"from": status.value, "to": status.value})
+        raise Conflict(
+            f"campaign is already {status.value}", code="no_change", details={"from": status.value, "to": status.value}
+        )
     return await get(pool=pool, cache=cache, principal=principal, campaign_id=campaign_id)
 
 
-def _changes(row: asyncpg.Record, patch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _changes(row: Row, patch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """What the patch changes: (audit diff, column values to write). Raises a 400 listing
     every invalid field of the merged configuration."""
     old_config = dict(row["config"])
@@ -458,7 +484,7 @@ async def change_status(
     return await get(pool=pool, cache=cache, principal=principal, campaign_id=campaign_id)
 
 
-def _require_ready(row: asyncpg.Record) -> None:
+def _require_ready(row: Row) -> None:
     """A campaign needs a conversation flow before it can take calls."""
     missing = []
     if not row["config"].get("flowId"):
@@ -494,7 +520,12 @@ async def clone(
         **config.model_dump(),
     )
     campaign, replayed = await create(
-        pool=pool, cache=cache, temporal=temporal, settings=settings, principal=principal, body=new,
+        pool=pool,
+        cache=cache,
+        temporal=temporal,
+        settings=settings,
+        principal=principal,
+        body=new,
         idempotency_key=f"clone:{campaign_id}:{idempotency_key}" if idempotency_key else None,
     )
     if not replayed:

@@ -12,7 +12,6 @@ import asyncio
 import uuid
 from typing import Any
 
-import asyncpg
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -29,11 +28,12 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from campaigns.messages import search_attributes as sa
+from campaigns.campaigns.repository import Row
 from campaigns.domain import pipeline
 from campaigns.domain.budget import BudgetSpend
 from campaigns.domain.config import CampaignConfiguration, CampaignStatus
 from campaigns.errors import Conflict, Unavailable
+from campaigns.messages import search_attributes as sa
 from campaigns.messages.campaign import (
     CallingWindowState,
     CampaignState,
@@ -49,7 +49,7 @@ from campaigns.workflows.campaign import CampaignWorkflow
 _UNAVAILABLE = {"knowledge_base_unavailable"}
 
 
-def workflow_config(row: asyncpg.Record | dict[str, Any]) -> WorkflowConfig:
+def workflow_config(row: Row) -> WorkflowConfig:
     config = CampaignConfiguration.model_validate(row["config"])
     return WorkflowConfig(
         version=row["version"],
@@ -66,7 +66,7 @@ def workflow_config(row: asyncpg.Record | dict[str, Any]) -> WorkflowConfig:
     )
 
 
-def state_from_row(row: asyncpg.Record) -> CampaignState:
+def state_from_row(row: Row) -> CampaignState:
     """The workflow's starting state, from the campaign's row (new, or rebuilt if lost)."""
     return CampaignState(
         campaign_id=str(row["id"]),
@@ -81,7 +81,7 @@ def state_from_row(row: asyncpg.Record) -> CampaignState:
     )
 
 
-def _start_options(row: asyncpg.Record, settings: Settings) -> dict[str, Any]:
+def _start_options(row: Row, settings: Settings) -> dict[str, Any]:
     return {
         "id": workflow_id(str(row["id"])),
         "task_queue": settings.temporal_task_queue,
@@ -100,7 +100,7 @@ def _start_options(row: asyncpg.Record, settings: Settings) -> dict[str, Any]:
     }
 
 
-async def start(client: Client, settings: Settings, row: asyncpg.Record) -> WorkflowHandle:
+async def start(client: Client, settings: Settings, row: Row) -> WorkflowHandle:
     """Start the workflow of a campaign just inserted (its transaction still open)."""
     return await client.start_workflow(
         CampaignWorkflow.run,
@@ -121,7 +121,7 @@ async def discard(handle: WorkflowHandle) -> None:
 async def change_status(
     client: Client,
     settings: Settings,
-    row: asyncpg.Record,
+    row: Row,
     request: StatusRequest,
     *,
     update_id: str | None = None,
@@ -157,11 +157,13 @@ async def change_status(
             code="workflow_timeout",
         ) from None
     except RPCError as err:
-        raise Unavailable(f"could not reach the campaign's workflow: {err.message}", code="temporal_unavailable") from None
+        raise Unavailable(
+            f"could not reach the campaign's workflow: {err.message}", code="temporal_unavailable"
+        ) from None
 
 
 async def _update_with_start(
-    client: Client, settings: Settings, row: asyncpg.Record, request: StatusRequest, update_id: str
+    client: Client, settings: Settings, row: Row, request: StatusRequest, update_id: str
 ) -> StatusResult:
     delay = 0.05
     while True:
@@ -172,8 +174,13 @@ async def _update_with_start(
             **_start_options(row, settings),
         )
         try:
+            # temporalio's @workflow.update(name=...) overload keeps an async handler's coroutine
+            # in its return type, so this call's overload does not match; the result is a StatusResult.
             return await client.execute_update_with_start_workflow(
-                CampaignWorkflow.change_status, request, start_workflow_operation=operation, id=update_id
+                CampaignWorkflow.change_status,  # type: ignore[arg-type]
+                request,
+                start_workflow_operation=operation,
+                id=update_id,
             )
         except RPCError as err:
             if not _not_ready(err):
@@ -191,7 +198,7 @@ def _not_ready(err: RPCError) -> bool:
     )
 
 
-async def configuration_changed(client: Client, settings: Settings, row: asyncpg.Record) -> None:
+async def configuration_changed(client: Client, settings: Settings, row: Row) -> None:
     """Tell the workflow about the new configuration (starting it if it has gone missing)."""
     try:
         await client.start_workflow(

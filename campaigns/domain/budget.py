@@ -87,14 +87,17 @@ def next_wakeup(
 def refusal(budget: CampaignBudget | None, spend: BudgetSpend | None, *, now: datetime, tz: str) -> str | None:
     """Why a campaign may not go live now, if its budget is the reason."""
     cap = exhausted(budget, spend, now=now, tz=tz)
+    if cap is None:
+        return None
+    assert budget is not None and spend is not None  # a cap is reached only against a budget
     if cap == "total":
         return (
-            f"the total budget is spent ({spend.total:.2f} of {budget.total:.2f} {budget.currency}); "  # type: ignore[union-attr]
+            f"the total budget is spent ({spend.total:.2f} of {budget.total:.2f} {budget.currency}); "
             "raise budget.total to resume"
         )
     if cap == "daily":
         return (
-            f"today's budget is spent ({spend.today:.2f} of {budget.daily:.2f} {budget.currency}); "  # type: ignore[union-attr]
+            f"today's budget is spent ({spend.today:.2f} of {budget.daily:.2f} {budget.currency}); "
             f"the campaign resumes by itself at {periods.next_midnight(now, tz).isoformat()}, or raise budget.daily"
         )
     return None

@@ -35,7 +35,7 @@ def _compile(expression: str) -> Any:
 class HttpPushConfig(ApiModel):
     field_mapping: Annotated[dict[str, str], Field(min_length=1, max_length=100)] = Field(
         description="Output path → JMESPath expression over the event {type, timestamp, data, id, "
-        "campaignId, sequence}; e.g. {\"contact.email\": \"data.lead.email\"}."
+        'campaignId, sequence}; e.g. {"contact.email": "data.lead.email"}.'
     )
     include_event: bool = Field(default=False, description="Also send the whole event under `event`.")
 

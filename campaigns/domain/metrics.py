@@ -76,7 +76,6 @@ METRICS: tuple[Metric, ...] = (
 
 NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
 INDEX: dict[str, int] = {name: i for i, name in enumerate(NAMES)}
-INTEGRAL: tuple[bool, ...] = tuple(m.integral for m in METRICS)
 WIDTH = len(METRICS)
 
 # Per event type, what to do for each metric: (index, field, when-field, when-values, kind).
@@ -120,13 +119,6 @@ def add(into: list[Any], other: list[Any]) -> None:
 
 def to_sparse(vector: list[Any]) -> dict[str, Any]:
     return {NAMES[i]: v for i, v in enumerate(vector) if v}
-
-
-def from_sparse(values: dict[str, Any]) -> list[Any]:
-    vector = zero()
-    for name, v in values.items():
-        vector[INDEX[name]] = v
-    return vector
 
 
 def _sql_value(m: Metric) -> str:

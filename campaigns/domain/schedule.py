@@ -158,11 +158,11 @@ def _without_days(spans: Iterable[LocalSpan], days: Sequence[date]) -> Iterator[
     """Remove whole local days (blackout dates) from the spans."""
     cuts: list[list[datetime]] = []
     for d in sorted(set(days)):
-        a, b = datetime.combine(d, time()), datetime.combine(d + timedelta(days=1), time())
-        if cuts and cuts[-1][1] == a:
-            cuts[-1][1] = b
+        day_start, day_end = datetime.combine(d, time()), datetime.combine(d + timedelta(days=1), time())
+        if cuts and cuts[-1][1] == day_start:
+            cuts[-1][1] = day_end
         else:
-            cuts.append([a, b])
+            cuts.append([day_start, day_end])
     i = 0
     for a, b in spans:
         while i < len(cuts) and a is not None and cuts[i][1] <= a:
@@ -376,7 +376,7 @@ def base_timeline(schedule: CampaignSchedule, tz: str) -> Timeline:
         if spans is None:
             # Open at every hour but blackout days: the blackouts before the last one up to
             # `since` change nothing after it (and there may be a thousand of them).
-            days = blackouts[max(bisect.bisect_right(blackouts, local_since.date()) - 1, 0):]
+            days = blackouts[max(bisect.bisect_right(blackouts, local_since.date()) - 1, 0) :]
         local = _weekly_local(spans, local_since, utc_to_local(until, tz) + timedelta(days=1))
         local = _clipped(_without_days(local, days), schedule.start_at, schedule.end_at)
         return _merged(_in_order(_resolved(local, tz)))

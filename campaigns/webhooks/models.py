@@ -168,5 +168,3 @@ class Integration(ResponseModel):
     created_at: datetime
     updated_at: datetime
     secret: str | None = Field(default=None, description="Signs every request (Standard Webhooks); shown once.")
-
-

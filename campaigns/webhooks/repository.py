@@ -9,13 +9,23 @@ from uuid import UUID
 
 import asyncpg
 
-Conn = asyncpg.Connection | asyncpg.Pool
+from campaigns.db import Conn, Connection, one
 
 # --- Endpoints -------------------------------------------------------------------------
 
 _ENDPOINT_COLUMNS = {
-    "name", "description", "url", "event_types", "headers", "config", "retry_config", "max_concurrency",
-    "enabled", "disabled_reason", "disabled_at", "failing_since",
+    "name",
+    "description",
+    "url",
+    "event_types",
+    "headers",
+    "config",
+    "retry_config",
+    "max_concurrency",
+    "enabled",
+    "disabled_reason",
+    "disabled_at",
+    "failing_since",
 }
 
 
@@ -37,8 +47,9 @@ async def insert_endpoint(
     max_concurrency: int = 10,
     enabled: bool = True,
 ) -> asyncpg.Record:
-    return await conn.fetchrow(
-        """
+    return one(
+        await conn.fetchrow(
+            """
         INSERT INTO webhook_endpoints (id, organization_id, campaign_id, kind, name, description, url, event_types,
                                        headers, config, retry_config, max_concurrency, enabled, disabled_reason,
                                        disabled_at, secret)
@@ -46,8 +57,21 @@ async def insert_endpoint(
                 CASE WHEN $13 THEN NULL ELSE 'manual' END, CASE WHEN $13 THEN NULL ELSE now() END, $14)
         RETURNING *
         """,
-        endpoint_id, organization_id, campaign_id, kind, name, description, url, event_types, headers or {},
-        config or {}, retry_config or {}, max_concurrency, enabled, secret,
+            endpoint_id,
+            organization_id,
+            campaign_id,
+            kind,
+            name,
+            description,
+            url,
+            event_types,
+            headers or {},
+            config or {},
+            retry_config or {},
+            max_concurrency,
+            enabled,
+            secret,
+        )
     )
 
 
@@ -58,7 +82,12 @@ def _scope(organization_id: UUID, campaign_id: UUID | None, kinds: tuple[str, ..
 
 
 async def get_endpoint(
-    conn: Conn, *, organization_id: UUID, campaign_id: UUID | None, endpoint_id: UUID, kinds: tuple[str, ...],
+    conn: Conn,
+    *,
+    organization_id: UUID,
+    campaign_id: UUID | None,
+    endpoint_id: UUID,
+    kinds: tuple[str, ...],
     for_update: bool = False,
 ) -> asyncpg.Record | None:
     """An endpoint in this scope (the campaign's, or the organization-wide ones), or None."""
@@ -72,7 +101,8 @@ async def list_endpoints(
 ) -> tuple[list[asyncpg.Record], int]:
     clause, args = _scope(organization_id, campaign_id, kinds)
     rows = await conn.fetch(
-        f"SELECT * FROM webhook_endpoints WHERE {clause} ORDER BY created_at, id LIMIT {int(limit)} OFFSET {int(offset)}",
+        f"SELECT * FROM webhook_endpoints WHERE {clause} ORDER BY created_at, id "
+        f"LIMIT {int(limit)} OFFSET {int(offset)}",
         *args,
     )
     total = await conn.fetchval(f"SELECT count(*) FROM webhook_endpoints WHERE {clause}", *args)
@@ -82,9 +112,12 @@ async def list_endpoints(
 async def update_endpoint(conn: Conn, *, endpoint_id: UUID, fields: dict[str, Any]) -> asyncpg.Record:
     assert set(fields) <= _ENDPOINT_COLUMNS, set(fields) - _ENDPOINT_COLUMNS
     sets = "".join(f"{col} = ${i}, " for i, col in enumerate(fields, start=2))
-    return await conn.fetchrow(
-        f"UPDATE webhook_endpoints SET {sets}version = version + 1, updated_at = now() WHERE id = $1 RETURNING *",
-        endpoint_id, *fields.values(),
+    return one(
+        await conn.fetchrow(
+            f"UPDATE webhook_endpoints SET {sets}version = version + 1, updated_at = now() WHERE id = $1 RETURNING *",
+            endpoint_id,
+            *fields.values(),
+        )
     )
 
 
@@ -95,13 +128,18 @@ async def delete_endpoint(conn: Conn, endpoint_id: UUID) -> None:
 async def rotate_secret(
     conn: Conn, *, endpoint_id: UUID, secret: str, previous: str | None, previous_expires_at: datetime | None
 ) -> asyncpg.Record:
-    return await conn.fetchrow(
-        """
+    return one(
+        await conn.fetchrow(
+            """
         UPDATE webhook_endpoints SET secret = $2, previous_secret = $3, previous_secret_expires_at = $4,
                version = version + 1, updated_at = now()
         WHERE id = $1 RETURNING *
         """,
-        endpoint_id, secret, previous, previous_expires_at,
+            endpoint_id,
+            secret,
+            previous,
+            previous_expires_at,
+        )
     )
 
 
@@ -127,14 +165,15 @@ async def disable(conn: Conn, *, endpoint_id: UUID, reason: str) -> asyncpg.Reco
                version = version + 1, updated_at = now()
         WHERE id = $1 AND enabled RETURNING *
         """,
-        endpoint_id, reason,
+        endpoint_id,
+        reason,
     )
 
 
 # --- The outbox and fan-out -------------------------------------------------------------
 
 
-async def claim_events(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+async def claim_events(conn: Connection, limit: int) -> list[asyncpg.Record]:
     """Take up to `limit` events off the outbox, oldest first (inside the caller's
     transaction: they come back if it does not commit). Concurrent dispatchers skip each
     other's rows."""
@@ -162,7 +201,7 @@ async def subscribers(conn: Conn, organization_ids: list[UUID]) -> list[asyncpg.
     )
 
 
-async def insert_deliveries(conn: asyncpg.Connection, rows: list[tuple]) -> list[UUID]:
+async def insert_deliveries(conn: Connection, rows: list[tuple]) -> list[UUID]:
     """Insert (id, endpoint_id, organization_id, event_id, event_type, campaign_id, sequence, body)
     rows; return the ids actually inserted (an existing one is never made twice)."""
     if not rows:
@@ -197,7 +236,8 @@ async def unstarted(conn: Conn, *, older_than_s: float, limit: int) -> list[asyn
         WHERE NOT d.workflow_started AND d.created_at < now() - make_interval(secs => $1)
         ORDER BY d.created_at LIMIT $2
         """,
-        older_than_s, limit,
+        older_than_s,
+        limit,
     )
 
 
@@ -210,7 +250,8 @@ async def delete_finished_before(conn: Conn, *, days: float, limit: int) -> int:
             WHERE status <> 'pending' AND completed_at < now() - make_interval(secs => $1) LIMIT $2
         )
         """,
-        days * 86400, limit,
+        days * 86400,
+        limit,
     )
     return int(result.split()[-1])
 
@@ -256,7 +297,16 @@ async def record_attempt(
             response_excerpt = EXCLUDED.response_excerpt, error_class = EXCLUDED.error_class,
             error = EXCLUDED.error, retry_after_s = EXCLUDED.retry_after_s
         """,
-        delivery_id, run, attempt, started_at, latency_ms, status_code, excerpt, error_class, error, retry_after_s,
+        delivery_id,
+        run,
+        attempt,
+        started_at,
+        latency_ms,
+        status_code,
+        excerpt,
+        error_class,
+        error,
+        retry_after_s,
     )
 
 
@@ -293,7 +343,14 @@ async def record_delivered(
         WHERE id = $2 AND (failing_since IS NOT NULL OR last_success_at IS NULL
                            OR last_success_at < now() - interval '1 minute')
         """,
-        delivery_id, endpoint_id, run, attempt, started_at, latency_ms, status_code, excerpt,
+        delivery_id,
+        endpoint_id,
+        run,
+        attempt,
+        started_at,
+        latency_ms,
+        status_code,
+        excerpt,
     )
 
 
@@ -316,7 +373,14 @@ async def update_delivery(
                completed_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END
         WHERE id = $1 AND run = $2
         """,
-        delivery_id, run, status, attempts, status_code, error_class, error, next_attempt_at,
+        delivery_id,
+        run,
+        status,
+        attempts,
+        status_code,
+        error_class,
+        error,
+        next_attempt_at,
     )
 
 
@@ -365,22 +429,33 @@ async def get_delivery(conn: Conn, *, endpoint_id: UUID, delivery_id: UUID) -> a
 
 
 async def list_attempts(conn: Conn, delivery_id: UUID) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT * FROM webhook_attempts WHERE delivery_id = $1 ORDER BY run, attempt", delivery_id
-    )
+    return await conn.fetch("SELECT * FROM webhook_attempts WHERE delivery_id = $1 ORDER BY run, attempt", delivery_id)
 
 
 async def insert_delivery(
-    conn: Conn, *, delivery_id: UUID, endpoint_id: UUID, organization_id: UUID, event_type: str,
-    campaign_id: UUID | None, body: str,
+    conn: Conn,
+    *,
+    delivery_id: UUID,
+    endpoint_id: UUID,
+    organization_id: UUID,
+    event_type: str,
+    campaign_id: UUID | None,
+    body: str,
 ) -> asyncpg.Record:
     """A delivery that belongs to no recorded event (the webhook.test ping)."""
-    return await conn.fetchrow(
-        """
+    return one(
+        await conn.fetchrow(
+            """
         INSERT INTO webhook_deliveries (id, endpoint_id, organization_id, event_type, campaign_id, body)
         VALUES ($1, $2, $3, $4, $5, $6) RETURNING *
         """,
-        delivery_id, endpoint_id, organization_id, event_type, campaign_id, body,
+            delivery_id,
+            endpoint_id,
+            organization_id,
+            event_type,
+            campaign_id,
+            body,
+        )
     )
 
 
@@ -392,7 +467,8 @@ async def reopen(conn: Conn, *, endpoint_id: UUID, delivery_id: UUID) -> asyncpg
                completed_at = NULL, workflow_started = false
         WHERE id = $1 AND endpoint_id = $2 AND status <> 'pending' RETURNING *
         """,
-        delivery_id, endpoint_id,
+        delivery_id,
+        endpoint_id,
     )
 
 
@@ -406,10 +482,14 @@ async def reopen_failed(
                completed_at = NULL, workflow_started = false
         WHERE id IN (
             SELECT id FROM webhook_deliveries
-            WHERE endpoint_id = $1 AND status = 'failed' AND created_at >= $2 AND ($3::timestamptz IS NULL OR created_at < $3)
+            WHERE endpoint_id = $1 AND status = 'failed'
+              AND created_at >= $2 AND ($3::timestamptz IS NULL OR created_at < $3)
             ORDER BY created_at LIMIT $4 FOR UPDATE
         )
         RETURNING id, run, event_type
         """,
-        endpoint_id, since, until, limit,
+        endpoint_id,
+        since,
+        until,
+        limit,
     )

@@ -41,7 +41,9 @@ class GuardedResolver(AbstractResolver):
         self.allowed = allowed
         self.inner = ThreadedResolver()
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         results = await self.inner.resolve(host, port, family)
         reasons = []
         permitted = []
@@ -110,11 +112,17 @@ class Sender:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                resolver=GuardedResolver(self.allowed), limit=1000, limit_per_host=0, ttl_dns_cache=10,
-                keepalive_timeout=30, ssl=ssl.create_default_context(),
+                resolver=GuardedResolver(self.allowed),
+                limit=1000,
+                limit_per_host=0,
+                ttl_dns_cache=10,
+                keepalive_timeout=30,
+                ssl=ssl.create_default_context(),
             )
             self._session = aiohttp.ClientSession(
-                connector=connector, trust_env=False, auto_decompress=False,
+                connector=connector,
+                trust_env=False,
+                auto_decompress=False,
                 timeout=aiohttp.ClientTimeout(total=self.total_timeout, sock_connect=self.connect_timeout),
             )
         return self._session

@@ -21,8 +21,9 @@ class Widget(ResponseModel):
     styling: WidgetStyling
     behavior: WidgetBehavior
     integration: WidgetIntegration
-    publishable_key: str = Field(description="Public by design: it can only send this widget's events, "
-                                             "from its allowed origins")
+    publishable_key: str = Field(
+        description="Public by design: it can only send this widget's events, from its allowed origins"
+    )
     script_url: str
     preview_url: str
     version: int
@@ -46,5 +47,3 @@ class WidgetAnalytics(ResponseModel):
     conversions: int = 0
     conversion_rate: float = Field(default=0, description="Conversions of visitors who clicked, per click")
     unique_visitors: int = 0
-
-

@@ -10,6 +10,7 @@ reading an answer, not a request from arriving.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import time
@@ -123,7 +124,7 @@ def parse_batch(body: bytes) -> tuple[str, list[dict[str, Any]]]:
     try:
         batch = _Batch.model_validate(json.loads(body))
     except (ValueError, UnicodeDecodeError):
-        raise BadRequest("body must be JSON: {\"key\": \"qcw_pk_…\", \"events\": [...]}", code="invalid_json") from None
+        raise BadRequest('body must be JSON: {"key": "qcw_pk_…", "events": [...]}', code="invalid_json") from None
     except ValidationError as err:
         raise invalid(err, "invalid widget events") from None
     return batch.key, batch.events
@@ -164,7 +165,12 @@ async def record(
             field = ".".join(str(p) for p in first.get("loc", ())) or "(event)"
             rejected.append({"index": index, "reason": f"{field}: {first.get('msg', 'invalid')}"})
     result = await widget_events.ingest(
-        pool, realtime, directory, organization_id=widget.organization_id, campaign_id=widget.campaign_id, events=accepted,
+        pool,
+        realtime,
+        directory,
+        organization_id=widget.organization_id,
+        campaign_id=widget.campaign_id,
+        events=accepted,
         at=now,
     )
     later = [{**r, "index": positions[r["index"]]} for r in result.rejected]
@@ -190,7 +196,8 @@ pre{background:#111827;color:#e5e7eb;padding:16px;border-radius:8px;overflow:aut
 def preview_page(widget: PublicWidget, settings: Settings) -> str:
     links = widgets.urls(settings, str(widget.campaign_id), widget.publishable_key)
     configuration = widgets.public_configuration(widget.settings)
-    common = dict(
+    render = functools.partial(
+        embed.render,
         campaign_id=str(widget.campaign_id),
         campaign_name=widget.campaign_name,
         publishable_key=widget.publishable_key,
@@ -199,8 +206,8 @@ def preview_page(widget: PublicWidget, settings: Settings) -> str:
         configuration=configuration,
         callbacks={},
     )
-    snippet = embed.render(**common)
-    live = embed.render(**common, preview=True)
+    snippet = render()
+    live = render(preview=True)
     reason = hidden_reason(widget)
     state = (
         "Your site shows the launcher now."

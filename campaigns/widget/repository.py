@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-Conn = asyncpg.Connection | asyncpg.Pool
+from campaigns.db import Conn, Connection, one
 
 _BY_KEY = """
 SELECT w.*, c.name AS campaign_name, c.status AS campaign_status, c.config AS campaign_config
@@ -28,33 +28,42 @@ async def get_or_create(
         INSERT INTO campaign_widgets (campaign_id, organization_id, settings, publishable_key)
         VALUES ($1, $2, $3, $4) ON CONFLICT (campaign_id) DO NOTHING RETURNING *
         """,
-        campaign_id, organization_id, settings, publishable_key,
+        campaign_id,
+        organization_id,
+        settings,
+        publishable_key,
     )
     # None: a concurrent first read made it.
-    return row or await conn.fetchrow("SELECT * FROM campaign_widgets WHERE campaign_id = $1", campaign_id)
+    return row or one(await conn.fetchrow("SELECT * FROM campaign_widgets WHERE campaign_id = $1", campaign_id))
 
 
-async def get_for_update(conn: asyncpg.Connection, campaign_id: UUID) -> asyncpg.Record | None:
+async def get_for_update(conn: Connection, campaign_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM campaign_widgets WHERE campaign_id = $1 FOR UPDATE", campaign_id)
 
 
 async def update_settings(conn: Conn, *, campaign_id: UUID, settings: dict[str, Any]) -> asyncpg.Record:
-    return await conn.fetchrow(
-        """
+    return one(
+        await conn.fetchrow(
+            """
         UPDATE campaign_widgets SET settings = $2, version = version + 1, updated_at = now()
         WHERE campaign_id = $1 RETURNING *
         """,
-        campaign_id, settings,
+            campaign_id,
+            settings,
+        )
     )
 
 
 async def set_key(conn: Conn, *, campaign_id: UUID, publishable_key: str) -> asyncpg.Record:
-    return await conn.fetchrow(
-        """
+    return one(
+        await conn.fetchrow(
+            """
         UPDATE campaign_widgets SET publishable_key = $2, version = version + 1, updated_at = now()
         WHERE campaign_id = $1 RETURNING *
         """,
-        campaign_id, publishable_key,
+            campaign_id,
+            publishable_key,
+        )
     )
 
 
@@ -66,8 +75,9 @@ async def by_key(conn: Conn, publishable_key: str) -> asyncpg.Record | None:
 async def analytics(conn: Conn, campaign_id: UUID, since: datetime | None) -> asyncpg.Record:
     """Widget figures from the analytics rollups (15-minute buckets) and, for what needs
     visitors, the events: conversions of visitors who clicked, and distinct visitors."""
-    return await conn.fetchrow(
-        """
+    return one(
+        await conn.fetchrow(
+            """
         WITH r AS (
             SELECT coalesce(sum(widget_impressions), 0) AS impressions, coalesce(sum(widget_clicks), 0) AS clicks,
                    coalesce(sum(widget_displays), 0) AS displays, coalesce(sum(display_ms_sum), 0) AS display_ms
@@ -86,5 +96,7 @@ async def analytics(conn: Conn, campaign_id: UUID, since: datetime | None) -> as
                   AND ($2::timestamptz IS NULL OR occurred_at >= $2)) AS visitors
         FROM r
         """,
-        campaign_id, since,
+            campaign_id,
+            since,
+        )
     )

@@ -63,7 +63,9 @@ def _view(campaign: Any, row: asyncpg.Record, settings: Settings) -> Widget:
     )
 
 
-async def _ensure(pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID) -> tuple[Any, asyncpg.Record]:
+async def _ensure(
+    pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID
+) -> tuple[Any, asyncpg.Record]:
     campaign = await campaigns.get_row(pool, cache, principal, campaign_id)
     row = await repo.get_or_create(
         pool,
@@ -75,7 +77,9 @@ async def _ensure(pool: asyncpg.Pool, cache: CampaignCache | None, principal: Pr
     return campaign, row
 
 
-async def get(*, pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID, settings: Settings) -> Widget:
+async def get(
+    *, pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID, settings: Settings
+) -> Widget:
     """The campaign's widget (made with defaults the first time)."""
     campaign, row = await _ensure(pool, cache, principal, campaign_id)
     return _view(campaign, row, settings)
@@ -116,7 +120,9 @@ async def update(
     return _view(campaign, row, settings)
 
 
-async def rotate_key(*, pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID, settings: Settings) -> Widget:
+async def rotate_key(
+    *, pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID, settings: Settings
+) -> Widget:
     """Replace the publishable key; the old one stops working at once (re-paste the embed code)."""
     campaign, _ = await _ensure(pool, cache, principal, campaign_id)
     row = await repo.set_key(pool, campaign_id=campaign_id, publishable_key=new_key())
@@ -171,11 +177,18 @@ async def embed_code(
     )
 
 
-TIMEFRAMES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30),
-              "90d": timedelta(days=90), "all": None}
+TIMEFRAMES = {
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "90d": timedelta(days=90),
+    "all": None,
+}
 
 
-async def analytics(*, pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID, timeframe: str) -> WidgetAnalytics:
+async def analytics(
+    *, pool: asyncpg.Pool, cache: CampaignCache | None, principal: Principal, campaign_id: UUID, timeframe: str
+) -> WidgetAnalytics:
     """Impressions, clicks, display time and the conversions of visitors who clicked."""
     await campaigns.get_row(pool, cache, principal, campaign_id)
     span = TIMEFRAMES[timeframe]

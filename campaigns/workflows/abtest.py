@@ -33,11 +33,11 @@ with workflow.unsafe.imports_passed_through():
         Promotion,
         StopRequest,
     )
-    from campaigns.messages.common import Actor, PlatformEvent
+    from campaigns.messages.common import ActivityOptions, Actor, PlatformEvent
 
 # Writes retry until Postgres answers (each is idempotent); an evaluation reads a few
 # thousand rollup rows at most, so a short timeout catches a stuck one.
-_ACTIVITY = {
+_ACTIVITY: ActivityOptions = {
     "start_to_close_timeout": timedelta(seconds=30),
     "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=30)),
 }
@@ -142,8 +142,14 @@ class ABTestWorkflow:
         s = self.state
         concluded = await workflow.execute_activity(
             ab.CONCLUDE,
-            Conclude(test_id=s.start.test_id, conclusion=conclusion, reason=reason, winner_variant_id=winner,
-                     actor=actor, at=workflow.now()),
+            Conclude(
+                test_id=s.start.test_id,
+                conclusion=conclusion,
+                reason=reason,
+                winner_variant_id=winner,
+                actor=actor,
+                at=workflow.now(),
+            ),
             result_type=Concluded,
             summary=conclusion,
             **_ACTIVITY,
@@ -190,8 +196,10 @@ class ABTestWorkflow:
 
     def _publish(self) -> None:
         s = self.state
-        lines = [f"**A/B test {s.start.name}** — {s.status}" + (f": {s.conclusion}" if s.conclusion else ""),
-                 f"{s.start.mode} · campaign {s.start.campaign_id} · {s.evaluations} evaluations"]
+        lines = [
+            f"**A/B test {s.start.name}** — {s.status}" + (f": {s.conclusion}" if s.conclusion else ""),
+            f"{s.start.mode} · campaign {s.start.campaign_id} · {s.evaluations} evaluations",
+        ]
         if s.last_reason:
             lines.append(s.last_reason)
         if s.status == "running":

@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         SyncRecurrence,
         schedule_id,
     )
-    from campaigns.messages.common import PlatformEvent
+    from campaigns.messages.common import ActivityOptions, PlatformEvent
 
 S = CampaignStatus
 
@@ -55,11 +55,12 @@ SHIFTED_LOOKAHEAD = timedelta(days=400)
 
 # Writes retry until they succeed: they are idempotent, and a window change must not be lost.
 _RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
-_ACTIVITY = {"start_to_close_timeout": timedelta(seconds=30), "retry_policy": _RETRY}
+_ACTIVITY: ActivityOptions = {"start_to_close_timeout": timedelta(seconds=30), "retry_policy": _RETRY}
 # The window's write (projection and event, one short transaction) runs as a local
 # activity: in the worker at once, without a round trip through the server, so an opening
 # is recorded within milliseconds of its timer.
-_LOCAL = {"start_to_close_timeout": timedelta(seconds=10), "retry_policy": _RETRY}
+_LOCAL: ActivityOptions = {"start_to_close_timeout": timedelta(seconds=10), "retry_policy": _RETRY}
+
 
 class CallingWindow:
     def __init__(self, state: CampaignState, *, publish: Callable[[], None]) -> None:
@@ -150,8 +151,10 @@ class CallingWindow:
         if write is None:
             return
         await workflow.execute_local_activity(
-            m.PERSIST_WINDOW, write,
-            summary=write.event.type if write.event else "window: next change", **_LOCAL,
+            m.PERSIST_WINDOW,
+            write,
+            summary=write.event.type if write.event else "window: next change",
+            **_LOCAL,
         )
         self.applied(write)
         self._publish()
@@ -221,7 +224,7 @@ class CallingWindow:
         wanted = recurrence is not None and s.status in (S.SCHEDULED, S.ACTIVE, S.PAUSED)
         paused = s.status == S.PAUSED
         fingerprint = ""
-        if wanted:
+        if wanted and recurrence is not None:  # `wanted` implies it; the check narrows the type
             fingerprint = json.dumps(
                 {
                     "recurrence": recurrence.model_dump(mode="json"),
@@ -265,8 +268,7 @@ class CallingWindow:
             return
         known = {r.key for r in w.runs}
         due = [
-            o for o in shifted_occurrences(recurrence, c.timezone, since, now)
-            if o.ends_at > now and o.key not in known
+            o for o in shifted_occurrences(recurrence, c.timezone, since, now) if o.ends_at > now and o.key not in known
         ]
         if not due:
             return

@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (
+    RetryPolicy,
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeValue,
+    TypedSearchAttributes,
+)
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from campaigns.messages import search_attributes as sa
     from campaigns.domain import budget, lifecycle, pipeline
     from campaigns.domain.budget import BudgetSpend
     from campaigns.domain.config import FINISHED_STATUSES, CampaignStatus
@@ -25,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from campaigns.domain.timeutil import utc_to_local
     from campaigns.messages import abtest as ab
     from campaigns.messages import campaign as m
+    from campaigns.messages import search_attributes as sa
     from campaigns.messages.abtest import ABTestStart, ABTestState
     from campaigns.messages.campaign import (
         CampaignState,
@@ -34,21 +41,21 @@ with workflow.unsafe.imports_passed_through():
         StatusResult,
         WorkflowConfig,
     )
-    from campaigns.messages.common import SYSTEM, Actor
+    from campaigns.messages.common import SYSTEM, ActivityOptions, Actor
     from campaigns.workflows.calling_window import CallingWindow
 
 S = CampaignStatus
 
 # Store writes retry until Postgres answers: a status change must not be lost, and the
 # write is idempotent (keyed by the transition id).
-_STORE = {
+_STORE: ActivityOptions = {
     "start_to_close_timeout": timedelta(seconds=10),
     "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
 }
 
 
 # The pipeline may be down for hours: retry until it answers, backing off to a minute.
-_PIPELINE = {
+_PIPELINE: ActivityOptions = {
     "start_to_close_timeout": timedelta(seconds=60),
     "retry_policy": RetryPolicy(
         initial_interval=timedelta(milliseconds=500),
@@ -57,7 +64,7 @@ _PIPELINE = {
     ),
 }
 # A person waits on an activation: a knowledge-base check gets a few quick tries only.
-_KB_CHECK = {
+_KB_CHECK: ActivityOptions = {
     "start_to_close_timeout": timedelta(seconds=30),
     "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_attempts=3),
 }
@@ -150,7 +157,9 @@ class CampaignWorkflow:
         """Start an A/B test as this campaign's child; it evaluates and concludes by itself."""
         try:
             await workflow.start_child_workflow(
-                ab.WORKFLOW, ABTestState(start=start), id=ab.workflow_id(start.test_id),
+                ab.WORKFLOW,
+                ABTestState(start=start),
+                id=ab.workflow_id(start.test_id),
                 static_summary=f"A/B test {start.name}"[:200],
                 search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ORGANIZATION, start.organization_id)]),
                 # Outlives this run: the campaign continues-as-new while its test goes on.
@@ -163,8 +172,11 @@ class CampaignWorkflow:
     @start_ab_test.validator
     def _validate_start_ab_test(self, start: ABTestStart) -> None:
         if self.state.status in FINISHED_STATUSES:
-            raise ApplicationError(f"a campaign that is {self.state.status.value} cannot start an A/B test",
-                                   type="campaign_not_testable", non_retryable=True)
+            raise ApplicationError(
+                f"a campaign that is {self.state.status.value} cannot start an A/B test",
+                type="campaign_not_testable",
+                non_retryable=True,
+            )
 
     @workflow.query(name=m.CURRENT)
     def current(self) -> CampaignState:
@@ -246,7 +258,11 @@ class CampaignWorkflow:
                 await self._apply(Transition(S.ACTIVE, S.PAUSED, "pause", budget.REASON), SYSTEM)
             elif action == "resume":
                 transition = lifecycle.plan_request(
-                    S.PAUSED, S.ACTIVE, schedule=c.schedule, timezone=c.timezone, now=workflow.now(),
+                    S.PAUSED,
+                    S.ACTIVE,
+                    schedule=c.schedule,
+                    timezone=c.timezone,
+                    now=workflow.now(),
                     reason=budget.RESUME_REASON,
                 )
                 await self._apply_by_itself(transition)
@@ -386,7 +402,7 @@ class CampaignWorkflow:
     def _publish(self) -> None:
         """Search attributes and the readable summary the Temporal UI shows."""
         s, c = self.state, self.state.config
-        wanted = {
+        wanted: dict[SearchAttributeKey[Any], SearchAttributeValue] = {
             sa.ORGANIZATION: s.organization_id,
             sa.STATUS: s.status.value,
             sa.TYPE: c.type.value,
@@ -407,8 +423,11 @@ class CampaignWorkflow:
             f"{c.type.value} · {c.channel.value} · {c.timezone}",
         ]
         if s.pipeline is not None:
-            lines.append("Pipeline: " + ("provisioned" if s.pipeline.provisioned else "not provisioned")
-                         + (f" (refused: {s.pipeline.refusal})" if s.pipeline.refused else ""))
+            lines.append(
+                "Pipeline: "
+                + ("provisioned" if s.pipeline.provisioned else "not provisioned")
+                + (f" (refused: {s.pipeline.refusal})" if s.pipeline.refused else "")
+            )
         wake = lifecycle.next_wakeup(s.status, schedule=c.schedule, timezone=c.timezone)
         if wake is not None:
             what = "becomes active" if s.status == S.SCHEDULED else "ends"

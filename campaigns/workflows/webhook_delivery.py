@@ -37,7 +37,9 @@ class WebhookDeliveryWorkflow:
         while True:
             outcome = await workflow.execute_local_activity(
                 m.ATTEMPT_DELIVERY,
-                AttemptRequest(delivery_id=delivery.delivery_id, run=delivery.run, attempt=attempt, throttled=throttled),
+                AttemptRequest(
+                    delivery_id=delivery.delivery_id, run=delivery.run, attempt=attempt, throttled=throttled
+                ),
                 result_type=AttemptOutcome,
                 start_to_close_timeout=timedelta(seconds=delivery.attempt_timeout_s),
                 retry_policy=_RECORD_RETRY,

@@ -48,34 +48,56 @@ def _inlined(schema: Any, defs: dict[str, Any] | None = None) -> Any:
     return schema
 
 
-_CREATE_BODY = {"requestBody": {"required": True, "content": {"application/json": {
-    "schema": _inlined(ABTestCreate.model_json_schema(by_alias=True))}}}}
+_CREATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": _inlined(ABTestCreate.model_json_schema(by_alias=True))}},
+    }
+}
 
 
 @router.post(
-    "/api/campaigns/{id}/ab-test", status_code=201, response_model=ABTestEnvelope,
+    "/api/campaigns/{id}/ab-test",
+    status_code=201,
+    response_model=ABTestEnvelope,
     openapi_extra=_CREATE_BODY,
 )
-async def create_test(campaign_id: CampaignId, request: Request, response: Response, caller: Caller, db: Db, cache: Cache,
-                      temporal: Temporal, settings: AppSettings) -> dict:
+async def create_test(
+    campaign_id: CampaignId,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    db: Db,
+    cache: Cache,
+    temporal: Temporal,
+    settings: AppSettings,
+) -> dict:
     """Create an A/B or multivariate test of the campaign; invalid configurations list every error."""
     try:
         body = await request.json()
     except ValueError:
         raise invalid([{"field": "(body)", "reason": "not valid JSON"}]) from None
-    test = await service.create(pool=db, cache=cache, temporal=temporal, settings=settings, principal=caller,
-                                campaign_id=campaign_id, body=body)
+    test = await service.create(
+        pool=db, cache=cache, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id, body=body
+    )
     response.headers["Location"] = f"/api/campaigns/{campaign_id}/ab-test/{test.id}"
     return {"test": test}
 
 
 @router.get("/api/campaigns/{id}/ab-tests", response_model=ABTestList)
-async def list_tests(campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache,
-                     status: Annotated[Literal["running", "concluded"] | None, Query()] = None,
-                     page: Page = 1, limit: Limit = 20) -> dict:
+async def list_tests(
+    campaign_id: CampaignId,
+    caller: Caller,
+    db: Db,
+    cache: Cache,
+    status: Annotated[Literal["running", "concluded"] | None, Query()] = None,
+    page: Page = 1,
+    limit: Limit = 20,
+) -> dict:
     """The campaign's tests, newest first."""
-    tests, total = await service.list_(pool=db, cache=cache, principal=caller, campaign_id=campaign_id, status=status,
-                                       page=page, limit=limit)
+    tests, total = await service.list_(
+        pool=db, cache=cache, principal=caller, campaign_id=campaign_id, status=status, page=page, limit=limit
+    )
     return {"tests": tests, "total": total, "page": page, "limit": limit}
 
 
@@ -88,31 +110,58 @@ async def get_test(campaign_id: CampaignId, test_id: TestId, caller: Caller, db:
 @router.get(_TEST + "/results", response_model=ResultsEnvelope)
 async def test_results(campaign_id: CampaignId, test_id: TestId, caller: Caller, db: Db, cache: Cache) -> dict:
     """The test's results now: each variant against control, the checks, the verdict."""
-    return {"results": await service.results(pool=db, cache=cache, principal=caller, campaign_id=campaign_id, test_id=test_id)}
+    return {
+        "results": await service.results(
+            pool=db, cache=cache, principal=caller, campaign_id=campaign_id, test_id=test_id
+        )
+    }
 
 
 @router.post(_TEST + "/assign", response_model=AssignmentEnvelope)
-async def assign(campaign_id: CampaignId, test_id: TestId, body: AssignRequest, caller: Caller, db: Db, cache: Cache) -> dict:
+async def assign(
+    campaign_id: CampaignId, test_id: TestId, body: AssignRequest, caller: Caller, db: Db, cache: Cache
+) -> dict:
     """The subject's variant (the same every time; the split follows the weights)."""
-    return {"assignment": await service.assign(pool=db, cache=cache, principal=caller, campaign_id=campaign_id, test_id=test_id,
-                                               subject_id=body.subject_id)}
+    return {
+        "assignment": await service.assign(
+            pool=db, cache=cache, principal=caller, campaign_id=campaign_id, test_id=test_id, subject_id=body.subject_id
+        )
+    }
 
 
 @router.post(_TEST + "/stop", response_model=ABTestEnvelope)
-async def stop_test(campaign_id: CampaignId, test_id: TestId, caller: Caller, db: Db, cache: Cache, temporal: Temporal,
-                    settings: AppSettings, body: Annotated[StopBody | None, Body()] = None) -> dict:
+async def stop_test(
+    campaign_id: CampaignId,
+    test_id: TestId,
+    caller: Caller,
+    db: Db,
+    cache: Cache,
+    temporal: Temporal,
+    settings: AppSettings,
+    body: Annotated[StopBody | None, Body()] = None,
+) -> dict:
     """Stop a running test now (concluded `stopped`, nothing promoted)."""
-    test = await service.stop(pool=db, cache=cache, temporal=temporal, settings=settings, principal=caller,
-                              campaign_id=campaign_id, test_id=test_id, reason=body.reason if body else None)
+    test = await service.stop(
+        pool=db,
+        cache=cache,
+        temporal=temporal,
+        settings=settings,
+        principal=caller,
+        campaign_id=campaign_id,
+        test_id=test_id,
+        reason=body.reason if body else None,
+    )
     return {"test": test}
 
 
 @router.get(_TEST + "/evaluations", response_model=EvaluationList)
-async def test_evaluations(campaign_id: CampaignId, test_id: TestId, caller: Caller, db: Db, cache: Cache,
-                           page: Page = 1, limit: Limit = 50) -> dict:
+async def test_evaluations(
+    campaign_id: CampaignId, test_id: TestId, caller: Caller, db: Db, cache: Cache, page: Page = 1, limit: Limit = 50
+) -> dict:
     """Every evaluation the test's workflow made, newest first."""
-    items, total = await service.evaluations(pool=db, cache=cache, principal=caller, campaign_id=campaign_id, test_id=test_id,
-                                             page=page, limit=limit)
+    items, total = await service.evaluations(
+        pool=db, cache=cache, principal=caller, campaign_id=campaign_id, test_id=test_id, page=page, limit=limit
+    )
     return {"evaluations": items, "total": total, "page": page, "limit": limit}
 
 

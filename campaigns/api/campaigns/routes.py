@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated
 from uuid import UUID
 
@@ -31,7 +32,7 @@ Page = Annotated[int, Query(ge=1, le=100_000)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
-def _csv(values: list[str] | None, enum: type, field: str) -> list[str] | None:
+def _csv(values: list[str] | None, enum: type[Enum], field: str) -> list[str] | None:
     """Accept `?status=active,paused` as well as `?status=active&status=paused`."""
     if not values:
         return None
@@ -50,12 +51,24 @@ def _envelope(response: Response, campaign) -> dict:
 
 @router.post("", status_code=201, response_model=CampaignEnvelope)
 async def create_campaign(
-    body: CampaignCreate, caller: Caller, db: Db, cache: Cache, temporal: Temporal, settings: AppSettings,
-    response: Response, idempotency_key: IdempotencyKey = None,
+    body: CampaignCreate,
+    caller: Caller,
+    db: Db,
+    cache: Cache,
+    temporal: Temporal,
+    settings: AppSettings,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict:
     """Create a draft campaign (and start its workflow)."""
     campaign, replayed = await service.create(
-        pool=db, cache=cache, temporal=temporal, settings=settings, principal=caller, body=body, idempotency_key=idempotency_key
+        pool=db,
+        cache=cache,
+        temporal=temporal,
+        settings=settings,
+        principal=caller,
+        body=body,
+        idempotency_key=idempotency_key,
     )
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -68,13 +81,16 @@ async def list_campaigns(
     caller: Caller,
     db: Db,
     analytics: Analytics,
-    status: Annotated[list[str] | None, Query(description="Filter; comma-separated or repeated. Archived "
-                                                          "campaigns are listed only when asked for.")] = None,
+    status: Annotated[
+        list[str] | None,
+        Query(description="Filter; comma-separated or repeated. Archived campaigns are listed only when asked for."),
+    ] = None,
     type: Annotated[list[str] | None, Query()] = None,
     channel: Annotated[list[str] | None, Query()] = None,
     q: Annotated[str | None, Query(max_length=200, description="Name contains (case-insensitive)")] = None,
-    sort: Annotated[str, Query(description="Field to sort on, '-' prefix for descending: "
-                                           + ", ".join(service.SORT_KEYS))] = "-createdAt",
+    sort: Annotated[
+        str, Query(description="Field to sort on, '-' prefix for descending: " + ", ".join(service.SORT_KEYS))
+    ] = "-createdAt",
     page: Page = 1,
     limit: Limit = 20,
     organization_id: Annotated[str | None, Query(alias="organizationId")] = None,
@@ -86,7 +102,9 @@ async def list_campaigns(
 ) -> dict:
     """List the organization's campaigns with their performance (filter and sort on it too)."""
     if sort.lstrip("-") not in service.SORT_KEYS:
-        raise invalid([{"field": "query.sort", "reason": f"must be one of {list(service.SORT_KEYS)} (optionally with '-')"}])
+        raise invalid(
+            [{"field": "query.sort", "reason": f"must be one of {list(service.SORT_KEYS)} (optionally with '-')"}]
+        )
     rows, campaigns, total = await service.list_(
         pool=db,
         principal=caller,
@@ -98,8 +116,10 @@ async def list_campaigns(
         page=page,
         limit=limit,
         performance={
-            "min_conversion_rate": min_conversion_rate, "max_conversion_rate": max_conversion_rate,
-            "min_qualified_leads": min_qualified_leads, "max_cost_per_lead": max_cost_per_lead,
+            "min_conversion_rate": min_conversion_rate,
+            "max_conversion_rate": max_conversion_rate,
+            "min_qualified_leads": min_qualified_leads,
+            "max_cost_per_lead": max_cost_per_lead,
             "min_total_calls": min_total_calls,
         },
     )
@@ -108,7 +128,9 @@ async def list_campaigns(
 
 
 @router.get("/{id}", response_model=CampaignEnvelope)
-async def get_campaign(campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, analytics: Analytics, response: Response) -> dict:
+async def get_campaign(
+    campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, analytics: Analytics, response: Response
+) -> dict:
     """Get a campaign, with today's figures and its recent trends."""
     row = await service.get_row(db, cache, caller, campaign_id)
     campaign = service.to_campaign(row)
@@ -118,53 +140,108 @@ async def get_campaign(campaign_id: CampaignId, caller: Caller, db: Db, cache: C
 
 @router.put("/{id}", response_model=CampaignEnvelope)
 async def update_campaign(
-    campaign_id: CampaignId, body: CampaignPatch, request: Request, response: Response,
-    caller: Caller, db: Db, cache: Cache, temporal: Temporal, settings: AppSettings,
-    if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
+    campaign_id: CampaignId,
+    body: CampaignPatch,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    db: Db,
+    cache: Cache,
+    temporal: Temporal,
+    settings: AppSettings,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict:
     """Partially update a campaign (JSON merge patch); a status change goes through its workflow."""
     campaign = await service.update(
-        pool=db, cache=cache, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
-        patch=await request.json(), if_match=if_match, idempotency_key=idempotency_key,
+        pool=db,
+        cache=cache,
+        temporal=temporal,
+        settings=settings,
+        principal=caller,
+        campaign_id=campaign_id,
+        patch=await request.json(),
+        if_match=if_match,
+        idempotency_key=idempotency_key,
     )
     return _envelope(response, campaign)
 
 
 @router.delete("/{id}", response_model=CampaignEnvelope)
 async def archive_campaign(
-    campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, temporal: Temporal, settings: AppSettings, response: Response,
+    campaign_id: CampaignId,
+    caller: Caller,
+    db: Db,
+    cache: Cache,
+    temporal: Temporal,
+    settings: AppSettings,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> dict:
     """Archive a campaign (its workflow completes; the data stays readable)."""
     campaign = await service.change_status(
-        pool=db, cache=cache, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
-        target=CampaignStatus.ARCHIVED, idempotency_key=idempotency_key,
+        pool=db,
+        cache=cache,
+        temporal=temporal,
+        settings=settings,
+        principal=caller,
+        campaign_id=campaign_id,
+        target=CampaignStatus.ARCHIVED,
+        idempotency_key=idempotency_key,
     )
     return _envelope(response, campaign)
 
 
 @router.put("/{id}/configuration", response_model=CampaignEnvelope)
 async def update_configuration(
-    campaign_id: CampaignId, body: ConfigurationPatch, request: Request, response: Response,
-    caller: Caller, db: Db, cache: Cache, temporal: Temporal, settings: AppSettings, if_match: IfMatch = None,
+    campaign_id: CampaignId,
+    body: ConfigurationPatch,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    db: Db,
+    cache: Cache,
+    temporal: Temporal,
+    settings: AppSettings,
+    if_match: IfMatch = None,
 ) -> dict:
     """Update the configuration (merge patch); invalid input lists every error."""
     campaign = await service.update(
-        pool=db, cache=cache, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
-        patch=await request.json(), if_match=if_match, configuration_only=True,
+        pool=db,
+        cache=cache,
+        temporal=temporal,
+        settings=settings,
+        principal=caller,
+        campaign_id=campaign_id,
+        patch=await request.json(),
+        if_match=if_match,
+        configuration_only=True,
     )
     return _envelope(response, campaign)
 
 
 @router.post("/{id}/clone", status_code=201, response_model=CampaignEnvelope)
 async def clone_campaign(
-    campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, temporal: Temporal, settings: AppSettings, response: Response,
-    body: CloneRequest | None = None, idempotency_key: IdempotencyKey = None,
+    campaign_id: CampaignId,
+    caller: Caller,
+    db: Db,
+    cache: Cache,
+    temporal: Temporal,
+    settings: AppSettings,
+    response: Response,
+    body: CloneRequest | None = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict:
     """Copy a campaign's whole configuration into a new draft."""
     campaign, replayed = await service.clone(
-        pool=db, cache=cache, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
-        body=body or CloneRequest(), idempotency_key=idempotency_key,
+        pool=db,
+        cache=cache,
+        temporal=temporal,
+        settings=settings,
+        principal=caller,
+        campaign_id=campaign_id,
+        body=body or CloneRequest(),
+        idempotency_key=idempotency_key,
     )
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -173,27 +250,48 @@ async def clone_campaign(
 
 
 @router.get("/{id}/audit", response_model=AuditList)
-async def campaign_audit(campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, page: Page = 1, limit: Limit = 50) -> dict:
+async def campaign_audit(
+    campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, page: Page = 1, limit: Limit = 50
+) -> dict:
     """Who changed what and when (configuration and status), oldest first."""
-    entries, total = await service.audit(pool=db, cache=cache, principal=caller, campaign_id=campaign_id, page=page, limit=limit)
+    entries, total = await service.audit(
+        pool=db, cache=cache, principal=caller, campaign_id=campaign_id, page=page, limit=limit
+    )
     return {"audit": entries, "total": total, "page": page, "limit": limit}
 
 
 def _action_route(path: str, target: CampaignStatus, doc: str) -> None:
     async def action(
-        campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, temporal: Temporal, settings: AppSettings, response: Response,
+        campaign_id: CampaignId,
+        caller: Caller,
+        db: Db,
+        cache: Cache,
+        temporal: Temporal,
+        settings: AppSettings,
+        response: Response,
         idempotency_key: IdempotencyKey = None,
         reason: Annotated[str | None, Query(max_length=500, description="Kept in the audit log")] = None,
     ) -> dict:
         campaign = await service.change_status(
-            pool=db, cache=cache, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
-            target=target, reason=reason, idempotency_key=idempotency_key,
+            pool=db,
+            cache=cache,
+            temporal=temporal,
+            settings=settings,
+            principal=caller,
+            campaign_id=campaign_id,
+            target=target,
+            reason=reason,
+            idempotency_key=idempotency_key,
         )
         return _envelope(response, campaign)
 
     action.__doc__ = doc
     router.add_api_route(
-        f"/{{id}}/{path}", action, methods=["POST"], response_model=CampaignEnvelope, name=f"{path}_campaign",
+        f"/{{id}}/{path}",
+        action,
+        methods=["POST"],
+        response_model=CampaignEnvelope,
+        name=f"{path}_campaign",
         summary=doc.rstrip("."),
     )
 

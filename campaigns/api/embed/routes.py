@@ -46,7 +46,10 @@ async def widget_script(request: Request) -> Response:
 
 @router.get("/config")
 async def widget_config(
-    request: Request, db: Db, settings: AppSettings, key: Key = None,
+    request: Request,
+    db: Db,
+    settings: AppSettings,
+    key: Key = None,
     preview: Annotated[bool, Query(description="Show the launcher whatever the campaign's state")] = False,
 ) -> JSONResponse:
     """What widget.js renders: the widget's look and behaviour, and whether to show it now."""
@@ -117,7 +120,10 @@ async def widget_events(
 
 @router.get("/preview/{campaignId}", response_class=HTMLResponse)
 async def widget_preview(
-    campaign_id: Annotated[UUID, Path(alias="campaignId")], db: Db, settings: AppSettings, key: Key = None,
+    campaign_id: Annotated[UUID, Path(alias="campaignId")],
+    db: Db,
+    settings: AppSettings,
+    key: Key = None,
 ) -> HTMLResponse:
     """A page that shows the campaign's widget as configured (the embed code's previewUrl)."""
     widget = await service.by_key(db, key)

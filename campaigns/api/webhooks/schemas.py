@@ -1,6 +1,7 @@
 """HTTP shapes of the webhooks endpoints that only the routes use: envelopes, lists and
 request bodies (camelCase JSON). The models the use cases take and return are in
 `campaigns.webhooks.models`."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -9,12 +10,6 @@ from typing import Annotated
 from pydantic import Field, field_validator
 
 from campaigns.domain.base import ApiModel, ResponseModel
-
-
-def _unique(value: list[str] | None) -> list[str] | None:
-    if value is not None and len(set(value)) != len(value):
-        raise ValueError("event types repeat")
-    return value
 from campaigns.webhooks.models import Attempt, Delivery, Integration, Webhook
 
 

@@ -29,6 +29,7 @@ the estimates assume the metric does not drift over the test in step with the re
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -156,8 +157,8 @@ def look(
         metric = spec.definition()
         per_variant = [stats(metric, sums.get(v.id, {})) for v in design.variants]
         all_stats[spec.metric] = per_variant
-        for vl, st in zip(variant_looks, per_variant, strict=True):
-            vl.estimates[spec.metric] = estimate(st)
+        for vl, variant_stats in zip(variant_looks, per_variant, strict=True):
+            vl.estimates[spec.metric] = estimate(variant_stats)
     if planned is None:
         planned = _projected_planned(design, variant_looks, control_index)
         projected = planned is not None
@@ -174,11 +175,12 @@ def look(
             )
 
     comparisons: list[Comparison] = []
-    for role, specs in (
+    roles: tuple[tuple[Role, Sequence[MetricSpec]], ...] = (
         ("primary", [design.primary_metric]),
         ("secondary", design.secondary_metrics),
         ("guardrail", design.guardrail_metrics),
-    ):
+    )
+    for role, specs in roles:
         for spec in specs:
             metric = spec.definition()
             st = all_stats[spec.metric]
@@ -187,8 +189,9 @@ def look(
             for i, vl in enumerate(variant_looks):
                 if i == control_index:
                     continue
-                comparison = Comparison(spec.metric, role, vl.variant.id, vl.estimates[spec.metric],
-                                        control.estimates[spec.metric])
+                comparison = Comparison(
+                    spec.metric, role, vl.variant.id, vl.estimates[spec.metric], control.estimates[spec.metric]
+                )
                 problem = _data_problem(metric, st[i]) or _data_problem(metric, st[control_index])
                 if problem:
                     comparison.note = problem
@@ -198,13 +201,21 @@ def look(
                         _fixed(comparison, st[i], st[control_index], level)
                     else:
                         new_state = _sequential(
-                            comparison, Running.from_json(running.get(key)), design, level_alpha,
-                            planned=planned, u_t=vl.units, u_c=control.units,
+                            comparison,
+                            Running.from_json(running.get(key)),
+                            design,
+                            level_alpha,
+                            planned=planned,
+                            u_t=vl.units,
+                            u_c=control.units,
                             is_primary=role == "primary",
                         )
                         running[key] = new_state.to_json()
                     comparison.chance_to_beat = bayes.chance_to_beat(
-                        st[i], st[control_index], comparison.treatment, comparison.control,
+                        st[i],
+                        st[control_index],
+                        comparison.treatment,
+                        comparison.control,
                         higher_is_better=spec.higher_is_better,
                     )
                 group.append(comparison)
@@ -219,8 +230,9 @@ def look(
 
 def _data_problem(metric: MetricDef, st: Stats) -> str | None:
     if isinstance(st, Proportion) and st.x > st.n:
-        return (f"{metric.label}: more successes ({int(st.x)}) than units ({int(st.n)}); "
-                "events are missing or mislabelled")
+        return (
+            f"{metric.label}: more successes ({int(st.x)}) than units ({int(st.n)}); events are missing or mislabelled"
+        )
     return None
 
 
@@ -249,8 +261,9 @@ def _sequential(
     is_primary: bool,
 ) -> Running:
     t, ctl = c.treatment, c.control
-    delta = t.value - ctl.value  # type: ignore[operator]
-    var = t.variance + ctl.variance  # type: ignore[operator]
+    (tv, tvar), (cv, cvar) = t.parts(), ctl.parts()
+    delta = tv - cv
+    var = tvar + cvar
     if var <= 0:
         # Degenerate samples (every value the same): nothing to learn from this look.
         return previous
@@ -260,9 +273,9 @@ def _sequential(
     h = sequential.half_width(var, tau2, level_alpha)
     rel_lo = rel_hi = None
     rel_value = None
-    if ctl.value != 0:
-        rel_value = t.value / ctl.value - 1  # type: ignore[operator]
-        rel_var = t.variance / ctl.value**2 + t.value**2 * ctl.variance / ctl.value**4  # type: ignore[operator]
+    if cv != 0:
+        rel_value = tv / cv - 1
+        rel_var = tvar / cv**2 + tv**2 * cvar / cv**4
         if rel_var > 0:
             # The relative lift's variance falls with the data like the difference's.
             rel_tau2 = sequential.mixing_variance(rel_var * planned_var / var, level_alpha)
@@ -274,23 +287,32 @@ def _sequential(
     if rel_value is not None and math.isfinite(state.rel_lower) and math.isfinite(state.rel_upper):
         c.relative = Interval(rel_value, state.rel_lower, state.rel_upper)
     if state.conflict:
-        c.note = ("successive looks disagree beyond their error bounds (a trend over time?): "
-                  "the intervals restart from the latest look")
+        c.note = (
+            "successive looks disagree beyond their error bounds (a trend over time?): "
+            "the intervals restart from the latest look"
+        )
     return state
 
 
 def _planned_variance(
-    design: ABTestDesign, t: Estimate, c: Estimate, planned: int | None, u_t: float, u_c: float,
-    level_alpha: float, is_primary: bool,
+    design: ABTestDesign,
+    t: Estimate,
+    c: Estimate,
+    planned: int | None,
+    u_t: float,
+    u_c: float,
+    level_alpha: float,
+    is_primary: bool,
 ) -> float:
     """V_N: the variance of the difference expected at the planned horizon."""
-    var_now = t.variance + c.variance  # type: ignore[operator]
-    if is_primary and design.planned_sample_size is None and design.minimum_detectable_effect and c.value:
-        effect = design.minimum_detectable_effect * abs(c.value)
+    (_, tvar), (cv, cvar) = t.parts(), c.parts()
+    var_now = tvar + cvar
+    if is_primary and design.planned_sample_size is None and design.minimum_detectable_effect and cv:
+        effect = design.minimum_detectable_effect * abs(cv)
         crit = sequential.boundary_constant(level_alpha) + _z(design.power)
         return (effect / crit) ** 2
     if planned and u_t > 0 and u_c > 0:
-        return t.variance * u_t / planned + c.variance * u_c / planned  # type: ignore[operator]
+        return tvar * u_t / planned + cvar * u_c / planned
     return var_now
 
 
@@ -310,9 +332,10 @@ def _projected_planned(design: ABTestDesign, looks: list[VariantLook], control_i
         t = vl.estimates[metric]
         if not (t.usable and c.usable) or not c.value or vl.units <= 0 or control.units <= 0:
             return None
+        (_, tvar), (cv, cvar) = t.parts(), c.parts()
         crit = sequential.boundary_constant(design.alpha_per_comparison) + _z(design.power)
-        target = (mde * abs(c.value) / crit) ** 2
-        per_unit = t.variance * vl.units + c.variance * control.units  # type: ignore[operator]
+        target = (mde * abs(cv) / crit) ** 2
+        per_unit = tvar * vl.units + cvar * control.units
         n = math.ceil(per_unit / target)
         worst = n if worst is None else max(worst, n)
     return worst
@@ -323,7 +346,8 @@ def _holm_and_outcomes(
 ) -> None:
     ready = [c for c in group if c.p_value is not None and c.absolute is not None]
     if ready:
-        for c, adj in zip(ready, holm.adjust([c.p_value for c in ready]), strict=True):  # type: ignore[misc]
+        p_values = [c.p_value for c in ready if c.p_value is not None]  # every one: the test narrows the type
+        for c, adj in zip(ready, holm.adjust(p_values), strict=True):
             c.adjusted_p_value = adj
     if not valid:
         return

@@ -83,16 +83,15 @@ def _integrate(a: float, b: float, g) -> float:
 def normal_beats(t: Estimate, c: Estimate) -> float:
     """P(θ_t > θ_c) under normal posteriors."""
     assert t.usable and c.usable
-    var = t.variance + c.variance  # type: ignore[operator]
-    delta = t.value - c.value  # type: ignore[operator]
+    (tv, tvar), (cv, cvar) = t.parts(), c.parts()
+    var = tvar + cvar
+    delta = tv - cv
     if var <= 0:
         return 0.5 if delta == 0 else float(delta > 0)
     return float(special.ndtr(delta / math.sqrt(var)))
 
 
-def chance_to_beat(
-    t_stats, c_stats, t: Estimate, c: Estimate, *, higher_is_better: bool
-) -> float | None:
+def chance_to_beat(t_stats, c_stats, t: Estimate, c: Estimate, *, higher_is_better: bool) -> float | None:
     """The chance the treatment is better than control, in the metric's own direction."""
     if isinstance(t_stats, Proportion) and isinstance(c_stats, Proportion):
         if t_stats.n <= 0 or c_stats.n <= 0:
@@ -112,14 +111,16 @@ def draws(stats, est: Estimate, size: int, rng: np.random.Generator) -> np.ndarr
         return rng.beta(a, b, size)
     if not est.usable:
         return None
-    return rng.normal(est.value, math.sqrt(est.variance), size)  # type: ignore[arg-type]
+    value, variance = est.parts()
+    return rng.normal(value, math.sqrt(variance), size)
 
 
 def probability_best(samples: list[np.ndarray | None], *, higher_is_better: bool) -> list[float] | None:
     """P(each variant is best) from joint posterior draws; None if a variant has none yet."""
-    if any(s is None for s in samples):
+    drawn = [s for s in samples if s is not None]
+    if len(drawn) < len(samples):
         return None
-    matrix = np.vstack(samples)  # type: ignore[arg-type]
+    matrix = np.vstack(drawn)
     best = matrix.argmax(axis=0) if higher_is_better else matrix.argmin(axis=0)
     counts = np.bincount(best, minlength=len(samples))
     return (counts / counts.sum()).tolist()

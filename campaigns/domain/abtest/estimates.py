@@ -97,6 +97,11 @@ class Estimate:
         """Enough to compare: a value and a finite, non-negative variance."""
         return self.value is not None and self.variance is not None and math.isfinite(self.variance)
 
+    def parts(self) -> tuple[float, float]:
+        """(value, variance) of a usable estimate."""
+        assert self.value is not None and self.variance is not None, "the estimate is not usable"
+        return self.value, self.variance
+
 
 def estimate(stats: Stats) -> Estimate:
     if isinstance(stats, Proportion):
@@ -160,7 +165,8 @@ class Interval:
 def difference(t: Estimate, c: Estimate) -> tuple[float, float]:
     """(Δ, Var Δ) of two usable estimates."""
     assert t.usable and c.usable
-    return t.value - c.value, t.variance + c.variance  # type: ignore[operator]
+    (tv, tvar), (cv, cvar) = t.parts(), c.parts()
+    return tv - cv, tvar + cvar
 
 
 def relative(t: Estimate, c: Estimate) -> tuple[float, float] | None:
@@ -168,8 +174,8 @@ def relative(t: Estimate, c: Estimate) -> tuple[float, float] | None:
     assert t.usable and c.usable
     if c.value == 0:
         return None
-    tc, cc = t.value, c.value
-    return tc / cc - 1, t.variance / cc**2 + tc**2 * c.variance / cc**4  # type: ignore[operator]
+    (tc, tvar), (cc, cvar) = t.parts(), c.parts()
+    return tc / cc - 1, tvar / cc**2 + tc**2 * cvar / cc**4
 
 
 def z_quantile(level: float) -> float:
