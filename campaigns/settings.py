@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     knowledge_base_url: str | None = None
     knowledge_base_api_key: str | None = None
     integration_timeout_s: float = 10.0
+    # Networks those two services may be on although private/loopback/reserved (the same
+    # SSRF rules as webhooks otherwise). Loopback by default: the embedded simulator and
+    # local sidecars listen there. Add e.g. "10.1.0.0/16" for services on a private network.
+    service_allowed_networks: str = "127.0.0.0/8,::1/128"
     # `campaigns run --simulate` serves stand-ins for both here, and this many calls a second.
     simulator_port: int = 8090
     simulator_rate: float = 2.0

@@ -36,17 +36,18 @@ class Answer:
 class Receiver:
     """`answer` decides each response from the request number (1-based) and the request."""
 
-    def __init__(self, answer: Callable[[int, Received], Answer] | None = None) -> None:
+    def __init__(self, answer: Callable[[int, Received], Answer] | None = None, host: str = "127.0.0.1") -> None:
         self.answer = answer or (lambda n, r: Answer())
         self.requests: list[Received] = []
-        self.port = _free_port()
+        self.host = host
+        self.port = _free_port(host)
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task | None = None
         self._arrived = asyncio.Condition()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        return f"http://{self.host}:{self.port}/hook"
 
     async def __call__(self, scope, receive, send) -> None:  # the ASGI app
         if scope["type"] != "http":
@@ -76,7 +77,7 @@ class Receiver:
     async def start(self) -> Receiver:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
+        sock.bind((self.host, self.port))
         config = uvicorn.Config(self, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
@@ -97,7 +98,7 @@ class Receiver:
         return self.requests
 
 
-def _free_port() -> int:
+def _free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]

@@ -15,7 +15,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 from uuid import UUID
 
 import asyncpg
@@ -70,9 +69,12 @@ def organization_scope(principal: Principal) -> Scope:
 async def check_destination(settings: Settings, url: str, field: str = "url") -> None:
     """Refuse a URL whose host is, or resolves to, an address webhooks may not reach.
     A name that does not resolve yet is accepted: the same check runs at every connection."""
-    host = urlsplit(url).hostname or ""
     allowed = netguard.parse_networks(settings.webhook_allowed_networks)
-    literal = netguard.literal_ip(host)
+    try:
+        host = netguard.client_host(url)  # as the sender's HTTP client will read it
+        literal = netguard.host_address(host)
+    except ValueError as err:
+        raise invalid([{"field": field, "reason": str(err)}]) from None
     if literal is not None:
         addresses = [literal]
     else:
@@ -84,9 +86,9 @@ async def check_destination(settings: Settings, url: str, field: str = "url") ->
             return
         addresses = [a for a in (netguard.literal_ip(str(i[4][0])) for i in infos) if a is not None]
     for address in addresses:
-        reason = netguard.blocked_reason(address, allowed)
-        if reason:
-            raise invalid([{"field": field, "reason": f"refused: {reason} (webhooks reach public addresses only)"}])
+        if netguard.blocked_reason(address, allowed):
+            # Which address a name led to is not the tenant's to learn.
+            raise invalid([{"field": field, "reason": f"{netguard.REFUSED} (webhooks reach public addresses only)"}])
 
 
 # --- Shaping rows --------------------------------------------------------------------------
