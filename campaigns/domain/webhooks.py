@@ -184,7 +184,9 @@ def dumps(body: Any) -> str:
 
 # --- Between the delivery workflow and its activity --------------------------------------
 
-ErrorClass = Literal["dns", "connect", "timeout", "tls", "blocked", "http", "payload_too_large"]
+# `render_failed`: the endpoint's template could not make a body for the event (no attempt
+# is made; the delivery fails alone).
+ErrorClass = Literal["dns", "connect", "timeout", "tls", "blocked", "http", "payload_too_large", "render_failed"]
 
 
 class DeliveryInput(BaseModel):

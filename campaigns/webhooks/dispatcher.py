@@ -26,9 +26,10 @@ import asyncpg
 from temporalio.client import Client
 
 from campaigns.api.webhooks import repository as repo
+from campaigns.api.webhooks.service import record_render_failures
 from campaigns.api.webhooks.workflow_client import Pending, start_all
 from campaigns.domain import integrations
-from campaigns.domain.webhooks import delivery_id, dumps, envelope, matches
+from campaigns.domain.webhooks import delivery_id, envelope, matches
 from campaigns.settings import Settings
 
 log = logging.getLogger("campaigns.webhooks")
@@ -45,7 +46,9 @@ PRUNE_S = 600.0  # forget deliveries past their retention this often, a batch at
 
 def fan_out(events: list[asyncpg.Record], endpoints: list[asyncpg.Record]) -> list[tuple]:
     """Delivery rows for a batch of events: each event to each enabled endpoint of its
-    organization whose scope and filter want it and that existed when it was recorded."""
+    organization whose scope and filter want it and that existed when it was recorded.
+    The last item of a row is why its body could not be rendered (None when it was): such
+    a delivery is recorded as failed, and the rest of the batch goes on."""
     by_org: dict[UUID, list[asyncpg.Record]] = {}
     for ep in endpoints:
         by_org.setdefault(ep["organization_id"], []).append(ep)
@@ -63,9 +66,9 @@ def fan_out(events: list[asyncpg.Record], endpoints: list[asyncpg.Record]) -> li
         event = envelope(event_id=str(e["id"]), type_=e["type"], occurred_at=e["occurred_at"], data=e["data"],
                          sequence=e["seq"], campaign_id=campaign_id)
         for ep in wanted:
-            body = dumps(integrations.render(ep["kind"], ep["config"], event))
+            body, failure = integrations.render_body(ep["kind"], ep["config"], event)
             rows.append((delivery_id(e["id"], ep["id"]), ep["id"], e["organization_id"], e["id"], e["type"],
-                         e["campaign_id"], e["seq"], body, ep["url"]))
+                         e["campaign_id"], e["seq"], body, ep["url"], failure))
     return rows
 
 
@@ -131,7 +134,9 @@ class Dispatcher:
             endpoints = await repo.subscribers(conn, list({e["organization_id"] for e in events}))
             rows = fan_out(events, endpoints)
             inserted = set(await repo.insert_deliveries(conn, [r[:8] for r in rows]))
-        pending = [Pending(r[0], 0, r[4], r[8]) for r in rows if r[0] in inserted]
+            unrenderable = [r for r in rows if r[9] is not None and r[0] in inserted]
+            await record_render_failures(conn, [(r[0], r[9]) for r in unrenderable])
+        pending = [Pending(r[0], 0, r[4], r[8]) for r in rows if r[0] in inserted and r[9] is None]
         if pending:
             # Started in the background so the next batch is claimed meanwhile.
             self._unstarted += len(pending)

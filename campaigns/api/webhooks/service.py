@@ -37,7 +37,7 @@ from campaigns.api.webhooks.schemas import (
 )
 from campaigns.api.webhooks.workflow_client import Pending, start_all
 from campaigns.domain import integrations, netguard
-from campaigns.domain.webhooks import RetryConfig, dumps, envelope, message_id
+from campaigns.domain.webhooks import RetryConfig, envelope, message_id
 from campaigns.settings import Settings
 from campaigns.webhooks import secrets
 
@@ -317,6 +317,15 @@ async def rotate_secret(
 # --- Deliveries -----------------------------------------------------------------------------
 
 
+async def record_render_failures(conn: asyncpg.Connection, failures: list[tuple[UUID, str]]) -> None:
+    """Deliveries whose body could not be rendered: failed, with the reason, and no
+    workflow to start (so the sweep leaves them alone)."""
+    for delivery, reason in failures:
+        await repo.update_delivery(conn, delivery_id=delivery, run=0, status="failed", attempts=0, status_code=None,
+                                   error_class="render_failed", error=reason, next_attempt_at=None)
+    await repo.mark_started(conn, [delivery for delivery, _ in failures])
+
+
 async def send_test(
     *, pool: asyncpg.Pool, temporal: Client, settings: Settings, scope: Scope, endpoint_id: UUID,
     kinds: tuple[str, ...],
@@ -332,11 +341,15 @@ async def send_test(
         sequence=None,
         campaign_id=str(scope.campaign_id) if scope.campaign_id else None,
     )
-    body = dumps(integrations.render(endpoint["kind"], endpoint["config"], event))
-    row = await repo.insert_delivery(
-        pool, delivery_id=delivery, endpoint_id=endpoint_id, organization_id=scope.organization_id,
-        event_type="webhook.test", campaign_id=scope.campaign_id, body=body,
-    )
+    body, failure = integrations.render_body(endpoint["kind"], endpoint["config"], event)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await repo.insert_delivery(
+            conn, delivery_id=delivery, endpoint_id=endpoint_id, organization_id=scope.organization_id,
+            event_type="webhook.test", campaign_id=scope.campaign_id, body=body,
+        )
+        if failure is not None:
+            await record_render_failures(conn, [(delivery, failure)])
+            return await repo.get_delivery(conn, endpoint_id=endpoint_id, delivery_id=delivery)
     await start_all(temporal, pool, settings, [Pending(delivery, 0, "webhook.test", endpoint["url"])])
     return row
 
