@@ -44,11 +44,14 @@ STARTS_AT_ONCE = 64  # start requests in flight to Temporal at once
 PRUNE_S = 600.0  # forget deliveries past their retention this often, a batch at a time
 
 
-def fan_out(events: list[asyncpg.Record], endpoints: list[asyncpg.Record]) -> list[tuple]:
+def fan_out(
+    events: list[asyncpg.Record], endpoints: list[asyncpg.Record], *, max_bytes: int = integrations.DEFAULT_MAX_BYTES
+) -> list[tuple]:
     """Delivery rows for a batch of events: each event to each enabled endpoint of its
     organization whose scope and filter want it and that existed when it was recorded.
     The last item of a row is why its body could not be rendered (None when it was): such
-    a delivery is recorded as failed, and the rest of the batch goes on."""
+    a delivery is recorded as failed, and the rest of the batch goes on. CPU-bound (bodies
+    are rendered here, each within its bounds): run it off the event loop."""
     by_org: dict[UUID, list[asyncpg.Record]] = {}
     for ep in endpoints:
         by_org.setdefault(ep["organization_id"], []).append(ep)
@@ -66,7 +69,7 @@ def fan_out(events: list[asyncpg.Record], endpoints: list[asyncpg.Record]) -> li
         event = envelope(event_id=str(e["id"]), type_=e["type"], occurred_at=e["occurred_at"], data=e["data"],
                          sequence=e["seq"], campaign_id=campaign_id)
         for ep in wanted:
-            body, failure = integrations.render_body(ep["kind"], ep["config"], event)
+            body, failure = integrations.render_body(ep["kind"], ep["config"], event, max_bytes=max_bytes)
             rows.append((delivery_id(e["id"], ep["id"]), ep["id"], e["organization_id"], e["id"], e["type"],
                          e["campaign_id"], e["seq"], body, ep["url"], failure))
     return rows
@@ -132,7 +135,7 @@ class Dispatcher:
             if not events:
                 return 0
             endpoints = await repo.subscribers(conn, list({e["organization_id"] for e in events}))
-            rows = fan_out(events, endpoints)
+            rows = await asyncio.to_thread(fan_out, events, endpoints, max_bytes=self.settings.webhook_max_payload_bytes)
             inserted = set(await repo.insert_deliveries(conn, [r[:8] for r in rows]))
             unrenderable = [r for r in rows if r[9] is not None and r[0] in inserted]
             await record_render_failures(conn, [(r[0], r[9]) for r in unrenderable])

@@ -341,7 +341,11 @@ async def send_test(
         sequence=None,
         campaign_id=str(scope.campaign_id) if scope.campaign_id else None,
     )
-    body, failure = integrations.render_body(endpoint["kind"], endpoint["config"], event)
+    # Off the event loop, and bounded: a template is the tenant's to write.
+    body, failure = await asyncio.to_thread(
+        integrations.render_body, endpoint["kind"], endpoint["config"], event,
+        max_bytes=settings.webhook_max_payload_bytes,
+    )
     async with pool.acquire() as conn, conn.transaction():
         row = await repo.insert_delivery(
             conn, delivery_id=delivery, endpoint_id=endpoint_id, organization_id=scope.organization_id,
