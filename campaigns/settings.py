@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = 15.0  # the whole attempt: connect, send, first bytes, body
     webhook_max_payload_bytes: int = 256 * 1024
     webhook_disable_after_s: float = 5 * 86400  # failing this long without a success disables
+    # A delivery still failing this long after its run began is given up (with its attempts
+    # capped by retryConfig.maxAttempts, retries always end).
+    webhook_max_delivery_age_s: float = 7 * 86400
     webhook_rotation_grace_s: float = 86400  # default time the old secret keeps signing
     webhook_retention_days: float = 30  # finished deliveries (and their attempts) kept this long
     webhook_dispatcher: bool = True  # run the event dispatcher in this worker (any number may)

@@ -244,3 +244,8 @@ class Sender:
             if _is_tls(err):
                 return done(error_class="tls", error=f"TLS error: {err}")
             return done(error_class="connect", error=f"connection failed: {err or type(err).__name__}")
+        except Exception as err:  # noqa: BLE001 - any failure is a classified attempt, never a crash
+            # e.g. a header value the client will not write: an attempt that raised would be
+            # retried by the activity forever instead of counting towards giving up.
+            log.warning("webhook to %s failed unexpectedly: %r", url, err)
+            return done(error_class="unexpected", error=f"{type(err).__name__}: {err}"[:500])
