@@ -107,7 +107,9 @@ class _Budget:
             raise RenderError("the template takes too many steps to render")
 
     def too_big(self) -> RenderError:
-        return RenderError(f"the rendered body (or a value computed for it) would exceed the {self.max_bytes}-byte payload cap")
+        return RenderError(
+            f"the rendered body (or a value computed for it) would exceed the {self.max_bytes}-byte payload cap"
+        )
 
     def size(self, value: Any) -> int:
         """A lower bound of the bytes `value` takes in the body's JSON, counting a part

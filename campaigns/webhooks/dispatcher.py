@@ -135,7 +135,10 @@ class Dispatcher:
             if not events:
                 return 0
             endpoints = await repo.subscribers(conn, list({e["organization_id"] for e in events}))
-            rows = await asyncio.to_thread(fan_out, events, endpoints, max_bytes=self.settings.webhook_max_payload_bytes)
+            # Rendering is CPU work (bounded): off the loop that also serves the deliveries.
+            rows = await asyncio.to_thread(
+                fan_out, events, endpoints, max_bytes=self.settings.webhook_max_payload_bytes
+            )
             inserted = set(await repo.insert_deliveries(conn, [r[:8] for r in rows]))
             unrenderable = [r for r in rows if r[9] is not None and r[0] in inserted]
             await record_render_failures(conn, [(r[0], r[9]) for r in unrenderable])
