@@ -1,12 +1,12 @@
 """`campaigns`: the one command-line entry point.
 
-    campaigns run                      the whole platform (what `make run` calls)
-    campaigns api                      the HTTP API alone
-    campaigns worker                   a Temporal worker alone
-    campaigns migrate                  apply database migrations
-    campaigns keys create --org NAME   a new API key (the organization is created if needed)
-    campaigns rebuild-analytics        recompute rollups, summaries and real-time counters from the events
-    campaigns simulate                 stand-in pipeline and knowledge bases, and live traffic
+campaigns run                      the whole platform (what `make run` calls)
+campaigns api                      the HTTP API alone
+campaigns worker                   a Temporal worker alone
+campaigns migrate                  apply database migrations
+campaigns keys create --org NAME   a new API key (the organization is created if needed)
+campaigns rebuild-analytics        recompute rollups, summaries and real-time counters from the events
+campaigns simulate                 stand-in pipeline and knowledge bases, and live traffic
 """
 
 from __future__ import annotations
@@ -120,8 +120,10 @@ def cmd_rebuild_analytics(args: argparse.Namespace) -> None:
     report = asyncio.run(go())
     scope = f"{report.campaigns} campaign(s)" if report.campaigns is not None else "all campaigns"
     rollups = "kept" if report.rollup_rows is None else f"{report.rollup_rows} rows rebuilt"
-    print(f"rebuilt analytics of {scope}: {report.drained_batches} pending batches applied, rollups {rollups}, "
-          f"{report.redis_buckets} real-time slots and {report.calls} recent calls reloaded")
+    print(
+        f"rebuilt analytics of {scope}: {report.drained_batches} pending batches applied, rollups {rollups}, "
+        f"{report.redis_buckets} real-time slots and {report.calls} recent calls reloaded"
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -129,8 +131,11 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="start the whole platform")
-    run.add_argument("--simulate", action="store_true",
-                     help="also run `campaigns simulate --demo`: stand-in pipeline and live traffic")
+    run.add_argument(
+        "--simulate",
+        action="store_true",
+        help="also run `campaigns simulate --demo`: stand-in pipeline and live traffic",
+    )
     run.set_defaults(fn=cmd_run)
 
     api = sub.add_parser("api", help="run the HTTP API")
@@ -147,7 +152,9 @@ def parser() -> argparse.ArgumentParser:
         help="recompute rollups, the performance summary, goal progress and real-time counters from the events",
     )
     rebuild.add_argument("--campaign", action="append", type=uuid.UUID, help="only this campaign (repeatable)")
-    rebuild.add_argument("--redis-only", action="store_true", help="only the real-time counters (after Redis lost data)")
+    rebuild.add_argument(
+        "--redis-only", action="store_true", help="only the real-time counters (after Redis lost data)"
+    )
     rebuild.set_defaults(fn=cmd_rebuild_analytics)
     sim = sub.add_parser("simulate", help="stand-in pipeline and knowledge-base services, and live call traffic")
     sim.add_argument("--rate", type=float, help="calls a second over all campaigns (default SIMULATOR_RATE)")

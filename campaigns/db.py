@@ -30,7 +30,9 @@ def _jsonb_decode(data: bytes):
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # JSON through orjson; jsonb in its binary format, which COPY needs (events are COPYed).
     await conn.set_type_codec(
-        "json", encoder=lambda v: orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode(), decoder=orjson.loads,
+        "json",
+        encoder=lambda v: orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode(),
+        decoder=orjson.loads,
         schema="pg_catalog",
     )
     await conn.set_type_codec(

@@ -52,7 +52,11 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
 
 
 def activity_holders(
-    pool: asyncpg.Pool, settings: Settings, redis: aioredis.Redis, client: Client, schedules_client: Client,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    redis: aioredis.Redis,
+    client: Client,
+    schedules_client: Client,
     task_queue: str,
 ) -> list:
     """The objects whose methods are the activities; some hold connections (`aclose`)."""
@@ -85,8 +89,14 @@ class CampaignsWorker(Worker):
 
 
 def build_worker(
-    client: Client, pool: asyncpg.Pool, task_queue: str, *, settings: Settings | None = None,
-    redis: aioredis.Redis | None = None, schedules_client: Client | None = None, **options,
+    client: Client,
+    pool: asyncpg.Pool,
+    task_queue: str,
+    *,
+    settings: Settings | None = None,
+    redis: aioredis.Redis | None = None,
+    schedules_client: Client | None = None,
+    **options,
 ) -> Worker:
     """`schedules_client`: where recurrence Schedules live, when not on `client`'s server
     (tests on the time-skipping server, which has no Schedules). `redis` (a client of the
@@ -115,8 +125,9 @@ async def run(settings: Settings | None = None) -> None:
     if not settings.pipeline_url:
         log.warning("PIPELINE_URL is not set: campaigns will not be provisioned on a voice-AI pipeline")
     # Turns recorded events into webhook deliveries; safe to run in every worker.
-    dispatcher = asyncio.create_task(Dispatcher(client, pool, settings).run() if settings.webhook_dispatcher
-                                     else asyncio.Event().wait())
+    dispatcher = asyncio.create_task(
+        Dispatcher(client, pool, settings).run() if settings.webhook_dispatcher else asyncio.Event().wait()
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

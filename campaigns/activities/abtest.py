@@ -35,8 +35,9 @@ from campaigns.settings import Settings
 
 
 class ABTestActivities:
-    def __init__(self, pool: asyncpg.Pool, client: Client, settings: Settings,
-                 cache: CampaignCache | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, client: Client, settings: Settings, cache: CampaignCache | None = None
+    ) -> None:
         self.pool = pool
         self.client = client
         self.settings = settings
@@ -72,12 +73,21 @@ class ABTestActivities:
                 weights = decision.bandit_weights(design, look)
         async with self.pool.acquire() as conn, conn.transaction():
             await repo.record_evaluation(
-                conn, test_id=test_id, seq=request.seq, at=request.at, conclusion=conclusion, reason=reason,
-                summary=summary, running=running, weights=weights,
-                sums=snapshot.closed if snapshot else None, sums_through=snapshot.through if snapshot else None,
+                conn,
+                test_id=test_id,
+                seq=request.seq,
+                at=request.at,
+                conclusion=conclusion,
+                reason=reason,
+                summary=summary,
+                running=running,
+                weights=weights,
+                sums=snapshot.closed if snapshot else None,
+                sums_through=snapshot.through if snapshot else None,
             )
-        return Evaluation(conclusion=conclusion, winner_variant_id=winner, reason=reason, running=running,
-                          weights=weights)
+        return Evaluation(
+            conclusion=conclusion, winner_variant_id=winner, reason=reason, running=running, weights=weights
+        )
 
     @activity.defn
     async def conclude(self, request: Conclude) -> Concluded:
@@ -85,23 +95,42 @@ class ABTestActivities:
         test_id = UUID(request.test_id)
         async with self.pool.acquire() as conn, conn.transaction():
             row = await repo.conclude(
-                conn, test_id=test_id, conclusion=request.conclusion, reason=request.reason,
-                winner_variant_id=request.winner_variant_id, actor=request.actor.model_dump(), at=request.at,
+                conn,
+                test_id=test_id,
+                conclusion=request.conclusion,
+                reason=request.reason,
+                winner_variant_id=request.winner_variant_id,
+                actor=request.actor.model_dump(),
+                at=request.at,
             )
             assert row is not None, "a concluded test's row is never deleted while its workflow runs"
             if row["winner_variant_id"] and row["design"].get("autoPromoteWinner") and row["promotion"] is None:
                 # Readers see that a promotion is coming, not that none was made.
                 pending = Promotion(promoted=False, pending=True, variant_id=row["winner_variant_id"])
-                await repo.set_promotion(conn, test_id=test_id, promotion=pending.model_dump(mode="json", by_alias=True))
+                await repo.set_promotion(
+                    conn, test_id=test_id, promotion=pending.model_dump(mode="json", by_alias=True)
+                )
             await campaigns_repo.add_audit(
-                conn, organization_id=row["organization_id"], campaign_id=row["campaign_id"],
-                actor=request.actor.model_dump(), action="ab_test_concluded",
-                changes={"testId": request.test_id, "conclusion": row["conclusion"],
-                         "winnerVariantId": row["winner_variant_id"]},
-                reason=row["conclusion_reason"], dedupe_key=f"ab_test_concluded:{request.test_id}", at=request.at,
+                conn,
+                organization_id=row["organization_id"],
+                campaign_id=row["campaign_id"],
+                actor=request.actor.model_dump(),
+                action="ab_test_concluded",
+                changes={
+                    "testId": request.test_id,
+                    "conclusion": row["conclusion"],
+                    "winnerVariantId": row["winner_variant_id"],
+                },
+                reason=row["conclusion_reason"],
+                dedupe_key=f"ab_test_concluded:{request.test_id}",
+                at=request.at,
             )
-        return Concluded(conclusion=row["conclusion"], reason=row["conclusion_reason"],
-                         winner_variant_id=row["winner_variant_id"], concluded_at=row["concluded_at"])
+        return Concluded(
+            conclusion=row["conclusion"],
+            reason=row["conclusion_reason"],
+            winner_variant_id=row["winner_variant_id"],
+            concluded_at=row["concluded_at"],
+        )
 
     @activity.defn
     async def promote(self, request: Promote) -> Promotion:
@@ -118,13 +147,22 @@ class ABTestActivities:
         variant = next(v for v in service.design_of(row).variants if v.id == request.variant_id)
         # Audited as the system actor naming the test.
         principal = SystemPrincipal(
-            organization_id=row["organization_id"], organization_name="", key_id=test_id, key_name="ab-test",
-            actor_id=request.test_id, actor_name="ab-test-promotion",
+            organization_id=row["organization_id"],
+            organization_name="",
+            key_id=test_id,
+            key_name="ab-test",
+            actor_id=request.test_id,
+            actor_name="ab-test-promotion",
         )
         try:
             await campaigns_service.update(
-                pool=self.pool, temporal=self.client, settings=self.settings, principal=principal,
-                campaign_id=row["campaign_id"], patch=variant.overrides, configuration_only=True,
+                pool=self.pool,
+                temporal=self.client,
+                settings=self.settings,
+                principal=principal,
+                campaign_id=row["campaign_id"],
+                patch=variant.overrides,
+                configuration_only=True,
             )
             promotion = Promotion(promoted=True, variant_id=variant.id, changes=variant.overrides)
             if self.cache is not None:

@@ -111,8 +111,13 @@ class StoreActivities:
         if change.event is not None:
             e = change.event
             await repo.record_event(
-                conn, event_id=UUID(e.id), organization_id=UUID(e.organization_id), campaign_id=campaign_id,
-                type_=e.type, data=e.data, occurred_at=e.occurred_at,
+                conn,
+                event_id=UUID(e.id),
+                organization_id=UUID(e.organization_id),
+                campaign_id=campaign_id,
+                type_=e.type,
+                data=e.data,
+                occurred_at=e.occurred_at,
             )
 
     def all(self) -> list:

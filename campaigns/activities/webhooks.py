@@ -87,8 +87,13 @@ class WebhookActivities:
         body = row["body"].encode()
         started_at = datetime.now(UTC)
         if len(body) > self.settings.webhook_max_payload_bytes:
-            response = Response(None, None, 0.0, "payload_too_large",
-                                f"body of {len(body)} bytes exceeds the {self.settings.webhook_max_payload_bytes}-byte cap")
+            response = Response(
+                None,
+                None,
+                0.0,
+                "payload_too_large",
+                f"body of {len(body)} bytes exceeds the {self.settings.webhook_max_payload_bytes}-byte cap",
+            )
         else:
             try:
                 headers = self._headers(row)
@@ -98,13 +103,23 @@ class WebhookActivities:
                 await self._finish(row, request, "failed", error_class=None, error=str(err))
                 return AttemptOutcome(final=True, status="failed", summary=str(err))
             except Exception as err:  # noqa: BLE001 - a failed attempt like any other, never an endless retry
-                return await self._record(row, request, started_at, Response(
-                    None, None, 0.0, "unexpected", f"could not build the request: {type(err).__name__}: {err}"[:500]))
+                return await self._record(
+                    row,
+                    request,
+                    started_at,
+                    Response(
+                        None, None, 0.0, "unexpected", f"could not build the request: {type(err).__name__}: {err}"[:500]
+                    ),
+                )
             async with self.limiter.slot(str(row["endpoint_id"]), row["max_concurrency"], wait_s=SLOT_WAIT_S) as ok:
                 if not ok:
-                    return AttemptOutcome(final=False, status="pending", counted=False,
-                                          retry_in=throttle_delay(request.throttled, random.random()),
-                                          summary="waiting for a free slot under the concurrency limit")
+                    return AttemptOutcome(
+                        final=False,
+                        status="pending",
+                        counted=False,
+                        retry_in=throttle_delay(request.throttled, random.random()),
+                        summary="waiting for a free slot under the concurrency limit",
+                    )
                 started_at = datetime.now(UTC)
                 response = await self.sender.post(row["url"], headers, body)
         return await self._record(row, request, started_at, response)
@@ -135,9 +150,15 @@ class WebhookActivities:
     ) -> AttemptOutcome:
         if response.ok:
             await repo.record_delivered(
-                self.pool, delivery_id=row["id"], endpoint_id=row["endpoint_id"], run=request.run,
-                attempt=request.attempt, started_at=started_at, latency_ms=round(response.latency_ms, 2),
-                status_code=response.status_code, excerpt=response.excerpt,
+                self.pool,
+                delivery_id=row["id"],
+                endpoint_id=row["endpoint_id"],
+                run=request.run,
+                attempt=request.attempt,
+                started_at=started_at,
+                latency_ms=round(response.latency_ms, 2),
+                status_code=response.status_code,
+                excerpt=response.excerpt,
             )
             return AttemptOutcome(final=True, status="succeeded", summary=f"HTTP {response.status_code}")
         retry = RetryConfig.model_validate(row["retry_config"] or {})
@@ -172,9 +193,15 @@ class WebhookActivities:
                 given_up = replace(response, error=f"{response.error or 'failed'}; {self._too_old()}")
                 await self._set(conn, row, request, "failed", given_up)
                 return AttemptOutcome(final=True, status="failed", summary=given_up.error or "failed")
-            await self._set(conn, row, request, "pending", response, next_at=datetime.now(UTC) + timedelta(seconds=delay))
-            return AttemptOutcome(final=False, status="pending", retry_in=delay,
-                                  summary=f"{response.error or 'failed'}; retry in {delay:.1f}s")
+            await self._set(
+                conn, row, request, "pending", response, next_at=datetime.now(UTC) + timedelta(seconds=delay)
+            )
+            return AttemptOutcome(
+                final=False,
+                status="pending",
+                retry_in=delay,
+                summary=f"{response.error or 'failed'}; retry in {delay:.1f}s",
+            )
 
     async def _count_failure(self, conn: asyncpg.Connection, row: asyncpg.Record, retry: RetryConfig) -> bool:
         """Note a failure against the endpoint's health; disable it if it has been failing
@@ -195,8 +222,15 @@ class WebhookActivities:
         async with self.pool.acquire() as conn, conn.transaction():
             await self._count_failure(conn, row, retry)
             await repo.update_delivery(
-                conn, delivery_id=row["id"], run=request.run, status="failed", attempts=row["attempts"],
-                status_code=None, error_class="expired", error=self._too_old(), next_attempt_at=None,
+                conn,
+                delivery_id=row["id"],
+                run=request.run,
+                status="failed",
+                attempts=row["attempts"],
+                status_code=None,
+                error_class="expired",
+                error=self._too_old(),
+                next_attempt_at=None,
             )
         return AttemptOutcome(final=True, status="failed", summary=self._too_old())
 
@@ -215,8 +249,15 @@ class WebhookActivities:
 
     async def _finish(self, row, request: AttemptRequest, status: str, *, error_class, error) -> None:
         await repo.update_delivery(
-            self.pool, delivery_id=row["id"], run=request.run, status=status, attempts=row["attempts"],
-            status_code=None, error_class=error_class, error=error, next_attempt_at=None,
+            self.pool,
+            delivery_id=row["id"],
+            run=request.run,
+            status=status,
+            attempts=row["attempts"],
+            status_code=None,
+            error_class=error_class,
+            error=error,
+            next_attempt_at=None,
         )
 
     async def _disable(self, conn: asyncpg.Connection, row: asyncpg.Record, reason: str, detail: str) -> None:

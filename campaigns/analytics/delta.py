@@ -118,10 +118,15 @@ def build(batch_id: UUID | str, organization_id: UUID | str, events: list[tuple[
                 }
             )
     delta.keys = list(sums)
-    delta.columns = {
-        name: list(values) for name, values in zip(metrics.NAMES, zip(*sums.values(), strict=True), strict=True)
-        if any(values)
-    } if sums else {}
+    delta.columns = (
+        {
+            name: list(values)
+            for name, values in zip(metrics.NAMES, zip(*sums.values(), strict=True), strict=True)
+            if any(values)
+        }
+        if sums
+        else {}
+    )
     # A call that started and ended within the batch was never active: only its end matters
     # (so that a late duplicate of its start cannot make it look active).
     delta.call_starts = [(c, call, ts) for (c, call), ts in starts.items() if (c, call) not in ends]

@@ -115,7 +115,7 @@ class RealtimeHub:
             name = name.decode()
         if not name or not name.startswith(_CHANNEL_PREFIX):
             return
-        campaign_id = name[len(_CHANNEL_PREFIX):]
+        campaign_id = name[len(_CHANNEL_PREFIX) :]
         viewers = self._listeners.get(campaign_id)
         if viewers:
             self._versions[campaign_id] = self._versions.get(campaign_id, 0) + 1

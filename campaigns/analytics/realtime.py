@@ -40,8 +40,16 @@ APPLIED_TTL = int(timedelta(days=3).total_seconds())  # outlives the slots it co
 # What "today" needs (the real-time metrics and the campaign's today figures): nothing more
 # is kept in Redis, since every field is one more command per slot and batch.
 FIELDS = (
-    "calls_completed", "calls_connected", "calls_failed", "leads", "conversions", "revenue_micros", "cost_micros",
-    "wait_count", "wait_sum", "duration_sum",
+    "calls_completed",
+    "calls_connected",
+    "calls_failed",
+    "leads",
+    "conversions",
+    "revenue_micros",
+    "cost_micros",
+    "wait_count",
+    "wait_sum",
+    "duration_sum",
 )
 _INTEGRAL = {m.name for m in metrics.METRICS if m.integral}
 _REALTIME = set(FIELDS)
@@ -58,7 +66,9 @@ def applied_key(batch_id: str) -> str:
 
 
 _APPLY = (
-    "local INTEGRAL = " + _LUA_INTEGRAL + """
+    "local INTEGRAL = "
+    + _LUA_INTEGRAL
+    + """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) then return 0 end
 local p = cjson.decode(ARGV[1])
 local ttl = ARGV[2]
@@ -234,8 +244,7 @@ class Realtime:
             sums = {n: (int(v) if n in _INTEGRAL else float(v)) for n, v in zip(FIELDS, values, strict=False)}
             stamp = values[len(FIELDS) + 1]
             out.append(
-                (sums, int(values[len(FIELDS)]),
-                 datetime.fromtimestamp(int(stamp) / 1000, UTC) if stamp else None)
+                (sums, int(values[len(FIELDS)]), datetime.fromtimestamp(int(stamp) / 1000, UTC) if stamp else None)
             )
         return out
 
@@ -270,7 +279,8 @@ class Realtime:
                 key = f"{PREFIX}{campaign}:{bucket}"
                 mapping = {
                     n: (str(int(values[n])) if n in _INTEGRAL else repr(float(values[n])))
-                    for n in FIELDS if values.get(n)
+                    for n in FIELDS
+                    if values.get(n)
                 }
                 if mapping:
                     pipe.hset(key, mapping=mapping)

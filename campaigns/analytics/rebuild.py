@@ -68,22 +68,32 @@ async def rebuild(
         ids = [str(c) for c in campaign_ids] if campaign_ids is not None else None
         await realtime.clear(ids)
         await realtime.load(
-            [(str(r["campaign_id"]), periods.bucket_of(r["bucket"]), {n: r[n] for n in metrics.NAMES}) for r in buckets],
             [
-                (str(r["campaign_id"]), r["call_id"],
-                 r["started"].timestamp() if r["started"] else None, r["ended"].timestamp() if r["ended"] else None)
+                (str(r["campaign_id"]), periods.bucket_of(r["bucket"]), {n: r[n] for n in metrics.NAMES})
+                for r in buckets
+            ],
+            [
+                (
+                    str(r["campaign_id"]),
+                    r["call_id"],
+                    r["started"].timestamp() if r["started"] else None,
+                    r["ended"].timestamp() if r["ended"] else None,
+                )
                 for r in calls
             ],
             ids if ids is not None else sorted({str(r["campaign_id"]) for r in buckets}),
         )
         await realtime.set_generation()
-        touched = campaign_ids if campaign_ids is not None else [r["campaign_id"] for r in
-                                                                 await conn.fetch("SELECT campaign_id FROM campaign_performance")]
+        touched = (
+            campaign_ids
+            if campaign_ids is not None
+            else [r["campaign_id"] for r in await conn.fetch("SELECT campaign_id FROM campaign_performance")]
+        )
     if not redis_only and touched:
         # The summaries and goal progress changed: no API process may serve the old ones.
         cache = campaign_cache.for_pool(pool) or campaign_cache.CampaignCache(realtime.redis, get_settings())
         for start in range(0, len(touched), 1000):
-            await cache.invalidate(*touched[start:start + 1000])
+            await cache.invalidate(*touched[start : start + 1000])
     report = Report(
         campaigns=len(campaign_ids) if campaign_ids is not None else None,
         drained_batches=drained,

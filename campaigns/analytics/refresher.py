@@ -55,10 +55,15 @@ from campaigns.domain.metrics import MICROS
 log = logging.getLogger("campaigns.analytics.refresher")
 
 APPLIED = Counter("analytics_batches_applied_total", "Accepted batches applied to the derived views", registry=REGISTRY)
-LAG = Gauge("analytics_refresh_lag_seconds", "Age of the oldest batch the refresher has not applied yet",
-            registry=REGISTRY)
-TICK = Histogram("analytics_refresh_seconds", "Duration of one refresher pass that applied batches",
-                 buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=REGISTRY)
+LAG = Gauge(
+    "analytics_refresh_lag_seconds", "Age of the oldest batch the refresher has not applied yet", registry=REGISTRY
+)
+TICK = Histogram(
+    "analytics_refresh_seconds",
+    "Duration of one refresher pass that applied batches",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=REGISTRY,
+)
 
 LOCK = 7_240_204  # advisory lock: one refresher (or rebuild) at a time, across processes
 _NS = uuid.NAMESPACE_URL
@@ -140,14 +145,26 @@ async def evaluate(
                 updated.append(goal_rules.progress_update(goal, current))
                 if current >= goal.target:
                     start = where[1] if where is not None else None
-                    candidates.append(_Candidate(
-                        uuid.uuid5(_NS, goal_rules.achievement_id(str(campaign_id), goal, start)), org, campaign_id,
-                        "goal.achieved",
-                        {"goalId": goal.id, "type": goal.type.value, "timeframe": goal.timeframe.value,
-                         "target": goal.target, "current": current,
-                         "windowStart": start.isoformat() if start else None, "achievedAt": now.isoformat()},
-                    ))
-            if [(g.get("current"), g.get("achieved")) for g in stored] != [(g["current"], g["achieved"]) for g in updated]:
+                    candidates.append(
+                        _Candidate(
+                            uuid.uuid5(_NS, goal_rules.achievement_id(str(campaign_id), goal, start)),
+                            org,
+                            campaign_id,
+                            "goal.achieved",
+                            {
+                                "goalId": goal.id,
+                                "type": goal.type.value,
+                                "timeframe": goal.timeframe.value,
+                                "target": goal.target,
+                                "current": current,
+                                "windowStart": start.isoformat() if start else None,
+                                "achievedAt": now.isoformat(),
+                            },
+                        )
+                    )
+            if [(g.get("current"), g.get("achieved")) for g in stored] != [
+                (g["current"], g["achieved"]) for g in updated
+            ]:
                 await repo.set_goals(conn, campaign_id, updated)
                 if touched is not None:
                     touched.add(campaign_id)
@@ -162,24 +179,37 @@ async def evaluate(
             ):
                 if cap is None:
                     continue
-                base = {"cap": kind, "limit": cap, "spent": round(spent, 6), "currency": budget.currency,
-                        "window": window_name}
+                base = {
+                    "cap": kind,
+                    "limit": cap,
+                    "spent": round(spent, 6),
+                    "currency": budget.currency,
+                    "window": window_name,
+                }
                 for threshold in budget.alert_thresholds:
                     if threshold < 1 and spent >= threshold * cap:
-                        candidates.append(_Candidate(
-                            uuid.uuid5(_NS, f"budget:{campaign_id}:{kind}:{window_name}:{cap:g}:{threshold:g}"),
-                            org, campaign_id, "budget.threshold_reached", {**base, "threshold": threshold},
-                        ))
+                        candidates.append(
+                            _Candidate(
+                                uuid.uuid5(_NS, f"budget:{campaign_id}:{kind}:{window_name}:{cap:g}:{threshold:g}"),
+                                org,
+                                campaign_id,
+                                "budget.threshold_reached",
+                                {**base, "threshold": threshold},
+                            )
+                        )
                 if spent >= cap:
                     exhausted = True
-                    candidates.append(_Candidate(
-                        uuid.uuid5(_NS, f"budget:{campaign_id}:{kind}:{window_name}:{cap:g}:exhausted"),
-                        org, campaign_id, "budget.exhausted", base,
-                    ))
+                    candidates.append(
+                        _Candidate(
+                            uuid.uuid5(_NS, f"budget:{campaign_id}:{kind}:{window_name}:{cap:g}:exhausted"),
+                            org,
+                            campaign_id,
+                            "budget.exhausted",
+                            base,
+                        )
+                    )
             if exhausted and row["status"] == CampaignStatus.ACTIVE:
-                signals.append(
-                    (str(campaign_id), BudgetSpend(total=spent_total, day=day, today=spent_today, at=now))
-                )
+                signals.append((str(campaign_id), BudgetSpend(total=spent_total, day=day, today=spent_today, at=now)))
     await _record_once(conn, candidates, now=now)
     return signals
 
@@ -201,15 +231,21 @@ async def _record_once(conn: asyncpg.Connection, candidates: list[_Candidate], *
     if not candidates:
         return
     known = {
-        r[0] for r in await conn.fetch("SELECT id FROM domain_events WHERE id = ANY($1::uuid[])", [c.id for c in candidates])
+        r[0]
+        for r in await conn.fetch("SELECT id FROM domain_events WHERE id = ANY($1::uuid[])", [c.id for c in candidates])
     }
     for c in candidates:
         if c.id in known:
             continue
         known.add(c.id)
         await campaigns_repo.record_event(
-            conn, event_id=c.id, organization_id=c.organization_id, campaign_id=c.campaign_id, type_=c.type,
-            data={"campaignId": str(c.campaign_id), **c.data}, occurred_at=now,
+            conn,
+            event_id=c.id,
+            organization_id=c.organization_id,
+            campaign_id=c.campaign_id,
+            type_=c.type,
+            data={"campaignId": str(c.campaign_id), **c.data},
+            occurred_at=now,
         )
 
 

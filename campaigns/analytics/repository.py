@@ -19,7 +19,15 @@ from campaigns.domain.periods import BUCKET_SECONDS
 Conn = asyncpg.Connection | asyncpg.Pool
 
 EVENT_COLUMNS = (
-    "organization_id", "event_id", "campaign_id", "type", "occurred_at", "variant_id", "subject_id", "call_id", "data",
+    "organization_id",
+    "event_id",
+    "campaign_id",
+    "type",
+    "occurred_at",
+    "variant_id",
+    "subject_id",
+    "call_id",
+    "data",
 )
 
 # --- Ingest ---------------------------------------------------------------------------------
@@ -217,7 +225,8 @@ async def record_leads(conn: asyncpg.Connection, leads: list[dict[str, Any]]) ->
         WHERE c.id = u.id
         RETURNING c.id, c.last_event_seq
         """,
-        [UUID(c) for c in campaigns], [per_campaign[c] for c in campaigns],
+        [UUID(c) for c in campaigns],
+        [per_campaign[c] for c in campaigns],
     )
     next_seq = {str(r["id"]): r["last_event_seq"] - per_campaign[str(r["id"])] + 1 for r in rows}
     columns: list[list[Any]] = [[], [], [], [], [], []]
@@ -227,9 +236,18 @@ async def record_leads(conn: asyncpg.Connection, leads: list[dict[str, Any]]) ->
             continue  # the campaign is gone
         data = {k: v for k, v in lead.items() if k != "organizationId"}
         data["leadId"] = str(event_id)
-        for column, value in zip(columns, (event_id, lead["organizationId"], campaign, next_seq[campaign],
-                                           orjson.dumps(data).decode(), datetime.fromisoformat(lead["occurredAt"])),
-                                 strict=True):
+        for column, value in zip(
+            columns,
+            (
+                event_id,
+                lead["organizationId"],
+                campaign,
+                next_seq[campaign],
+                orjson.dumps(data).decode(),
+                datetime.fromisoformat(lead["occurredAt"]),
+            ),
+            strict=True,
+        ):
             column.append(value)
         next_seq[campaign] += 1
     await conn.execute(
@@ -279,7 +297,10 @@ async def window_sums(
         LEFT JOIN analytics_rollups r ON r.campaign_id = q.campaign_id AND r.bucket >= q.s AND r.bucket < q.e
         GROUP BY q.k
         """,
-        [w[0] for w in windows], [w[1] for w in windows], [w[2] for w in windows], list(range(len(windows))),
+        [w[0] for w in windows],
+        [w[1] for w in windows],
+        [w[2] for w in windows],
+        list(range(len(windows))),
     )
     by_key = {r["k"]: {n: r[n] for n in names} for r in rows}
     return [by_key[k] for k in range(len(windows))]
@@ -300,7 +321,9 @@ async def sums(conn: Conn, campaign_id: UUID, start: datetime, end: datetime) ->
     row = await conn.fetchrow(
         f"SELECT {metrics.sql_sum_list()} FROM analytics_rollups r "
         "WHERE r.campaign_id = $1 AND r.bucket >= $2 AND r.bucket < $3",
-        campaign_id, start, end,
+        campaign_id,
+        start,
+        end,
     )
     return dict(row)
 
@@ -324,13 +347,20 @@ async def series(
         WHERE r.campaign_id = $1 AND r.bucket >= $2 AND r.bucket < $3
         GROUP BY 1
         """,
-        campaign_id, start, end, tz,
+        campaign_id,
+        start,
+        end,
+        tz,
     )
     return {r["period"]: dict(r) for r in rows}
 
 
 async def series_many(
-    conn: Conn, campaign_ids: list[UUID], start: datetime, end: datetime, tz_by_campaign: dict[UUID, str],
+    conn: Conn,
+    campaign_ids: list[UUID],
+    start: datetime,
+    end: datetime,
+    tz_by_campaign: dict[UUID, str],
     granularity: str,
 ) -> dict[tuple[UUID, Any], dict[str, Any]]:
     """`series` of a few headline sums (calls, leads, conversions, cost_micros) for one or
@@ -348,7 +378,10 @@ async def series_many(
         WHERE r.bucket >= $2 AND r.bucket < $3
         GROUP BY 1, 2
         """,
-        campaign_ids, start, end, [tz_by_campaign[c] for c in campaign_ids],
+        campaign_ids,
+        start,
+        end,
+        [tz_by_campaign[c] for c in campaign_ids],
     )
     return {(r["campaign_id"], r["period"]): dict(r) for r in rows}
 
@@ -378,14 +411,23 @@ async def stream_events(
         FROM analytics_events WHERE campaign_id = $1 AND occurred_at >= $2 AND occurred_at < $3
         ORDER BY occurred_at, event_id
         """,
-        campaign_id, start, end, prefetch=prefetch,
+        campaign_id,
+        start,
+        end,
+        prefetch=prefetch,
     ):
         yield row
 
 
 async def stream_rollups(
-    conn: asyncpg.Connection, campaign_id: UUID, start: datetime, end: datetime, tz: str, granularity: str,
-    *, prefetch: int = 500,
+    conn: asyncpg.Connection,
+    campaign_id: UUID,
+    start: datetime,
+    end: datetime,
+    tz: str,
+    granularity: str,
+    *,
+    prefetch: int = 500,
 ) -> AsyncIterator[asyncpg.Record]:
     """Sums per local hour or day (and variant), oldest first, through a cursor."""
     async for row in conn.cursor(
@@ -395,7 +437,11 @@ async def stream_rollups(
         WHERE r.campaign_id = $1 AND r.bucket >= $2 AND r.bucket < $3
         GROUP BY 1, 2 ORDER BY 1, 2
         """,
-        campaign_id, start, end, tz, prefetch=prefetch,
+        campaign_id,
+        start,
+        end,
+        tz,
+        prefetch=prefetch,
     ):
         yield row
 
@@ -460,9 +506,11 @@ async def rebuild_performance(conn: asyncpg.Connection, campaign_ids: list[UUID]
         """,
         *args,
     )
-    ids = campaign_ids if campaign_ids is not None else [
-        r[0] for r in await conn.fetch("SELECT campaign_id FROM campaign_performance")
-    ]
+    ids = (
+        campaign_ids
+        if campaign_ids is not None
+        else [r[0] for r in await conn.fetch("SELECT campaign_id FROM campaign_performance")]
+    )
     await conn.execute(_DERIVE_PERFORMANCE, ids)
 
 
@@ -480,7 +528,9 @@ async def recent_buckets(
     )
 
 
-async def recent_calls(conn: asyncpg.Connection, campaign_ids: list[UUID] | None, since: datetime) -> list[asyncpg.Record]:
+async def recent_calls(
+    conn: asyncpg.Connection, campaign_ids: list[UUID] | None, since: datetime
+) -> list[asyncpg.Record]:
     """Each call seen since `since`: when it started and when it ended (None if not yet)."""
     args: list[Any] = [since] + ([campaign_ids] if campaign_ids is not None else [])
     return await conn.fetch(

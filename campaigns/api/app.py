@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+
 from campaigns import db, temporal
 from campaigns.analytics.runtime import AnalyticsRuntime
 from campaigns.api import errors
@@ -43,7 +44,9 @@ async def _pool_with_retry(settings: Settings):
     delay = 0.2
     for attempt in range(40):
         try:
-            return await db.create_pool(settings.database_dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+            return await db.create_pool(
+                settings.database_dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+            )
         except (OSError, ConnectionError) as exc:
             if attempt == 39:
                 raise

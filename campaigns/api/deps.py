@@ -14,8 +14,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
 from campaigns.analytics.runtime import AnalyticsRuntime
-from campaigns.api.auth.service import Principal, authenticate
 from campaigns.api import ratelimit
+from campaigns.api.auth.service import Principal, authenticate
 from campaigns.api.errors import Forbidden, Unauthorized
 from campaigns.settings import Settings
 
@@ -54,7 +54,9 @@ async def current_principal(
     principal = await authenticate(request.app.state.pool, credentials.credentials)
     if principal is None:
         raise Unauthorized("invalid or revoked API key")
-    await ratelimit.check(request.app.state.redis, str(principal.key_id), request.app.state.settings.rate_limit_per_second)
+    await ratelimit.check(
+        request.app.state.redis, str(principal.key_id), request.app.state.settings.rate_limit_per_second
+    )
     claimed = request.query_params.get("organizationId")
     if claimed is not None:
         require_same_org(principal, claimed)

@@ -101,20 +101,25 @@ def field_errors(errors: Iterable[dict[str, Any]], *, prefix: Sequence[Any] = ()
             loc = loc[1:]
         # Tagged unions and function validators add their own names to the location.
         loc = [
-            p for p in loc
+            p
+            for p in loc
             if not (isinstance(p, str) and ("function-" in p or p.startswith("tagged-union") or p == "[key]"))
         ]
         out.append({"field": _field_path(loc), "reason": _reason(error)})
     return out
 
 
-def invalid(errors: ValidationError | list[dict[str, str]], message: str = "invalid request", prefix: Sequence[Any] = ()) -> BadRequest:
+def invalid(
+    errors: ValidationError | list[dict[str, str]], message: str = "invalid request", prefix: Sequence[Any] = ()
+) -> BadRequest:
     details = field_errors(errors.errors(), prefix=prefix) if isinstance(errors, ValidationError) else errors
     summary = "; ".join(f"{d['field']}: {d['reason']}" for d in details[:5])
     return BadRequest(f"{message}: {summary}" if summary else message, code="validation_error", details=details)
 
 
-def _body(status: int, message: str, code: str, details: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
+def _body(
+    status: int, message: str, code: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     content: dict[str, Any] = {"error": message, "code": code}
     if details is not None:
         content["details"] = details
@@ -156,9 +161,17 @@ def _is_dependency_down(exc: BaseException) -> bool:
     import redis.exceptions
     from temporalio.service import RPCError, RPCStatusCode
 
-    if isinstance(exc, (OSError, asyncpg.exceptions.InterfaceError, asyncpg.exceptions.CannotConnectNowError,
-                        asyncpg.exceptions.ConnectionDoesNotExistError, redis.exceptions.ConnectionError,
-                        TimeoutError)):
+    if isinstance(
+        exc,
+        (
+            OSError,
+            asyncpg.exceptions.InterfaceError,
+            asyncpg.exceptions.CannotConnectNowError,
+            asyncpg.exceptions.ConnectionDoesNotExistError,
+            redis.exceptions.ConnectionError,
+            TimeoutError,
+        ),
+    ):
         return True
     if isinstance(exc, RPCError) and exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
         return True

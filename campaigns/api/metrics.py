@@ -9,9 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REGISTRY = CollectorRegistry()
 
-REQUESTS = Counter(
-    "http_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY
-)
+REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY)
 LATENCY = Histogram(
     "http_request_duration_seconds",
     "HTTP request latency",

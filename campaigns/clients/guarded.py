@@ -52,7 +52,11 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         return "unparsable address" if ip is None else netguard.blocked_reason(ip, self.allowed)
 
     async def connect_tcp(
-        self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         try:
@@ -89,8 +93,9 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         assert error is not None
         raise error
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None):
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
+    ):
         raise Refused("unix sockets are not services")
 
     async def sleep(self, seconds: float) -> None:
@@ -106,7 +111,10 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         # The pool httpx would build, with the network backend it offers no parameter for.
         limits = httpx.Limits()  # httpx's defaults
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False), retries=retries,
-            max_connections=limits.max_connections, max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry, network_backend=GuardedBackend(allowed),
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            retries=retries,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedBackend(allowed),
         )

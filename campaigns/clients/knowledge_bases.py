@@ -40,7 +40,9 @@ class KnowledgeBases:
         limit = asyncio.Semaphore(10)
         transport = GuardedTransport(self._allowed, retries=2)  # connection failures only
         async with httpx.AsyncClient(
-            transport=transport, timeout=self._timeout, headers={**self._headers, "X-Organization-Id": organization_id},
+            transport=transport,
+            timeout=self._timeout,
+            headers={**self._headers, "X-Organization-Id": organization_id},
             trust_env=False,
         ) as client:
 

@@ -101,8 +101,7 @@ class VoiceSettings(ApiModel):
         primary = self.language.split("-")[0].lower()
         if voice and primary not in voice.languages:
             raise ValueError(
-                f"voice {self.tts_voice!r} does not speak {self.language!r} "
-                f"(it speaks: {', '.join(voice.languages)})"
+                f"voice {self.tts_voice!r} does not speak {self.language!r} (it speaks: {', '.join(voice.languages)})"
             )
         return self
 
@@ -124,9 +123,7 @@ class AgeRange(ApiModel):
 class DemographicFilters(ApiModel):
     age_range: AgeRange | None = None
     genders: list[Literal["female", "male", "non_binary", "unspecified"]] = Field(default_factory=list)
-    income_levels: list[Literal["low", "lower_middle", "middle", "upper_middle", "high"]] = Field(
-        default_factory=list
-    )
+    income_levels: list[Literal["low", "lower_middle", "middle", "upper_middle", "high"]] = Field(default_factory=list)
     languages: list[Language] = Field(default_factory=list, max_length=50)
     education_levels: list[Literal["secondary", "vocational", "bachelor", "master", "doctorate"]] = Field(
         default_factory=list
@@ -381,9 +378,7 @@ class CampaignSchedule(ApiModel):
     @classmethod
     def _recipient_hours(cls, value: WeeklyRanges) -> WeeklyRanges:
         if not any(value.values()):
-            raise ValueError(
-                "must allow some hours; to allow any hour give '00:00-24:00' for each day"
-            )
+            raise ValueError("must allow some hours; to allow any hour give '00:00-24:00' for each day")
         return _weekly(value)
 
     @model_validator(mode="after")

@@ -69,9 +69,7 @@ def zone_of_name(name: str) -> RecipientZone:
     try:
         return RecipientZone(validators.iana_timezone(name), "timezone")
     except ValueError:
-        return RecipientZone(
-            None, "timezone", Reason.UNKNOWN_TIMEZONE, f"{name!r} is not an IANA timezone name"
-        )
+        return RecipientZone(None, "timezone", Reason.UNKNOWN_TIMEZONE, f"{name!r} is not an IANA timezone name")
 
 
 def zone_of_number(number: str) -> RecipientZone:
@@ -82,7 +80,9 @@ def zone_of_number(number: str) -> RecipientZone:
         parsed = None
     if parsed is None or not phonenumbers.is_valid_number(parsed):
         return RecipientZone(
-            None, "phoneNumber", Reason.UNKNOWN_TIMEZONE,
+            None,
+            "phoneNumber",
+            Reason.UNKNOWN_TIMEZONE,
             f"{number} is not a valid number of any numbering plan, so its timezone is unknown",
         )
     zones = tuple(sorted(z for z in phone_timezones.time_zones_for_number(parsed) if z != "Etc/Unknown"))
@@ -91,7 +91,9 @@ def zone_of_number(number: str) -> RecipientZone:
         return RecipientZone(None, "phoneNumber", Reason.UNKNOWN_TIMEZONE, f"no timezone is known for {number}")
     if len(known) > 1 and not same_clock(known):
         return RecipientZone(
-            None, "phoneNumber", Reason.AMBIGUOUS_TIMEZONE,
+            None,
+            "phoneNumber",
+            Reason.AMBIGUOUS_TIMEZONE,
             f"{number} may be in any of {len(known)} timezones; send the recipient's timezone",
             candidates=known,
         )

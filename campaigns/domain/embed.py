@@ -25,8 +25,15 @@ from typing import Any
 # Dotted JavaScript identifiers (ASCII), e.g. `onStart` or `myApp.widget.onStart`.
 _CALLBACK = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z_$][A-Za-z0-9_$]*){0,4}")
 # Property names that reach into prototypes rather than the page's own objects.
-_FORBIDDEN_SEGMENTS = {"__proto__", "prototype", "constructor", "__defineGetter__", "__defineSetter__",
-                       "__lookupGetter__", "__lookupSetter__"}
+_FORBIDDEN_SEGMENTS = {
+    "__proto__",
+    "prototype",
+    "constructor",
+    "__defineGetter__",
+    "__defineSetter__",
+    "__lookupGetter__",
+    "__lookupSetter__",
+}
 
 CALLBACKS = {
     "onOpen": "data-on-open",

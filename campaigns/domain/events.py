@@ -215,7 +215,9 @@ def _envelope_error(err: ValidationError) -> BatchError | None:
     for e in err.errors():
         loc = tuple(e["loc"])
         if len(loc) < 2 or loc[0] != "events" or not isinstance(loc[1], int):
-            reason = "must be a JSON object {\"events\": [...]}" if e["type"] in ("dict_type", "json_invalid") else e["msg"]
+            reason = (
+                'must be a JSON object {"events": [...]}' if e["type"] in ("dict_type", "json_invalid") else e["msg"]
+            )
             if e["type"] == "too_long":
                 reason = f"at most {MAX_BATCH} events per batch"
             elif e["type"] == "too_short":
@@ -261,7 +263,9 @@ def parse_batch(body: bytes, *, now: datetime) -> Parsed:
         event["occurredAt"] = at
         ts = at.timestamp()  # compared as numbers from here on
         if ts > latest:
-            parsed.rejected.append(Rejection(index, event["id"], "occurredAt", "is in the future (more than 5 minutes ahead)"))
+            parsed.rejected.append(
+                Rejection(index, event["id"], "occurredAt", "is in the future (more than 5 minutes ahead)")
+            )
             continue
         if ts < earliest:
             parsed.rejected.append(Rejection(index, event["id"], "occurredAt", "is more than a year old"))

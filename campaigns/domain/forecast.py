@@ -63,6 +63,7 @@ def forecast(history: list[float], *, last_day: date, horizon: int = 7) -> Forec
 
             def predict(x0: float) -> tuple[float, float]:
                 return intercept + slope * x0, s * math.sqrt(1 + 1 / n + (x0 - x.mean()) ** 2 / sxx)
+
     if method == "mean":
         dof = n - 1
         mean = float(y.mean())

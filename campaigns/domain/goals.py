@@ -29,7 +29,13 @@ from campaigns.domain.metrics import MICROS
 
 # The sums each goal type needs (names from domain.metrics).
 SUMS: tuple[str, ...] = (
-    "leads", "conversions", "revenue_micros", "calls_completed", "calls_failed", "calls_connected", "widget_clicks",
+    "leads",
+    "conversions",
+    "revenue_micros",
+    "calls_completed",
+    "calls_failed",
+    "calls_connected",
+    "widget_clicks",
 )
 
 _UNITS = {
@@ -62,7 +68,11 @@ def value(goal_type: GoalType, sums: dict[str, Any]) -> float:
 
 
 def window(
-    timeframe: GoalTimeframe, *, now: datetime, tz: str, campaign_start: datetime | None = None,
+    timeframe: GoalTimeframe,
+    *,
+    now: datetime,
+    tz: str,
+    campaign_start: datetime | None = None,
     campaign_end: datetime | None = None,
 ) -> tuple[datetime | None, datetime | None]:
     """The goal's current window `[start, end)`; None where it is open."""
@@ -78,7 +88,9 @@ def window(
 def achievement_id(campaign_id: str, goal: CampaignGoal, start: datetime | None) -> str:
     """What makes one achievement distinct: the goal and its window (a daily goal can be
     achieved once a day)."""
-    return f"goal:{campaign_id}:{goal.id}:{goal.type.value}:{goal.target:g}:{start.isoformat() if start else 'campaign'}"
+    return (
+        f"goal:{campaign_id}:{goal.id}:{goal.type.value}:{goal.target:g}:{start.isoformat() if start else 'campaign'}"
+    )
 
 
 @dataclass(frozen=True)
@@ -91,9 +103,7 @@ class Pacing:
     message: str
 
 
-def pace(
-    goal: CampaignGoal, current: float, *, start: datetime | None, end: datetime | None, now: datetime
-) -> Pacing:
+def pace(goal: CampaignGoal, current: float, *, start: datetime | None, end: datetime | None, now: datetime) -> Pacing:
     """Whether the goal will be reached by the end of its window at the rate so far."""
     unit = _UNITS[goal.type]
     period = _PERIOD_NAMES[goal.timeframe]
@@ -103,7 +113,11 @@ def pace(
         return Pacing(None, None, None, True, 0.0, f"Reached: {amount} of {target} {unit} {period}.")
     if start is None or end is None or end <= start:
         return Pacing(
-            None, None, None, None, None,
+            None,
+            None,
+            None,
+            None,
+            None,
             f"{amount} of {target} {unit} {period}; no end date to pace against.",
         )
     total = (end - start).total_seconds()
@@ -112,15 +126,25 @@ def pace(
     remaining_days = max((end - now).total_seconds(), 0.0) / 86_400
     required = (goal.target - current) / remaining_days if remaining_days > 0 else None
     if ratio < 0.02 or elapsed < 900:
-        return Pacing(ratio, goal.target * ratio, None, None, required,
-                      f"{amount} of {target} {unit} {period}; too early to project.")
+        return Pacing(
+            ratio,
+            goal.target * ratio,
+            None,
+            None,
+            required,
+            f"{amount} of {target} {unit} {period}; too early to project.",
+        )
     projected = current / ratio
     on_track = projected >= goal.target
     verdict = "on track" if on_track else "behind"
     when = "by the end of the day" if goal.timeframe == GoalTimeframe.DAILY else f"by {end:%Y-%m-%d %H:%M} UTC"
     need = f"; needs {_fmt(required, goal.type)} a day from now on" if required is not None and not on_track else ""
     return Pacing(
-        ratio, goal.target * ratio, projected, on_track, required,
+        ratio,
+        goal.target * ratio,
+        projected,
+        on_track,
+        required,
         f"{verdict.capitalize()} to reach {target} {unit} {period}: {amount} so far, "
         f"projected {_fmt(projected, goal.type)} {when}{need}.",
     )

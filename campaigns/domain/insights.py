@@ -148,13 +148,20 @@ def analyse(ctx: Context) -> tuple[list[Insight], list[Recommendation]]:
     if f.completed_calls >= MIN_CALLS and f.conversion_rate is not None:
         _, upper = wilson(f.conversions, f.completed_calls)
         if upper < benchmark:
-            out.append(Insight(
-                "low_conversion_rate", "warning", "Low conversion rate",
-                f"Conversion rate is {_pct(f.conversion_rate)} over {f.completed_calls} completed calls; even the "
-                f"upper end of its 95% interval ({_pct(upper)}) is below the {_pct(benchmark)} benchmark.",
-                "high", "Review the qualification criteria and the targeting; listen to calls that did not convert.",
-                "conversionRate", f.conversion_rate, benchmark,
-            ))
+            out.append(
+                Insight(
+                    "low_conversion_rate",
+                    "warning",
+                    "Low conversion rate",
+                    f"Conversion rate is {_pct(f.conversion_rate)} over {f.completed_calls} completed calls; even the "
+                    f"upper end of its 95% interval ({_pct(upper)}) is below the {_pct(benchmark)} benchmark.",
+                    "high",
+                    "Review the qualification criteria and the targeting; listen to calls that did not convert.",
+                    "conversionRate",
+                    f.conversion_rate,
+                    benchmark,
+                )
+            )
 
     # Conversion rate against the previous period.
     p = ctx.previous
@@ -162,91 +169,160 @@ def analyse(ctx: Context) -> tuple[list[Insight], list[Recommendation]]:
         pv = two_proportion_p(f.conversions, f.completed_calls, p.conversions, p.completed_calls)
         now_rate, before = f.conversion_rate or 0.0, p.conversion_rate or 0.0
         if pv < 0.05 and now_rate < before:
-            out.append(Insight(
-                "conversion_rate_declining", "warning", "Conversion rate declining",
-                f"Conversion rate fell from {_pct(before)} to {_pct(now_rate)} against the previous period "
-                f"(p = {pv:.3f}).",
-                "medium", "Compare recent call transcripts with earlier ones; check recent configuration changes.",
-                "conversionRate", now_rate, before, "decreasing",
-            ))
+            out.append(
+                Insight(
+                    "conversion_rate_declining",
+                    "warning",
+                    "Conversion rate declining",
+                    f"Conversion rate fell from {_pct(before)} to {_pct(now_rate)} against the previous period "
+                    f"(p = {pv:.3f}).",
+                    "medium",
+                    "Compare recent call transcripts with earlier ones; check recent configuration changes.",
+                    "conversionRate",
+                    now_rate,
+                    before,
+                    "decreasing",
+                )
+            )
         elif pv < 0.05 and now_rate > before:
-            out.append(Insight(
-                "conversion_rate_improving", "info", "Conversion rate improving",
-                f"Conversion rate rose from {_pct(before)} to {_pct(now_rate)} against the previous period "
-                f"(p = {pv:.3f}).",
-                "low", "Find what changed and keep it; consider raising the budget while it works.",
-                "conversionRate", now_rate, before, "increasing",
-            ))
+            out.append(
+                Insight(
+                    "conversion_rate_improving",
+                    "info",
+                    "Conversion rate improving",
+                    f"Conversion rate rose from {_pct(before)} to {_pct(now_rate)} against the previous period "
+                    f"(p = {pv:.3f}).",
+                    "low",
+                    "Find what changed and keep it; consider raising the budget while it works.",
+                    "conversionRate",
+                    now_rate,
+                    before,
+                    "increasing",
+                )
+            )
 
     # Cost per lead.
     cpl_benchmark = _target(ctx.kpis, KpiMetric.COST_PER_LEAD) or DEFAULT_COST_PER_LEAD_BENCHMARK
     if f.qualified_leads >= MIN_LEADS and f.cost_per_lead is not None and f.cost_per_lead > cpl_benchmark:
         critical = f.cost_per_lead > 1.5 * cpl_benchmark
-        out.append(Insight(
-            "high_cost_per_lead", "critical" if critical else "warning", "High cost per lead",
-            f"Cost per lead ({money(f.cost_per_lead)}) exceeds the benchmark of {money(cpl_benchmark)}.",
-            "high", "Shorten calls that will not qualify, review AI service costs, or tighten targeting.",
-            "costPerLead", f.cost_per_lead, cpl_benchmark,
-        ))
+        out.append(
+            Insight(
+                "high_cost_per_lead",
+                "critical" if critical else "warning",
+                "High cost per lead",
+                f"Cost per lead ({money(f.cost_per_lead)}) exceeds the benchmark of {money(cpl_benchmark)}.",
+                "high",
+                "Shorten calls that will not qualify, review AI service costs, or tighten targeting.",
+                "costPerLead",
+                f.cost_per_lead,
+                cpl_benchmark,
+            )
+        )
 
     # Call failures.
     if f.total_calls >= MIN_CALLS and f.call_failure_rate is not None and f.call_failure_rate >= FAILURE_WARNING:
         critical = f.call_failure_rate >= FAILURE_CRITICAL
-        out.append(Insight(
-            "high_call_failure_rate", "critical" if critical else "warning", "Calls are failing",
-            f"{f.failed_calls} of {f.total_calls} calls failed ({_pct(f.call_failure_rate)}).",
-            "high", "Check telephony and the voice pipeline's health; look at the failure reasons in the export.",
-            "callFailureRate", f.call_failure_rate, FAILURE_CRITICAL if critical else FAILURE_WARNING,
-        ))
+        out.append(
+            Insight(
+                "high_call_failure_rate",
+                "critical" if critical else "warning",
+                "Calls are failing",
+                f"{f.failed_calls} of {f.total_calls} calls failed ({_pct(f.call_failure_rate)}).",
+                "high",
+                "Check telephony and the voice pipeline's health; look at the failure reasons in the export.",
+                "callFailureRate",
+                f.call_failure_rate,
+                FAILURE_CRITICAL if critical else FAILURE_WARNING,
+            )
+        )
 
     # Calls running into the maximum duration.
-    if (ctx.max_call_duration and f.completed_calls >= MIN_CALLS and f.average_call_duration is not None
-            and f.average_call_duration >= 0.9 * ctx.max_call_duration):
-        out.append(Insight(
-            "calls_hit_max_duration", "warning", "Calls run into the maximum duration",
-            f"The average call lasts {f.average_call_duration:.0f}s, close to the {ctx.max_call_duration:.0f}s limit: "
-            "calls are probably being cut off.",
-            "medium", "Raise voiceSettings.maxCallDuration or shorten the conversation flow.",
-            "averageCallDuration", f.average_call_duration, ctx.max_call_duration,
-        ))
+    if (
+        ctx.max_call_duration
+        and f.completed_calls >= MIN_CALLS
+        and f.average_call_duration is not None
+        and f.average_call_duration >= 0.9 * ctx.max_call_duration
+    ):
+        out.append(
+            Insight(
+                "calls_hit_max_duration",
+                "warning",
+                "Calls run into the maximum duration",
+                f"The average call lasts {f.average_call_duration:.0f}s, close to the {ctx.max_call_duration:.0f}s limit: "
+                "calls are probably being cut off.",
+                "medium",
+                "Raise voiceSettings.maxCallDuration or shorten the conversation flow.",
+                "averageCallDuration",
+                f.average_call_duration,
+                ctx.max_call_duration,
+            )
+        )
 
     # Satisfaction.
     if f.customer_satisfaction is not None and f.satisfaction_responses >= 10 and f.customer_satisfaction < 3.5:
-        out.append(Insight(
-            "low_satisfaction", "critical" if f.customer_satisfaction < 3 else "warning", "Low customer satisfaction",
-            f"Callers rate their calls {f.customer_satisfaction:.2f} of 5 on average "
-            f"({f.satisfaction_responses} ratings).",
-            "high", "Review the greeting, speaking style and handoff triggers; listen to low-rated calls.",
-            "customerSatisfaction", f.customer_satisfaction, 3.5,
-        ))
+        out.append(
+            Insight(
+                "low_satisfaction",
+                "critical" if f.customer_satisfaction < 3 else "warning",
+                "Low customer satisfaction",
+                f"Callers rate their calls {f.customer_satisfaction:.2f} of 5 on average "
+                f"({f.satisfaction_responses} ratings).",
+                "high",
+                "Review the greeting, speaking style and handoff triggers; listen to low-rated calls.",
+                "customerSatisfaction",
+                f.customer_satisfaction,
+                3.5,
+            )
+        )
 
     # Return on investment.
     if f.roi is not None and f.roi < 0:
-        out.append(Insight(
-            "negative_roi", "warning", "Spending more than it earns",
-            f"Revenue {money(f.revenue)} against cost {money(f.total_cost)}: ROI {f.roi:.0%}.",
-            "high", "Focus on the segments that convert, or lower the cost per call.",
-            "roi", f.roi, 0.0,
-        ))
+        out.append(
+            Insight(
+                "negative_roi",
+                "warning",
+                "Spending more than it earns",
+                f"Revenue {money(f.revenue)} against cost {money(f.total_cost)}: ROI {f.roi:.0%}.",
+                "high",
+                "Focus on the segments that convert, or lower the cost per call.",
+                "roi",
+                f.roi,
+                0.0,
+            )
+        )
 
     # Waiting time.
     wait_target = _target(ctx.kpis, KpiMetric.AVERAGE_WAIT_TIME) or 60.0
     if f.average_wait_time is not None and f.started_calls >= MIN_CALLS and f.average_wait_time > wait_target:
-        out.append(Insight(
-            "long_wait_time", "warning", "Callers wait too long",
-            f"Callers wait {f.average_wait_time:.0f}s on average before the AI answers (target {wait_target:.0f}s).",
-            "medium", "Add capacity in the calling windows with the most traffic.",
-            "averageWaitTime", f.average_wait_time, wait_target,
-        ))
+        out.append(
+            Insight(
+                "long_wait_time",
+                "warning",
+                "Callers wait too long",
+                f"Callers wait {f.average_wait_time:.0f}s on average before the AI answers (target {wait_target:.0f}s).",
+                "medium",
+                "Add capacity in the calling windows with the most traffic.",
+                "averageWaitTime",
+                f.average_wait_time,
+                wait_target,
+            )
+        )
 
     # Widget click-through.
     if f.widget_impressions >= 100 and f.widget_click_through_rate is not None and f.widget_click_through_rate < 0.01:
-        out.append(Insight(
-            "low_widget_ctr", "info", "Few visitors click the widget",
-            f"{_pct(f.widget_click_through_rate)} of {f.widget_impressions} widget impressions led to a click.",
-            "low", "Try a clearer launcher text, another position, or showing it only on high-intent pages.",
-            "widgetClickThroughRate", f.widget_click_through_rate, 0.01,
-        ))
+        out.append(
+            Insight(
+                "low_widget_ctr",
+                "info",
+                "Few visitors click the widget",
+                f"{_pct(f.widget_click_through_rate)} of {f.widget_impressions} widget impressions led to a click.",
+                "low",
+                "Try a clearer launcher text, another position, or showing it only on high-intent pages.",
+                "widgetClickThroughRate",
+                f.widget_click_through_rate,
+                0.01,
+            )
+        )
 
     # KPIs with targets not already covered above.
     covered = {i.metric for i in out}
@@ -258,13 +334,20 @@ def analyse(ctx: Context) -> tuple[list[Insight], list[Recommendation]]:
             continue
         higher = kpi.direction == "higher_is_better"
         if (higher and actual < kpi.target) or (not higher and actual > kpi.target):
-            out.append(Insight(
-                f"kpi_off_target:{kpi.id or kpi.metric.value}", "warning", f"{kpi.name} off target",
-                f"{kpi.name} is {_fmt(actual, kpi.unit)}, {'below' if higher else 'above'} its target of "
-                f"{_fmt(kpi.target, kpi.unit)}.",
-                "medium", f"Look at what drives {kpi.name.lower()}; the trends show when it moved.",
-                kpi.metric.value, actual, kpi.target,
-            ))
+            out.append(
+                Insight(
+                    f"kpi_off_target:{kpi.id or kpi.metric.value}",
+                    "warning",
+                    f"{kpi.name} off target",
+                    f"{kpi.name} is {_fmt(actual, kpi.unit)}, {'below' if higher else 'above'} its target of "
+                    f"{_fmt(kpi.target, kpi.unit)}.",
+                    "medium",
+                    f"Look at what drives {kpi.name.lower()}; the trends show when it moved.",
+                    kpi.metric.value,
+                    actual,
+                    kpi.target,
+                )
+            )
 
     # Budgets.
     for b in ctx.budgets:
@@ -273,41 +356,74 @@ def analyse(ctx: Context) -> tuple[list[Insight], list[Recommendation]]:
             continue  # the campaign is paused for it; the budget block says so
         horizon = b.window_hours_left if b.window_hours_left is not None else 72.0
         if b.exhausts_in_hours is not None and b.exhausts_in_hours < horizon:
-            out.append(Insight(
-                f"budget_running_out:{b.cap}", "warning", f"{b.cap.capitalize()} budget running out",
-                f"{money(b.spent)} of {money(b.limit)} spent ({used:.0%}); at the current rate it runs out in "
-                f"{b.exhausts_in_hours:.1f} hours, before the {'day' if b.cap == 'daily' else 'campaign'} ends, "
-                "and the campaign will pause.",
-                "medium", f"Raise budget.{b.cap} or lower the call rate if the campaign should keep running.",
-                "budgetUsedRatio", used, 1.0,
-            ))
+            out.append(
+                Insight(
+                    f"budget_running_out:{b.cap}",
+                    "warning",
+                    f"{b.cap.capitalize()} budget running out",
+                    f"{money(b.spent)} of {money(b.limit)} spent ({used:.0%}); at the current rate it runs out in "
+                    f"{b.exhausts_in_hours:.1f} hours, before the {'day' if b.cap == 'daily' else 'campaign'} ends, "
+                    "and the campaign will pause.",
+                    "medium",
+                    f"Raise budget.{b.cap} or lower the call rate if the campaign should keep running.",
+                    "budgetUsedRatio",
+                    used,
+                    1.0,
+                )
+            )
         elif used >= 0.8:
-            out.append(Insight(
-                f"budget_mostly_spent:{b.cap}", "info", f"{b.cap.capitalize()} budget mostly spent",
-                f"{money(b.spent)} of {money(b.limit)} spent ({used:.0%}).",
-                "low", f"Raise budget.{b.cap} if the campaign should go on longer.",
-                "budgetUsedRatio", used, 0.8,
-            ))
+            out.append(
+                Insight(
+                    f"budget_mostly_spent:{b.cap}",
+                    "info",
+                    f"{b.cap.capitalize()} budget mostly spent",
+                    f"{money(b.spent)} of {money(b.limit)} spent ({used:.0%}).",
+                    "low",
+                    f"Raise budget.{b.cap} if the campaign should go on longer.",
+                    "budgetUsedRatio",
+                    used,
+                    0.8,
+                )
+            )
 
     # Goals behind pace.
     for g in ctx.goals:
         if g.on_track is False:
-            out.append(Insight(
-                f"goal_behind:{g.goal_id}", "warning", f"Behind on {g.label}",
-                g.message, "medium", "Raise the call rate or widen the audience to catch up.",
-                g.metric, g.current, g.target,
-            ))
+            out.append(
+                Insight(
+                    f"goal_behind:{g.goal_id}",
+                    "warning",
+                    f"Behind on {g.label}",
+                    g.message,
+                    "medium",
+                    "Raise the call rate or widen the audience to catch up.",
+                    g.metric,
+                    g.current,
+                    g.target,
+                )
+            )
 
     # The organization's bottom quarter.
-    if (ctx.conversion_percentile is not None and ctx.organization_campaigns >= 4 and ctx.conversion_percentile < 0.25
-            and f.completed_calls >= MIN_CALLS):
-        out.append(Insight(
-            "bottom_quartile_conversion", "info", "Among the organization's weakest converters",
-            f"Its conversion rate ({_pct(f.conversion_rate or 0)}) is lower than {1 - ctx.conversion_percentile:.0%} "
-            f"of the organization's {ctx.organization_campaigns} campaigns.",
-            "medium", "Compare its configuration with the best-converting campaign (clone it and A/B test).",
-            "conversionRate", f.conversion_rate or 0.0, ctx.conversion_percentile,
-        ))
+    if (
+        ctx.conversion_percentile is not None
+        and ctx.organization_campaigns >= 4
+        and ctx.conversion_percentile < 0.25
+        and f.completed_calls >= MIN_CALLS
+    ):
+        out.append(
+            Insight(
+                "bottom_quartile_conversion",
+                "info",
+                "Among the organization's weakest converters",
+                f"Its conversion rate ({_pct(f.conversion_rate or 0)}) is lower than {1 - ctx.conversion_percentile:.0%} "
+                f"of the organization's {ctx.organization_campaigns} campaigns.",
+                "medium",
+                "Compare its configuration with the best-converting campaign (clone it and A/B test).",
+                "conversionRate",
+                f.conversion_rate or 0.0,
+                ctx.conversion_percentile,
+            )
+        )
 
     order = {"critical": 0, "warning": 1, "info": 2}
     out.sort(key=lambda i: (order[i.type], {"high": 0, "medium": 1, "low": 2}[i.impact]))
@@ -327,8 +443,14 @@ def analyse(ctx: Context) -> tuple[list[Insight], list[Recommendation]]:
 
 
 def _enough_for(f: Figures, metric: KpiMetric) -> bool:
-    needs_calls = {KpiMetric.ANSWER_RATE, KpiMetric.CONNECT_RATE, KpiMetric.QUALIFICATION_RATE,
-                   KpiMetric.CONVERSION_RATE, KpiMetric.AVERAGE_CALL_DURATION, KpiMetric.COST_PER_CALL}
+    needs_calls = {
+        KpiMetric.ANSWER_RATE,
+        KpiMetric.CONNECT_RATE,
+        KpiMetric.QUALIFICATION_RATE,
+        KpiMetric.CONVERSION_RATE,
+        KpiMetric.AVERAGE_CALL_DURATION,
+        KpiMetric.COST_PER_CALL,
+    }
     if metric in needs_calls:
         return f.total_calls >= MIN_CALLS
     if metric == KpiMetric.COST_PER_LEAD:

@@ -117,7 +117,7 @@ class _Budget:
         if value is None or isinstance(value, bool):
             return 5 if value is False else 4
         if isinstance(value, int):
-            return len(str(value)) if -10**18 < value < 10**18 else value.bit_length() // 4
+            return len(str(value)) if -(10**18) < value < 10**18 else value.bit_length() // 4
         if isinstance(value, float):
             return len(repr(value))
         if isinstance(value, str):
@@ -166,7 +166,7 @@ class _BoundedInterpreter(TreeInterpreter):
 class HttpPushConfig(ApiModel):
     field_mapping: Annotated[dict[str, str], Field(min_length=1, max_length=100)] = Field(
         description="Output path → JMESPath expression over the event {type, timestamp, data, id, "
-        "campaignId, sequence}; e.g. {\"contact.email\": \"data.lead.email\"}."
+        'campaignId, sequence}; e.g. {"contact.email": "data.lead.email"}.'
     )
     include_event: bool = Field(default=False, description="Also send the whole event under `event`.")
 
@@ -238,7 +238,10 @@ def _set_path(target: dict[str, Any], path: str, value: Any) -> None:
 
 
 def render_http_push(
-    config: HttpPushConfig, event: dict[str, Any], *, max_bytes: int = DEFAULT_MAX_BYTES,
+    config: HttpPushConfig,
+    event: dict[str, Any],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
     max_steps: int = MAX_RENDER_STEPS,
 ) -> dict[str, Any]:
     budget = _Budget(max_bytes, max_steps)
@@ -278,7 +281,10 @@ def _text(value: Any) -> str:
 
 
 def render_slack(
-    config: SlackConfig, event: dict[str, Any], *, max_bytes: int = DEFAULT_MAX_BYTES,
+    config: SlackConfig,
+    event: dict[str, Any],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
     max_steps: int = MAX_RENDER_STEPS,
 ) -> dict[str, Any]:
     budget = _Budget(max_bytes, max_steps)
@@ -299,7 +305,11 @@ def render_slack(
 
 
 def render(
-    kind: str, config: dict[str, Any], event: dict[str, Any], *, max_bytes: int = DEFAULT_MAX_BYTES,
+    kind: str,
+    config: dict[str, Any],
+    event: dict[str, Any],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
     max_steps: int = MAX_RENDER_STEPS,
 ) -> dict[str, Any]:
     """The body an endpoint of `kind` receives for `event` (a webhook gets the event itself).

@@ -109,9 +109,7 @@ def plan_request(
         start, end = schedule_bounds(schedule, timezone)
         if end is not None and end <= now:
             if action == "activate":
-                raise TransitionError(
-                    "cannot activate: the schedule's endAt has already passed", code="schedule_ended"
-                )
+                raise TransitionError("cannot activate: the schedule's endAt has already passed", code="schedule_ended")
             target = S.ENDED
             reason = "schedule_end_passed"
         elif start is not None and start > now:

@@ -376,7 +376,7 @@ def base_timeline(schedule: CampaignSchedule, tz: str) -> Timeline:
         if spans is None:
             # Open at every hour but blackout days: the blackouts before the last one up to
             # `since` change nothing after it (and there may be a thousand of them).
-            days = blackouts[max(bisect.bisect_right(blackouts, local_since.date()) - 1, 0):]
+            days = blackouts[max(bisect.bisect_right(blackouts, local_since.date()) - 1, 0) :]
         local = _weekly_local(spans, local_since, utc_to_local(until, tz) + timedelta(days=1))
         local = _clipped(_without_days(local, days), schedule.start_at, schedule.end_at)
         return _merged(_in_order(_resolved(local, tz)))

@@ -81,10 +81,24 @@ def matches(filters: list[str], event_type: str) -> bool:
 # not change how the request is framed, routed or signed.
 RESERVED_HEADERS = frozenset(
     {
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-        "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length", "content-type",
-        "content-encoding", "expect", "user-agent",
-        "webhook-id", "webhook-timestamp", "webhook-signature",
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "content-type",
+        "content-encoding",
+        "expect",
+        "user-agent",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
     }
 )
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -159,7 +173,9 @@ JITTER = 0.2
 def next_delay(attempt: int, config: RetryConfig, rand: float, retry_after: float | None = None) -> float:
     """Seconds to wait after failed attempt number `attempt` (1-based). `rand` in [0, 1) gives
     the jitter; a receiver's Retry-After is honoured up to the longest interval."""
-    base = min(config.initial_interval_seconds * config.backoff_coefficient ** (attempt - 1), config.max_interval_seconds)
+    base = min(
+        config.initial_interval_seconds * config.backoff_coefficient ** (attempt - 1), config.max_interval_seconds
+    )
     delay = base * (1 - JITTER + 2 * JITTER * rand)
     if retry_after is not None and retry_after > 0:
         delay = max(delay, min(retry_after, config.max_interval_seconds))
@@ -184,7 +200,12 @@ def workflow_id(delivery: uuid.UUID | str) -> str:
 
 
 def envelope(
-    *, event_id: str, type_: str, occurred_at: datetime, data: dict[str, Any], sequence: int | None,
+    *,
+    event_id: str,
+    type_: str,
+    occurred_at: datetime,
+    data: dict[str, Any],
+    sequence: int | None,
     campaign_id: str | None,
 ) -> dict[str, Any]:
     """The Standard Webhooks body: `{type, timestamp, data}`, plus the event's id and its
@@ -209,7 +230,15 @@ def dumps(body: Any) -> str:
 # is made; the delivery fails alone). `unexpected`: any other failure of an attempt.
 # `expired`: the delivery was older than WEBHOOK_MAX_DELIVERY_AGE_S, so it was given up.
 ErrorClass = Literal[
-    "dns", "connect", "timeout", "tls", "blocked", "http", "payload_too_large", "render_failed", "unexpected",
+    "dns",
+    "connect",
+    "timeout",
+    "tls",
+    "blocked",
+    "http",
+    "payload_too_large",
+    "render_failed",
+    "unexpected",
     "expired",
 ]
 
@@ -231,7 +260,7 @@ def throttle_delay(throttled: int, rand: float) -> float:
     """How long an attempt that found the endpoint's concurrency limit reached waits before
     asking again: growing, so a long backlog does not churn, and jittered, so the waiters
     do not ask all at once."""
-    return min(10.0, 0.25 * 2 ** throttled) * (0.5 + rand)
+    return min(10.0, 0.25 * 2**throttled) * (0.5 + rand)
 
 
 class AttemptOutcome(BaseModel):

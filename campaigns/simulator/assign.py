@@ -29,12 +29,22 @@ async def _one(pool: asyncpg.Pool, arrival: Arrival) -> Variant | None:
     campaign = arrival.campaign
     if campaign.ab_test_id is None:
         return None
-    principal = SystemPrincipal(organization_id=campaign.organization_id, organization_name="",
-                                key_id=_SIMULATOR_KEY, key_name="simulator", actor_id="simulator",
-                                actor_name="simulator")
+    principal = SystemPrincipal(
+        organization_id=campaign.organization_id,
+        organization_name="",
+        key_id=_SIMULATOR_KEY,
+        key_name="simulator",
+        actor_id="simulator",
+        actor_name="simulator",
+    )
     try:
-        a = await abtests.assign(pool=pool, principal=principal, campaign_id=campaign.id,
-                                 test_id=campaign.ab_test_id, subject_id=arrival.subject_id)
+        a = await abtests.assign(
+            pool=pool,
+            principal=principal,
+            campaign_id=campaign.id,
+            test_id=campaign.ab_test_id,
+            subject_id=arrival.subject_id,
+        )
     except AppError as err:  # concluded since the campaigns were listed: no variant
         log.debug("no assignment for %s: %s", arrival.subject_id, err.message)
         return None

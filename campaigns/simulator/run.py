@@ -143,8 +143,9 @@ async def run(
             return
         demo = asyncio.create_task(_demo(settings, demo_key_file)) if demo_key_file is not None else None
         lines = progress_lines if progress_lines is not None else not sys.stderr.isatty()
-        await generate(settings, Traffic(rate=rate, time_scale=time_scale, seed=seed), Progress(rate, lines=lines),
-                       stop)
+        await generate(
+            settings, Traffic(rate=rate, time_scale=time_scale, seed=seed), Progress(rate, lines=lines), stop
+        )
     finally:
         if traffic and demo is not None:
             demo.cancel()

@@ -40,16 +40,20 @@ class EventSink:
         rejected = 0
         for organization_id, batch in by_org.items():
             for start in range(0, len(batch), MAX_BATCH):
-                body = orjson.dumps({"events": batch[start:start + MAX_BATCH]})
+                body = orjson.dumps({"events": batch[start : start + MAX_BATCH]})
                 result = await events.ingest(
-                    pool=self.pool, realtime=self.realtime, directory=self.directory,
-                    organization_id=organization_id, body=body,
+                    pool=self.pool,
+                    realtime=self.realtime,
+                    directory=self.directory,
+                    organization_id=organization_id,
+                    body=body,
                 )
                 if result.rejected:
                     rejected += len(result.rejected)
                     first = result.rejected[0]
-                    log.warning("%d simulated events rejected (first: %s %s)", len(result.rejected), first.field,
-                                first.reason)
+                    log.warning(
+                        "%d simulated events rejected (first: %s %s)", len(result.rejected), first.field, first.reason
+                    )
         return rejected
 
     async def close(self) -> None:

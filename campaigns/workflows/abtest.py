@@ -139,8 +139,14 @@ class ABTestWorkflow:
         s = self.state
         concluded = await workflow.execute_activity_method(
             ABTestActivities.conclude,
-            Conclude(test_id=s.start.test_id, conclusion=conclusion, reason=reason, winner_variant_id=winner,
-                     actor=actor, at=workflow.now()),
+            Conclude(
+                test_id=s.start.test_id,
+                conclusion=conclusion,
+                reason=reason,
+                winner_variant_id=winner,
+                actor=actor,
+                at=workflow.now(),
+            ),
             summary=conclusion,
             **_ACTIVITY,
         )
@@ -185,8 +191,10 @@ class ABTestWorkflow:
 
     def _publish(self) -> None:
         s = self.state
-        lines = [f"**A/B test {s.start.name}** — {s.status}" + (f": {s.conclusion}" if s.conclusion else ""),
-                 f"{s.start.mode} · campaign {s.start.campaign_id} · {s.evaluations} evaluations"]
+        lines = [
+            f"**A/B test {s.start.name}** — {s.status}" + (f": {s.conclusion}" if s.conclusion else ""),
+            f"{s.start.mode} · campaign {s.start.campaign_id} · {s.evaluations} evaluations",
+        ]
         if s.last_reason:
             lines.append(s.last_reason)
         if s.status == "running":

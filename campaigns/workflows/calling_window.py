@@ -61,6 +61,7 @@ _ACTIVITY = {"start_to_close_timeout": timedelta(seconds=30), "retry_policy": _R
 # is recorded within milliseconds of its timer.
 _LOCAL = {"start_to_close_timeout": timedelta(seconds=10), "retry_policy": _RETRY}
 
+
 class CallingWindow:
     def __init__(self, state: CampaignState, *, publish: Callable[[], None]) -> None:
         self._state = state
@@ -150,8 +151,10 @@ class CallingWindow:
         if write is None:
             return
         await workflow.execute_local_activity_method(
-            StoreActivities.persist_window, write,
-            summary=write.event.type if write.event else "window: next change", **_LOCAL,
+            StoreActivities.persist_window,
+            write,
+            summary=write.event.type if write.event else "window: next change",
+            **_LOCAL,
         )
         self.applied(write)
         self._publish()
@@ -265,8 +268,7 @@ class CallingWindow:
             return
         known = {r.key for r in w.runs}
         due = [
-            o for o in shifted_occurrences(recurrence, c.timezone, since, now)
-            if o.ends_at > now and o.key not in known
+            o for o in shifted_occurrences(recurrence, c.timezone, since, now) if o.ends_at > now and o.key not in known
         ]
         if not due:
             return

@@ -159,7 +159,9 @@ class CampaignWorkflow:
         """Start an A/B test as this campaign's child; it evaluates and concludes by itself."""
         try:
             await workflow.start_child_workflow(
-                ABTestWorkflow.run, ABTestState(start=start), id=abtest_workflow_id(start.test_id),
+                ABTestWorkflow.run,
+                ABTestState(start=start),
+                id=abtest_workflow_id(start.test_id),
                 static_summary=f"A/B test {start.name}"[:200],
                 search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ORGANIZATION, start.organization_id)]),
                 # Outlives this run: the campaign continues-as-new while its test goes on.
@@ -172,8 +174,11 @@ class CampaignWorkflow:
     @start_ab_test.validator
     def _validate_start_ab_test(self, start: ABTestStart) -> None:
         if self.state.status in FINISHED_STATUSES:
-            raise ApplicationError(f"a campaign that is {self.state.status.value} cannot start an A/B test",
-                                   type="campaign_not_testable", non_retryable=True)
+            raise ApplicationError(
+                f"a campaign that is {self.state.status.value} cannot start an A/B test",
+                type="campaign_not_testable",
+                non_retryable=True,
+            )
 
     @workflow.query
     def current(self) -> CampaignState:
@@ -255,7 +260,11 @@ class CampaignWorkflow:
                 await self._apply(Transition(S.ACTIVE, S.PAUSED, "pause", budget.REASON), SYSTEM)
             elif action == "resume":
                 transition = lifecycle.plan_request(
-                    S.PAUSED, S.ACTIVE, schedule=c.schedule, timezone=c.timezone, now=workflow.now(),
+                    S.PAUSED,
+                    S.ACTIVE,
+                    schedule=c.schedule,
+                    timezone=c.timezone,
+                    now=workflow.now(),
                     reason=budget.RESUME_REASON,
                 )
                 await self._apply_by_itself(transition)
@@ -431,8 +440,11 @@ class CampaignWorkflow:
             f"{c.type.value} · {c.channel.value} · {c.timezone}",
         ]
         if s.pipeline is not None:
-            lines.append("Pipeline: " + ("provisioned" if s.pipeline.provisioned else "not provisioned")
-                         + (f" (refused: {s.pipeline.refusal})" if s.pipeline.refused else ""))
+            lines.append(
+                "Pipeline: "
+                + ("provisioned" if s.pipeline.provisioned else "not provisioned")
+                + (f" (refused: {s.pipeline.refusal})" if s.pipeline.refused else "")
+            )
         wake = lifecycle.next_wakeup(s.status, schedule=c.schedule, timezone=c.timezone)
         if wake is not None:
             what = "becomes active" if s.status == S.SCHEDULED else "ends"

@@ -37,7 +37,9 @@ class WebhookDeliveryWorkflow:
         while True:
             outcome = await workflow.execute_local_activity_method(
                 WebhookActivities.attempt_delivery,
-                AttemptRequest(delivery_id=delivery.delivery_id, run=delivery.run, attempt=attempt, throttled=throttled),
+                AttemptRequest(
+                    delivery_id=delivery.delivery_id, run=delivery.run, attempt=attempt, throttled=throttled
+                ),
                 start_to_close_timeout=timedelta(seconds=delivery.attempt_timeout_s),
                 retry_policy=_RECORD_RETRY,
                 summary=f"attempt {attempt}",

@@ -37,18 +37,30 @@ async def insert(
         ON CONFLICT (campaign_id) WHERE status = 'running' DO NOTHING
         RETURNING *
         """,
-        test_id, organization_id, campaign_id, name, mode, design, weights, started_at, ends_at,
+        test_id,
+        organization_id,
+        campaign_id,
+        name,
+        mode,
+        design,
+        weights,
+        started_at,
+        ends_at,
     )
 
 
-async def insert_epoch(conn: Conn, *, test_id: UUID, version: int, effective_from: datetime,
-                       weights: dict[str, float]) -> None:
+async def insert_epoch(
+    conn: Conn, *, test_id: UUID, version: int, effective_from: datetime, weights: dict[str, float]
+) -> None:
     await conn.execute(
         """
         INSERT INTO ab_test_weight_epochs (test_id, version, effective_from, weights)
         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING
         """,
-        test_id, version, effective_from, weights,
+        test_id,
+        version,
+        effective_from,
+        weights,
     )
 
 
@@ -56,12 +68,15 @@ async def get(conn: Conn, *, organization_id: UUID, campaign_id: UUID, test_id: 
     """A test of this organization's campaign, or None (another organization's is None too)."""
     return await conn.fetchrow(
         "SELECT * FROM ab_tests WHERE id = $1 AND campaign_id = $2 AND organization_id = $3",
-        test_id, campaign_id, organization_id,
+        test_id,
+        campaign_id,
+        organization_id,
     )
 
 
-async def get_for_assignment(conn: Conn, *, organization_id: UUID, campaign_id: UUID,
-                             test_id: UUID) -> asyncpg.Record | None:
+async def get_for_assignment(
+    conn: Conn, *, organization_id: UUID, campaign_id: UUID, test_id: UUID
+) -> asyncpg.Record | None:
     """The test with its campaign's status and configuration, in one round trip."""
     return await conn.fetchrow(
         """
@@ -69,7 +84,9 @@ async def get_for_assignment(conn: Conn, *, organization_id: UUID, campaign_id: 
         FROM ab_tests t JOIN campaigns c ON c.id = t.campaign_id
         WHERE t.id = $1 AND t.campaign_id = $2 AND t.organization_id = $3
         """,
-        test_id, campaign_id, organization_id,
+        test_id,
+        campaign_id,
+        organization_id,
     )
 
 
@@ -111,14 +128,19 @@ def sums_select_list(metrics: list[MetricDef]) -> str:
         if m.kind == "proportion":
             parts += [f'sum({num}) AS "{m.name}:x"', f'sum({den}) AS "{m.name}:n"']
         elif m.kind == "mean":
-            parts += [f'sum({num}) AS "{m.name}:sum"', f'sum(r.{m.sq})::float8 AS "{m.name}:sq"',
-                      f'sum({den}) AS "{m.name}:n"']
+            parts += [
+                f'sum({num}) AS "{m.name}:sum"',
+                f'sum(r.{m.sq})::float8 AS "{m.name}:sq"',
+                f'sum({den}) AS "{m.name}:n"',
+            ]
         else:
             # Each 15-minute slot of the variant is one unit of the delta method.
             parts += [
                 f'count(*) FILTER (WHERE {num} <> 0 OR {den} <> 0)::float8 AS "{m.name}:m"',
-                f'sum({num}) AS "{m.name}:sy"', f'sum({den}) AS "{m.name}:sx"',
-                f'sum({num} * {num}) AS "{m.name}:syy"', f'sum({den} * {den}) AS "{m.name}:sxx"',
+                f'sum({num}) AS "{m.name}:sy"',
+                f'sum({den}) AS "{m.name}:sx"',
+                f'sum({num} * {num}) AS "{m.name}:syy"',
+                f'sum({den} * {den}) AS "{m.name}:sxx"',
                 f'sum({num} * {den}) AS "{m.name}:sxy"',
             ]
     return ",\n       ".join(parts)
@@ -143,7 +165,10 @@ async def variant_sums(
           AND r.bucket >= date_bin('15 minutes', $3::timestamptz, TIMESTAMPTZ 'epoch') AND r.bucket < $4
         GROUP BY r.variant_id
         """,
-        campaign_id, variant_ids, start, end,
+        campaign_id,
+        variant_ids,
+        start,
+        end,
     )
     return {row["variant_id"]: {k: v for k, v in row.items() if k != "variant_id" and v is not None} for row in rows}
 
@@ -166,16 +191,17 @@ async def epoch_counts(conn: Conn, test_id: UUID) -> list[tuple[dict[str, float]
     return [(e["weights"], by_epoch.get(e["version"], {})) for e in epochs]
 
 
-async def sticky_assignment(
-    conn: Conn, *, test_id: UUID, subject_id: str, variant_id: str, epoch: int
-) -> str:
+async def sticky_assignment(conn: Conn, *, test_id: UUID, subject_id: str, variant_id: str, epoch: int) -> str:
     """The subject's stored variant: the one given if this is its first assignment."""
     stored = await conn.fetchval(
         """
         INSERT INTO ab_test_assignments (test_id, subject_id, variant_id, epoch) VALUES ($1, $2, $3, $4)
         ON CONFLICT (test_id, subject_id) DO NOTHING RETURNING variant_id
         """,
-        test_id, subject_id, variant_id, epoch,
+        test_id,
+        subject_id,
+        variant_id,
+        epoch,
     )
     if stored is not None:
         return stored
@@ -207,7 +233,13 @@ async def record_evaluation(
         INSERT INTO ab_test_evaluations (test_id, seq, evaluated_at, conclusion, reason, summary, weights)
         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING 1
         """,
-        test_id, seq, at, conclusion, reason, summary, weights,
+        test_id,
+        seq,
+        at,
+        conclusion,
+        reason,
+        summary,
+        weights,
     )
     if not inserted:
         return False
@@ -215,7 +247,8 @@ async def record_evaluation(
         version = await conn.fetchval(
             "UPDATE ab_tests SET weights = $2, weights_version = weights_version + 1 WHERE id = $1 "
             "RETURNING weights_version",
-            test_id, weights,
+            test_id,
+            weights,
         )
         await insert_epoch(conn, test_id=test_id, version=version, effective_from=at, weights=weights)
     await conn.execute(
@@ -225,7 +258,13 @@ async def record_evaluation(
                updated_at = now()
         WHERE id = $1
         """,
-        test_id, running, seq, at, {"conclusion": conclusion, "reason": reason}, sums, sums_through,
+        test_id,
+        running,
+        seq,
+        at,
+        {"conclusion": conclusion, "reason": reason},
+        sums,
+        sums_through,
     )
     return True
 
@@ -237,7 +276,9 @@ async def get_evaluation(conn: Conn, test_id: UUID, seq: int) -> asyncpg.Record 
 async def list_evaluations(conn: Conn, *, test_id: UUID, limit: int, offset: int) -> tuple[list[asyncpg.Record], int]:
     rows = await conn.fetch(
         "SELECT * FROM ab_test_evaluations WHERE test_id = $1 ORDER BY seq DESC LIMIT $2 OFFSET $3",
-        test_id, limit, offset,
+        test_id,
+        limit,
+        offset,
     )
     total = await conn.fetchval("SELECT count(*) FROM ab_test_evaluations WHERE test_id = $1", test_id)
     return list(rows), total
@@ -262,7 +303,12 @@ async def conclude(
         WHERE id = $1 AND status = 'running'
         RETURNING *
         """,
-        test_id, conclusion, reason, winner_variant_id, actor, at,
+        test_id,
+        conclusion,
+        reason,
+        winner_variant_id,
+        actor,
+        at,
     )
     return row or await get_by_id(conn, test_id)
 

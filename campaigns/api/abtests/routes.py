@@ -48,34 +48,54 @@ def _inlined(schema: Any, defs: dict[str, Any] | None = None) -> Any:
     return schema
 
 
-_CREATE_BODY = {"requestBody": {"required": True, "content": {"application/json": {
-    "schema": _inlined(ABTestCreate.model_json_schema(by_alias=True))}}}}
+_CREATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": _inlined(ABTestCreate.model_json_schema(by_alias=True))}},
+    }
+}
 
 
 @router.post(
-    "/api/campaigns/{id}/ab-test", status_code=201, response_model=ABTestEnvelope,
+    "/api/campaigns/{id}/ab-test",
+    status_code=201,
+    response_model=ABTestEnvelope,
     openapi_extra=_CREATE_BODY,
 )
-async def create_test(campaign_id: CampaignId, request: Request, response: Response, caller: Caller, db: Db,
-                      temporal: Temporal, settings: Config) -> dict:
+async def create_test(
+    campaign_id: CampaignId,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    db: Db,
+    temporal: Temporal,
+    settings: Config,
+) -> dict:
     """Create an A/B or multivariate test of the campaign; invalid configurations list every error."""
     try:
         body = await request.json()
     except ValueError:
         raise invalid([{"field": "(body)", "reason": "not valid JSON"}]) from None
-    test = await service.create(pool=db, temporal=temporal, settings=settings, principal=caller,
-                                campaign_id=campaign_id, body=body)
+    test = await service.create(
+        pool=db, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id, body=body
+    )
     response.headers["Location"] = f"/api/campaigns/{campaign_id}/ab-test/{test.id}"
     return {"test": test}
 
 
 @router.get("/api/campaigns/{id}/ab-tests", response_model=ABTestList)
-async def list_tests(campaign_id: CampaignId, caller: Caller, db: Db,
-                     status: Annotated[Literal["running", "concluded"] | None, Query()] = None,
-                     page: Page = 1, limit: Limit = 20) -> dict:
+async def list_tests(
+    campaign_id: CampaignId,
+    caller: Caller,
+    db: Db,
+    status: Annotated[Literal["running", "concluded"] | None, Query()] = None,
+    page: Page = 1,
+    limit: Limit = 20,
+) -> dict:
     """The campaign's tests, newest first."""
-    tests, total = await service.list_(pool=db, principal=caller, campaign_id=campaign_id, status=status,
-                                       page=page, limit=limit)
+    tests, total = await service.list_(
+        pool=db, principal=caller, campaign_id=campaign_id, status=status, page=page, limit=limit
+    )
     return {"tests": tests, "total": total, "page": page, "limit": limit}
 
 
@@ -94,25 +114,44 @@ async def test_results(campaign_id: CampaignId, test_id: TestId, caller: Caller,
 @router.post(_TEST + "/assign", response_model=AssignmentEnvelope)
 async def assign(campaign_id: CampaignId, test_id: TestId, body: AssignRequest, caller: Caller, db: Db) -> dict:
     """The subject's variant (the same every time; the split follows the weights)."""
-    return {"assignment": await service.assign(pool=db, principal=caller, campaign_id=campaign_id, test_id=test_id,
-                                               subject_id=body.subject_id)}
+    return {
+        "assignment": await service.assign(
+            pool=db, principal=caller, campaign_id=campaign_id, test_id=test_id, subject_id=body.subject_id
+        )
+    }
 
 
 @router.post(_TEST + "/stop", response_model=ABTestEnvelope)
-async def stop_test(campaign_id: CampaignId, test_id: TestId, caller: Caller, db: Db, temporal: Temporal,
-                    settings: Config, body: Annotated[StopBody | None, Body()] = None) -> dict:
+async def stop_test(
+    campaign_id: CampaignId,
+    test_id: TestId,
+    caller: Caller,
+    db: Db,
+    temporal: Temporal,
+    settings: Config,
+    body: Annotated[StopBody | None, Body()] = None,
+) -> dict:
     """Stop a running test now (concluded `stopped`, nothing promoted)."""
-    test = await service.stop(pool=db, temporal=temporal, settings=settings, principal=caller,
-                              campaign_id=campaign_id, test_id=test_id, reason=body.reason if body else None)
+    test = await service.stop(
+        pool=db,
+        temporal=temporal,
+        settings=settings,
+        principal=caller,
+        campaign_id=campaign_id,
+        test_id=test_id,
+        reason=body.reason if body else None,
+    )
     return {"test": test}
 
 
 @router.get(_TEST + "/evaluations", response_model=EvaluationList)
-async def test_evaluations(campaign_id: CampaignId, test_id: TestId, caller: Caller, db: Db,
-                           page: Page = 1, limit: Limit = 50) -> dict:
+async def test_evaluations(
+    campaign_id: CampaignId, test_id: TestId, caller: Caller, db: Db, page: Page = 1, limit: Limit = 50
+) -> dict:
     """Every evaluation the test's workflow made, newest first."""
-    items, total = await service.evaluations(pool=db, principal=caller, campaign_id=campaign_id, test_id=test_id,
-                                             page=page, limit=limit)
+    items, total = await service.evaluations(
+        pool=db, principal=caller, campaign_id=campaign_id, test_id=test_id, page=page, limit=limit
+    )
     return {"evaluations": items, "total": total, "page": page, "limit": limit}
 
 

@@ -36,8 +36,9 @@ class ABTest(ResponseModel):
     secondary_metrics: list[MetricSpec]
     guardrail_metrics: list[GuardrailSpec]
     sample_size: int | None
-    planned_sample_size: int | None = Field(description="Calls per variant at the planned horizon "
-                                                        "(null: projected from the data as it arrives).")
+    planned_sample_size: int | None = Field(
+        description="Calls per variant at the planned horizon (null: projected from the data as it arrives)."
+    )
     minimum_detectable_effect: float | None
     baseline: float | None
     baseline_std_dev: float | None
@@ -195,8 +196,10 @@ class Assignment(ResponseModel):
     variant_name: str
     is_control: bool
     overrides: dict[str, Any]
-    configuration: dict[str, Any] = Field(description="flowId, voiceSettings and knowledgeBaseIds to use: "
-                                                      "the campaign's, with the variant's overrides applied.")
+    configuration: dict[str, Any] = Field(
+        description="flowId, voiceSettings and knowledgeBaseIds to use: "
+        "the campaign's, with the variant's overrides applied."
+    )
 
 
 class AssignmentEnvelope(ResponseModel):
@@ -209,18 +212,22 @@ class StopBody(ApiModel):
 
 class SampleSizeRequest(ApiModel):
     metric_type: Literal["proportion", "mean"] = Field(
-        default="proportion", description="A rate (conversion) or a mean (revenue per call, duration).")
-    baseline: float = Field(ge=0, le=1e12, allow_inf_nan=False,
-                            description="Control's expected rate (proportion) or mean.")
-    standard_deviation: float | None = Field(default=None, gt=0, le=1e12, allow_inf_nan=False,
-                                             description="Per-call standard deviation (means only).")
+        default="proportion", description="A rate (conversion) or a mean (revenue per call, duration)."
+    )
+    baseline: float = Field(
+        ge=0, le=1e12, allow_inf_nan=False, description="Control's expected rate (proportion) or mean."
+    )
+    standard_deviation: float | None = Field(
+        default=None, gt=0, le=1e12, allow_inf_nan=False, description="Per-call standard deviation (means only)."
+    )
     minimum_detectable_effect: float = Field(gt=0, le=1e12, allow_inf_nan=False)
     effect_type: Literal["relative", "absolute"] = "relative"
     power: float = Field(default=0.8, ge=0.5, le=0.99)
     confidence_level: float = Field(default=0.95, ge=0.8, le=0.999)
     variants: int = Field(default=2, ge=2, le=10, description="Including control.")
-    daily_traffic: float | None = Field(default=None, gt=0, le=1e9, allow_inf_nan=False,
-                                        description="Calls a day across all variants.")
+    daily_traffic: float | None = Field(
+        default=None, gt=0, le=1e9, allow_inf_nan=False, description="Calls a day across all variants."
+    )
     mode: Literal["fixed", "sequential", "bandit"] = "sequential"
 
 

@@ -114,8 +114,9 @@ def to_test(row: asyncpg.Record) -> ABTest:
     )
 
 
-async def get_row(pool: asyncpg.Pool | asyncpg.Connection, principal: Principal, campaign_id: UUID,
-                  test_id: UUID) -> asyncpg.Record:
+async def get_row(
+    pool: asyncpg.Pool | asyncpg.Connection, principal: Principal, campaign_id: UUID, test_id: UUID
+) -> asyncpg.Record:
     row = await repo.get(pool, organization_id=principal.organization_id, campaign_id=campaign_id, test_id=test_id)
     if row is None:
         # Another organization's test (or campaign) is indistinguishable from a missing one.
@@ -134,8 +135,14 @@ async def list_(
 ) -> tuple[list[ABTest], int]:
     """The campaign's tests, newest first."""
     await get_campaign_row(pool, principal, campaign_id)
-    rows, total = await repo.list_(pool, organization_id=principal.organization_id, campaign_id=campaign_id,
-                                   status=status, limit=limit, offset=(page - 1) * limit)
+    rows, total = await repo.list_(
+        pool,
+        organization_id=principal.organization_id,
+        campaign_id=campaign_id,
+        status=status,
+        limit=limit,
+        offset=(page - 1) * limit,
+    )
     return [to_test(r) for r in rows], total
 
 
@@ -193,8 +200,11 @@ async def create(
     """Create a test of a campaign and start its workflow (a child of the campaign's)."""
     campaign = await get_campaign_row(pool, principal, campaign_id)
     if campaign["status"] not in _TESTABLE:
-        raise Conflict(f"a campaign that is {campaign['status']} cannot start an A/B test",
-                       code="campaign_not_testable", details={"status": campaign["status"]})
+        raise Conflict(
+            f"a campaign that is {campaign['status']} cannot start an A/B test",
+            code="campaign_not_testable",
+            details={"status": campaign["status"]},
+        )
     parsed, errors = validate(body, campaign["config"])
     if errors or parsed is None:
         raise invalid(errors, "invalid A/B test configuration")
@@ -204,35 +214,65 @@ async def create(
     ends_at = started_at + timedelta(days=design.max_duration_days)
     weights = {v.id: v.weight for v in design.variants}
     start = ABTestStart(
-        test_id=str(test_id), campaign_id=str(campaign_id), organization_id=str(principal.organization_id),
-        name=design.name, mode=design.mode, started_at=started_at, ends_at=ends_at,
-        evaluation_interval_seconds=design.evaluation_interval_seconds, auto_promote_winner=design.auto_promote_winner,
+        test_id=str(test_id),
+        campaign_id=str(campaign_id),
+        organization_id=str(principal.organization_id),
+        name=design.name,
+        mode=design.mode,
+        started_at=started_at,
+        ends_at=ends_at,
+        evaluation_interval_seconds=design.evaluation_interval_seconds,
+        auto_promote_winner=design.auto_promote_winner,
     )
     async with pool.acquire() as conn, conn.transaction():
         row = await repo.insert(
-            conn, test_id=test_id, organization_id=principal.organization_id, campaign_id=campaign_id,
-            name=design.name, mode=design.mode, design=design.model_dump(mode="json", by_alias=True),
-            weights=weights, started_at=started_at, ends_at=ends_at,
+            conn,
+            test_id=test_id,
+            organization_id=principal.organization_id,
+            campaign_id=campaign_id,
+            name=design.name,
+            mode=design.mode,
+            design=design.model_dump(mode="json", by_alias=True),
+            weights=weights,
+            started_at=started_at,
+            ends_at=ends_at,
         )
         if row is None:
             running = await repo.running_for_campaign(conn, campaign_id)
             raise Conflict(
                 "the campaign already has a running A/B test: stop it or let it conclude first",
-                code="ab_test_running", details={"testId": str(running["id"]) if running else None},
+                code="ab_test_running",
+                details={"testId": str(running["id"]) if running else None},
             )
         await repo.insert_epoch(conn, test_id=test_id, version=1, effective_from=started_at, weights=weights)
         await campaigns_repo.add_audit(
-            conn, organization_id=principal.organization_id, campaign_id=campaign_id, actor=principal.actor(),
+            conn,
+            organization_id=principal.organization_id,
+            campaign_id=campaign_id,
+            actor=principal.actor(),
             action="ab_test_started",
-            changes={"testId": str(test_id), "name": design.name, "mode": design.mode,
-                     "variants": [v.name for v in design.variants]},
+            changes={
+                "testId": str(test_id),
+                "name": design.name,
+                "mode": design.mode,
+                "variants": [v.name for v in design.variants],
+            },
         )
         await campaigns_repo.record_event(
-            conn, event_id=uuid.uuid4(), organization_id=principal.organization_id, campaign_id=campaign_id,
+            conn,
+            event_id=uuid.uuid4(),
+            organization_id=principal.organization_id,
+            campaign_id=campaign_id,
             type_="ab_test.started",
-            data={"campaignId": str(campaign_id), "testId": str(test_id), "name": design.name, "mode": design.mode,
-                  "variants": [{"id": v.id, "name": v.name, "weight": v.weight, "control": v.control}
-                               for v in design.variants]},
+            data={
+                "campaignId": str(campaign_id),
+                "testId": str(test_id),
+                "name": design.name,
+                "mode": design.mode,
+                "variants": [
+                    {"id": v.id, "name": v.name, "weight": v.weight, "control": v.control} for v in design.variants
+                ],
+            },
             occurred_at=started_at,
         )
         # Started inside the transaction: if Temporal refuses, nothing is committed; if the
@@ -290,8 +330,9 @@ async def evaluate_row(
     async def sums(start: datetime, stop: datetime) -> dict[str, dict[str, float]]:
         if stop <= start:
             return {}
-        return await repo.variant_sums(pool, campaign_id=row["campaign_id"], variant_ids=ids, metrics=metrics,
-                                       start=start, end=stop)
+        return await repo.variant_sums(
+            pool, campaign_id=row["campaign_id"], variant_ids=ids, metrics=metrics, start=start, end=stop
+        )
 
     if refresh or row["sums"] is None or row["sums_through"] is None:
         through = max(_slot_floor(end), row["started_at"])
@@ -302,14 +343,21 @@ async def evaluate_row(
     srm_counts = None
     if design.mode == "bandit":
         srm_counts = _bandit_srm_counts(design, await repo.epoch_counts(pool, row["id"]))
-    look = analysis.look(design, data, running=running, weights=row["weights"], srm_counts=srm_counts,
-                         seed=bayes.seed_for(str(row["id"]), look_number))
+    look = analysis.look(
+        design,
+        data,
+        running=running,
+        weights=row["weights"],
+        srm_counts=srm_counts,
+        seed=bayes.seed_for(str(row["id"]), look_number),
+    )
     runtime_days = max((min(end, row["ends_at"]) - row["started_at"]).total_seconds(), 0) / 86_400
     return design, look, decision.decide(design, look, runtime_days=runtime_days), snapshot
 
 
-def _bandit_srm_counts(design: ABTestDesign, epochs: list[tuple[dict[str, float], dict[str, int]]]
-                       ) -> tuple[list[float], list[float]]:
+def _bandit_srm_counts(
+    design: ABTestDesign, epochs: list[tuple[dict[str, float], dict[str, int]]]
+) -> tuple[list[float], list[float]]:
     """Assignments per variant against those each epoch's weights predict."""
     ids = [v.id for v in design.variants]
     observed = [float(sum(counts.get(i, 0) for _, counts in epochs)) for i in ids]
@@ -323,18 +371,19 @@ async def results(*, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID
     """The test's results now: every variant against control, the checks, and the verdict."""
     row = await get_row(pool, principal, campaign_id, test_id)
     at = datetime.now(UTC)
-    design, look, verdict, _ = await evaluate_row(pool, row, at=at, running=row["running"] or {},
-                                                  look_number=row["evaluations"] + 1)
+    design, look, verdict, _ = await evaluate_row(
+        pool, row, at=at, running=row["running"] or {}, look_number=row["evaluations"] + 1
+    )
     return build_results(row, design, look, verdict, at)
 
 
 _METHOD = {
     "sequential": "always-valid: normal-mixture confidence sequences (mSPRT) with running-minimum p-values and "
-                  "intersected intervals; Holm across treatments",
+    "intersected intervals; Holm across treatments",
     "bandit": "Thompson sampling allocates traffic; conclusions by the always-valid test (normal-mixture "
-              "confidence sequences, Holm across treatments)",
+    "confidence sequences, Holm across treatments)",
     "fixed": "fixed horizon: z-test for rates, Welch's t-test for means, delta-method z-test for ratios; valid at "
-             "the planned sample size only; Holm across treatments",
+    "the planned sample size only; Holm across treatments",
 }
 
 
@@ -342,31 +391,49 @@ def _lift(interval) -> Lift | None:
     return Lift(estimate=interval.estimate, lower=interval.lower, upper=interval.upper) if interval else None
 
 
-def build_results(row: asyncpg.Record, design: ABTestDesign, look: analysis.Look, verdict: decision.Verdict,
-                  at: datetime) -> Results:
+def build_results(
+    row: asyncpg.Record, design: ABTestDesign, look: analysis.Look, verdict: decision.Verdict, at: datetime
+) -> Results:
     directions = {s.metric: ("increase" if s.higher_is_better else "decrease") for s in design.metric_specs()}
     variant_results = []
     for i, vl in enumerate(look.variants):
         v = vl.variant
         comparisons = [
             MetricComparison(
-                metric=c.metric, role=c.role, direction=directions[c.metric],
-                control=c.control.value, treatment=c.treatment.value,
-                absolute_lift=_lift(c.absolute), relative_lift=_lift(c.relative),
-                p_value=c.p_value, adjusted_p_value=c.adjusted_p_value, chance_to_beat_control=c.chance_to_beat,
-                outcome=c.outcome, harmful=c.harmful, note=c.note,
+                metric=c.metric,
+                role=c.role,
+                direction=directions[c.metric],
+                control=c.control.value,
+                treatment=c.treatment.value,
+                absolute_lift=_lift(c.absolute),
+                relative_lift=_lift(c.relative),
+                p_value=c.p_value,
+                adjusted_p_value=c.adjusted_p_value,
+                chance_to_beat_control=c.chance_to_beat,
+                outcome=c.outcome,
+                harmful=c.harmful,
+                note=c.note,
             )
-            for c in look.comparisons if c.variant_id == v.id
+            for c in look.comparisons
+            if c.variant_id == v.id
         ]
-        variant_results.append(VariantResult(
-            variant_id=v.id, name=v.name, is_control=v.control, weight=vl.weight, calls=vl.units,
-            probability_best=look.p_best[i] if look.p_best else None,
-            metrics={name: MetricValue(value=e.value, standard_error=e.standard_error, n=e.n)
-                     for name, e in vl.estimates.items()},
-            comparisons=comparisons,
-            eligible=not v.control and v.id not in verdict.blocked,
-            blocked_by=verdict.blocked.get(v.id, []),
-        ))
+        variant_results.append(
+            VariantResult(
+                variant_id=v.id,
+                name=v.name,
+                is_control=v.control,
+                weight=vl.weight,
+                calls=vl.units,
+                probability_best=look.p_best[i] if look.p_best else None,
+                metrics={
+                    name: MetricValue(value=e.value, standard_error=e.standard_error, n=e.n)
+                    for name, e in vl.estimates.items()
+                },
+                comparisons=comparisons,
+                eligible=not v.control and v.id not in verdict.blocked,
+                blocked_by=verdict.blocked.get(v.id, []),
+            )
+        )
     names = [v.id for v in design.variants]
     check = look.srm
     concluded = row["status"] == "concluded"
@@ -387,14 +454,20 @@ def build_results(row: asyncpg.Record, design: ABTestDesign, look: analysis.Look
         winner=row["winner_variant_id"] if concluded else None,
         verdict=Verdict(conclusion=verdict.conclusion, winner_variant_id=verdict.winner, reason=verdict.reason),
         srm=SrmResult(
-            checked=check.checked, detected=check.detected, p_value=check.p_value, chi_square=check.chi_square,
+            checked=check.checked,
+            detected=check.detected,
+            p_value=check.p_value,
+            chi_square=check.chi_square,
             observed=dict(zip(names, check.observed, strict=True)),
             expected=dict(zip(names, check.expected, strict=True)),
         ),
         gates=GateResult(
-            min_calls_per_variant=verdict.gates.min_calls, calls_per_variant=verdict.gates.calls,
-            min_calls_met=verdict.gates.calls_met, min_duration_days=verdict.gates.min_days,
-            runtime_days=round(verdict.gates.days, 4), min_runtime_met=verdict.gates.runtime_met,
+            min_calls_per_variant=verdict.gates.min_calls,
+            calls_per_variant=verdict.gates.calls,
+            min_calls_met=verdict.gates.calls_met,
+            min_duration_days=verdict.gates.min_days,
+            runtime_days=round(verdict.gates.days, 4),
+            min_runtime_met=verdict.gates.runtime_met,
         ),
         variant_results=variant_results,
         insights=_insights(design, look),
@@ -420,10 +493,14 @@ def _insights(design: ABTestDesign, look: analysis.Look) -> list[str]:
     names = {v.id: v.name for v in design.variants}
     out = list(look.notes)
     for c in look.primary:
-        line = (f"{names[c.variant_id]}: {c.metric} {_fmt(c.metric, c.treatment.value)} against "
-                f"{_fmt(c.metric, c.control.value)} for control")
+        line = (
+            f"{names[c.variant_id]}: {c.metric} {_fmt(c.metric, c.treatment.value)} against "
+            f"{_fmt(c.metric, c.control.value)} for control"
+        )
         if c.relative is not None:
-            line += f" ({c.relative.estimate:+.1%}; {level} interval {c.relative.lower:+.1%} to {c.relative.upper:+.1%})"
+            line += (
+                f" ({c.relative.estimate:+.1%}; {level} interval {c.relative.lower:+.1%} to {c.relative.upper:+.1%})"
+            )
         if c.chance_to_beat is not None:
             line += f"; chance to beat control {c.chance_to_beat:.1%}"
         out.append(line)
@@ -431,15 +508,18 @@ def _insights(design: ABTestDesign, look: analysis.Look) -> list[str]:
             out.append(f"{names[c.variant_id]}: {c.note}")
     for c in look.comparisons:
         if c.role == "guardrail" and c.harmful:
-            out.append(f"{names[c.variant_id]} harms guardrail {c.metric}: {_fmt(c.metric, c.treatment.value)} "
-                       f"against {_fmt(c.metric, c.control.value)}")
+            out.append(
+                f"{names[c.variant_id]} harms guardrail {c.metric}: {_fmt(c.metric, c.treatment.value)} "
+                f"against {_fmt(c.metric, c.control.value)}"
+            )
     if look.srm.checked and not look.srm.detected:
         out.append(f"Traffic split matches the weights (sample-ratio check p = {look.srm.p_value:.3g}).")
     return out
 
 
-def _recommendations(design: ABTestDesign, look: analysis.Look, verdict: decision.Verdict,
-                     row: asyncpg.Record) -> list[str]:
+def _recommendations(
+    design: ABTestDesign, look: analysis.Look, verdict: decision.Verdict, row: asyncpg.Record
+) -> list[str]:
     names = {v.id: v.name for v in design.variants}
     conclusion = row["conclusion"] or verdict.conclusion
     winner = row["winner_variant_id"] or verdict.winner
@@ -447,13 +527,17 @@ def _recommendations(design: ABTestDesign, look: analysis.Look, verdict: decisio
         promoted = (row["promotion"] or {}).get("promoted")
         if promoted:
             return [f"{names[winner]} won and its overrides were promoted into the campaign's configuration."]
-        return [f"Ship {names[winner]}: apply its overrides to the campaign (PUT /configuration), or create tests "
-                "with autoPromoteWinner to do it automatically."]
+        return [
+            f"Ship {names[winner]}: apply its overrides to the campaign (PUT /configuration), or create tests "
+            "with autoPromoteWinner to do it automatically."
+        ]
     if conclusion == "harm":
         return ["Keep the control: every treatment is harmful."]
     if conclusion == "invalid":
-        return ["Fix assignment or event logging before testing again: the traffic split does not match the "
-                "weights, so these results cannot be trusted."]
+        return [
+            "Fix assignment or event logging before testing again: the traffic split does not match the "
+            "weights, so these results cannot be trusted."
+        ]
     if conclusion == "no_difference":
         return ["No treatment is worth shipping for this metric; test a bolder change."]
     if conclusion in ("max_duration", "stopped"):
@@ -469,17 +553,20 @@ def summary(design: ABTestDesign, look: analysis.Look, verdict: decision.Verdict
         "planned": look.planned,
         "srm": {"pValue": look.srm.p_value, "detected": look.srm.detected},
         "gates": {"calls": verdict.gates.calls, "days": round(verdict.gates.days, 4)},
-        "variants": {
-            vl.variant.id: {"calls": vl.units, "weight": vl.weight} for vl in look.variants
-        },
+        "variants": {vl.variant.id: {"calls": vl.units, "weight": vl.weight} for vl in look.variants},
         "comparisons": [
             {
-                "metric": c.metric, "role": c.role, "variantId": c.variant_id,
-                "treatment": c.treatment.value, "control": c.control.value,
+                "metric": c.metric,
+                "role": c.role,
+                "variantId": c.variant_id,
+                "treatment": c.treatment.value,
+                "control": c.control.value,
                 "lift": c.absolute.estimate if c.absolute else None,
                 "lower": c.absolute.lower if c.absolute else None,
                 "upper": c.absolute.upper if c.absolute else None,
-                "pValue": c.p_value, "adjustedPValue": c.adjusted_p_value, "outcome": c.outcome,
+                "pValue": c.p_value,
+                "adjustedPValue": c.adjusted_p_value,
+                "outcome": c.outcome,
                 "harmful": c.harmful,
             }
             for c in look.comparisons
@@ -492,58 +579,87 @@ def summary(design: ABTestDesign, look: analysis.Look, verdict: decision.Verdict
 # --- Assignment ------------------------------------------------------------------------------
 
 
-async def assign(*, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID, test_id: UUID,
-                 subject_id: str) -> Assignment:
+async def assign(
+    *, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID, test_id: UUID, subject_id: str
+) -> Assignment:
     """The subject's variant: the same every time, split by the weights."""
-    row = await repo.get_for_assignment(pool, organization_id=principal.organization_id, campaign_id=campaign_id,
-                                        test_id=test_id)
+    row = await repo.get_for_assignment(
+        pool, organization_id=principal.organization_id, campaign_id=campaign_id, test_id=test_id
+    )
     if row is None:
         row = await get_row(pool, principal, campaign_id, test_id)  # raises the right 404
     if row["status"] != "running":
         raise Conflict(
             f"the test has concluded ({row['conclusion']}): assignment has stopped; use the campaign's configuration",
             code="ab_test_concluded",
-            details={"conclusion": row["conclusion"], "winnerVariantId": row["winner_variant_id"],
-                     "promoted": bool((row["promotion"] or {}).get("promoted"))},
+            details={
+                "conclusion": row["conclusion"],
+                "winnerVariantId": row["winner_variant_id"],
+                "promoted": bool((row["promotion"] or {}).get("promoted")),
+            },
         )
     if row["campaign_status"] in FINISHED_STATUSES:
         # Its workflow concludes the test at its next evaluation; no one is assigned meanwhile.
-        raise Conflict(f"the campaign is {row['campaign_status']}: assignment has stopped", code="campaign_ended",
-                       details={"campaignStatus": row["campaign_status"]})
+        raise Conflict(
+            f"the campaign is {row['campaign_status']}: assignment has stopped",
+            code="campaign_ended",
+            details={"campaignStatus": row["campaign_status"]},
+        )
     design = design_of(row)
     if design.mode == "bandit":
         weights = row["weights"]
         index = assignment.assign(str(test_id), subject_id, [weights.get(v.id, 0.0) for v in design.variants])
         # Weights change in bandit mode; a subject keeps its first variant.
-        chosen = await repo.sticky_assignment(pool, test_id=test_id, subject_id=subject_id,
-                                              variant_id=design.variants[index].id, epoch=row["weights_version"])
+        chosen = await repo.sticky_assignment(
+            pool,
+            test_id=test_id,
+            subject_id=subject_id,
+            variant_id=design.variants[index].id,
+            epoch=row["weights_version"],
+        )
         variant = next(v for v in design.variants if v.id == chosen)
     else:
         variant = design.variants[assignment.assign(str(test_id), subject_id, [v.weight for v in design.variants])]
     base = {k: row["campaign_config"].get(k) for k in _OVERRIDABLE}
     return Assignment(
-        test_id=str(test_id), subject_id=subject_id, variant_id=variant.id, variant_name=variant.name,
-        is_control=variant.control, overrides=variant.overrides, configuration=merge_patch(base, variant.overrides),
+        test_id=str(test_id),
+        subject_id=subject_id,
+        variant_id=variant.id,
+        variant_name=variant.name,
+        is_control=variant.control,
+        overrides=variant.overrides,
+        configuration=merge_patch(base, variant.overrides),
     )
 
 
 # --- Stopping --------------------------------------------------------------------------------
 
 
-async def stop(*, pool: asyncpg.Pool, temporal: Client, settings: Settings, principal: Principal,
-               campaign_id: UUID, test_id: UUID, reason: str | None) -> ABTest:
+async def stop(
+    *,
+    pool: asyncpg.Pool,
+    temporal: Client,
+    settings: Settings,
+    principal: Principal,
+    campaign_id: UUID,
+    test_id: UUID,
+    reason: str | None,
+) -> ABTest:
     """Ask the test's workflow to conclude it now (`stopped`); no winner is promoted."""
     row = await get_row(pool, principal, campaign_id, test_id)
     if row["status"] != "running":
-        raise Conflict(f"the test has already concluded ({row['conclusion']})", code="ab_test_concluded",
-                       details={"conclusion": row["conclusion"]})
-    await workflow_client.stop(temporal, settings, row,
-                               StopRequest(actor=Actor(**principal.actor()), reason=reason))
+        raise Conflict(
+            f"the test has already concluded ({row['conclusion']})",
+            code="ab_test_concluded",
+            details={"conclusion": row["conclusion"]},
+        )
+    await workflow_client.stop(temporal, settings, row, StopRequest(actor=Actor(**principal.actor()), reason=reason))
     return to_test(await get_row(pool, principal, campaign_id, test_id))
 
 
-async def evaluations(*, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID, test_id: UUID,
-                      page: int, limit: int) -> tuple[list[Evaluation], int]:
+async def evaluations(
+    *, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID, test_id: UUID, page: int, limit: int
+) -> tuple[list[Evaluation], int]:
     """The workflow's evaluations of the test, newest first."""
     await get_row(pool, principal, campaign_id, test_id)
     rows, total = await repo.list_evaluations(pool, test_id=test_id, limit=limit, offset=(page - 1) * limit)
@@ -562,8 +678,12 @@ def sample_size(body: SampleSizeRequest) -> SampleSize:
         if not 0 < body.baseline < 1:
             errors.append({"field": "baseline", "reason": "a rate strictly between 0 and 1"})
         elif not 0 < body.baseline + effect < 1:
-            errors.append({"field": "minimumDetectableEffect",
-                           "reason": f"baseline + effect = {body.baseline + effect:g} is not a rate below 1"})
+            errors.append(
+                {
+                    "field": "minimumDetectableEffect",
+                    "reason": f"baseline + effect = {body.baseline + effect:g} is not a rate below 1",
+                }
+            )
         if body.standard_deviation is not None:
             errors.append({"field": "standardDeviation", "reason": "applies to means only (a rate's follows from it)"})
     elif body.standard_deviation is None:
@@ -574,12 +694,14 @@ def sample_size(body: SampleSizeRequest) -> SampleSize:
         raise invalid(errors, "invalid sample-size request")
     try:
         if body.metric_type == "proportion":
-            size = power.proportions(baseline=body.baseline, effect=effect, alpha=alpha, power=body.power,
-                                     variants=body.variants)
+            size = power.proportions(
+                baseline=body.baseline, effect=effect, alpha=alpha, power=body.power, variants=body.variants
+            )
         else:
             assert body.standard_deviation is not None
-            size = power.means(sd=body.standard_deviation, effect=effect, alpha=alpha, power=body.power,
-                               variants=body.variants)
+            size = power.means(
+                sd=body.standard_deviation, effect=effect, alpha=alpha, power=body.power, variants=body.variants
+            )
     except ValueError as err:
         raise BadRequest(str(err), code="validation_error") from None
     per_variant = size.for_mode(body.mode)

@@ -52,7 +52,9 @@ async def start(client: Client, settings: Settings, campaign_row: asyncpg.Record
     await _guarded(
         settings,
         client.execute_update_with_start_workflow(
-            CampaignWorkflow.start_ab_test, start, start_workflow_operation=operation,
+            CampaignWorkflow.start_ab_test,
+            start,
+            start_workflow_operation=operation,
             id=f"start-{workflow_id(start.test_id)}",
         ),
         "could not start the A/B test",
@@ -64,8 +66,13 @@ def state_from_row(row: asyncpg.Record) -> ABTestState:
     design = row["design"]
     return ABTestState(
         start=ABTestStart(
-            test_id=str(row["id"]), campaign_id=str(row["campaign_id"]), organization_id=str(row["organization_id"]),
-            name=row["name"], mode=row["mode"], started_at=row["started_at"], ends_at=row["ends_at"],
+            test_id=str(row["id"]),
+            campaign_id=str(row["campaign_id"]),
+            organization_id=str(row["organization_id"]),
+            name=row["name"],
+            mode=row["mode"],
+            started_at=row["started_at"],
+            ends_at=row["ends_at"],
             evaluation_interval_seconds=design["evaluationIntervalSeconds"],
             auto_promote_winner=design.get("autoPromoteWinner", False),
         ),

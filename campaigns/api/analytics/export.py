@@ -32,8 +32,17 @@ CHUNK_ROWS = 1000
 
 EVENT_FIELDS = ("id", "type", "occurredAt", "receivedAt", "variantId", "subjectId", "callId")
 DATA_FIELDS = (
-    "durationSec", "outcome", "satisfaction", "waitSec", "direction", "reason", "score", "revenue", "amount",
-    "category", "ms",
+    "durationSec",
+    "outcome",
+    "satisfaction",
+    "waitSec",
+    "direction",
+    "reason",
+    "score",
+    "revenue",
+    "amount",
+    "category",
+    "ms",
 )
 _TEXT_FIELDS = {"id", "variantId", "subjectId", "callId", "reason"}
 
@@ -44,9 +53,7 @@ def _camel(name: str) -> str:
 
 
 # The figures of a period row: raw sums (money in currency units) and the usual rates.
-_SUM_FIELDS = tuple(
-    (_camel(m.name.removesuffix("_micros")), m.name) for m in metrics.METRICS if m.kind != "square"
-)
+_SUM_FIELDS = tuple((_camel(m.name.removesuffix("_micros")), m.name) for m in metrics.METRICS if m.kind != "square")
 _RATE_FIELDS = ("conversionRate", "connectRate", "averageCallDuration", "costPerLead", "roi")
 PERIOD_FIELDS = ("period", "variantId", *(f for f, _ in _SUM_FIELDS), *_RATE_FIELDS)
 
@@ -87,8 +94,11 @@ def _period_row(r: asyncpg.Record, granularity: str, tz: str) -> dict[str, Any]:
         row[field] = metrics.money(value) if name.endswith("_micros") else value
     f = metrics.derive(dict(r))
     row.update(
-        conversionRate=f.conversion_rate, connectRate=f.connect_rate, averageCallDuration=f.average_call_duration,
-        costPerLead=f.cost_per_lead, roi=f.roi,
+        conversionRate=f.conversion_rate,
+        connectRate=f.connect_rate,
+        averageCallDuration=f.average_call_duration,
+        costPerLead=f.cost_per_lead,
+        roi=f.roi,
     )
     return row
 

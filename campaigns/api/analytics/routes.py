@@ -33,15 +33,22 @@ async def campaign_analytics(
     db: Db,
     timeframe: Annotated[str | None, Query(description="24h, 7d (default), 30d or 90d, ending now")] = None,
     granularity: Annotated[str | None, Query(description="hourly or daily (default: hourly up to 48 hours)")] = None,
-    start: Annotated[str | None, Query(description="Instead of timeframe: a date (campaign-local) or an ISO "
-                                                   "date-time with offset")] = None,
-    end: Annotated[str | None, Query(description="With start: an inclusive date or an exclusive date-time; "
-                                                 "default now")] = None,
+    start: Annotated[
+        str | None, Query(description="Instead of timeframe: a date (campaign-local) or an ISO date-time with offset")
+    ] = None,
+    end: Annotated[
+        str | None, Query(description="With start: an inclusive date or an exclusive date-time; default now")
+    ] = None,
 ) -> dict:
     """Performance, trends, comparisons, forecasts, insights, recommendations, goals and budget."""
     analytics = await service.get_analytics(
-        pool=db, principal=caller, campaign_id=campaign_id, timeframe=timeframe, granularity=granularity,
-        start=start, end=end,
+        pool=db,
+        principal=caller,
+        campaign_id=campaign_id,
+        timeframe=timeframe,
+        granularity=granularity,
+        start=start,
+        end=end,
     )
     return {"analytics": analytics}
 
@@ -56,8 +63,12 @@ async def realtime_metrics(campaign_id: CampaignId, caller: Caller, db: Db, anal
 @router.get(
     "/{id}/analytics/stream",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}},
-                     "description": "`metrics` events (the real-time metrics as JSON) on every change"}},
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "`metrics` events (the real-time metrics as JSON) on every change",
+        }
+    },
 )
 async def realtime_stream(
     campaign_id: CampaignId, caller: Caller, db: Db, analytics: Analytics, request: Request
@@ -91,8 +102,12 @@ async def realtime_stream(
 @router.get(
     "/{id}/analytics/export",
     response_class=StreamingResponse,
-    responses={200: {"content": {v: {} for v in export.FORMATS.values()},
-                     "description": "A download (Content-Disposition: attachment), streamed"}},
+    responses={
+        200: {
+            "content": {v: {} for v in export.FORMATS.values()},
+            "description": "A download (Content-Disposition: attachment), streamed",
+        }
+    },
 )
 async def export_analytics(
     campaign_id: CampaignId,
@@ -100,9 +115,12 @@ async def export_analytics(
     db: Db,
     format: Annotated[str, Query(description="csv, json or ndjson")] = "json",
     dataset: Annotated[str, Query(description="events (default: one row per event), hourly or daily")] = "events",
-    start_date: Annotated[str | None, Query(alias="startDate", description="A date (campaign-local) or an ISO "
-                                                                          "date-time with offset")] = None,
-    end_date: Annotated[str | None, Query(alias="endDate", description="An inclusive date or exclusive date-time")] = None,
+    start_date: Annotated[
+        str | None, Query(alias="startDate", description="A date (campaign-local) or an ISO date-time with offset")
+    ] = None,
+    end_date: Annotated[
+        str | None, Query(alias="endDate", description="An inclusive date or exclusive date-time")
+    ] = None,
 ) -> StreamingResponse:
     """Download the campaign's events or figures, streamed (constant memory at any size)."""
     errors = []
@@ -119,8 +137,15 @@ async def export_analytics(
         start, end = datetime(1970, 1, 1, tzinfo=UTC), now + timedelta(days=1)
     else:
         start, end, _ = service.resolve_period(
-            timeframe=None, granularity="daily", start=start_date or "1970-01-01", end=end_date, tz=info.timezone,
-            now=now, start_field="startDate", end_field="endDate", max_span=None,
+            timeframe=None,
+            granularity="daily",
+            start=start_date or "1970-01-01",
+            end=end_date,
+            tz=info.timezone,
+            now=now,
+            start_field="startDate",
+            end_field="endDate",
+            max_span=None,
         )
     name = export.filename(info.id, dataset, start if start_date else row["created_at"], min(end, now), format)
     return StreamingResponse(

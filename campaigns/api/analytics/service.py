@@ -122,8 +122,10 @@ async def enrich(
     now = datetime.now(UTC)
     infos = [CampaignInfo.of(r) for r in rows]
     reads = await realtime.read_many(
-        [(str(i.id), *periods.today(now, i.timezone), now.timestamp() - i.max_call_duration - ACTIVE_MARGIN_S)
-         for i in infos]
+        [
+            (str(i.id), *periods.today(now, i.timezone), now.timestamp() - i.max_call_duration - ACTIVE_MARGIN_S)
+            for i in infos
+        ]
     )
     for campaign, (sums, active, _) in zip(campaigns, reads, strict=True):
         f = metrics.derive(sums)
@@ -139,8 +141,12 @@ async def enrich(
         first = today - timedelta(days=6)
         hourly_start = periods.hour_start(now - timedelta(hours=23), info.timezone)
         headlines = await repo.series_many(
-            pool, [info.id], min(periods.day_start(first, info.timezone), hourly_start), now,
-            {info.id: info.timezone}, "hourly",
+            pool,
+            [info.id],
+            min(periods.day_start(first, info.timezone), hourly_start),
+            now,
+            {info.id: info.timezone},
+            "hourly",
         )
         by_hour = {hour: sums for (_, hour), sums in headlines.items()}
         campaign.performance.hourly_trends = [
@@ -169,8 +175,13 @@ def _brief(label: str, row: dict[str, Any] | None) -> CampaignTrendPoint:
     # Four figures (`repo.series_many`), not the whole `metrics.derive`: every campaign read makes 31.
     if not row:
         return CampaignTrendPoint(period=label, calls=0, leads=0, conversions=0, cost=0.0)
-    return CampaignTrendPoint(period=label, calls=row["calls"] or 0, leads=row["leads"] or 0,
-                              conversions=row["conversions"] or 0, cost=metrics.money(row["cost_micros"] or 0))
+    return CampaignTrendPoint(
+        period=label,
+        calls=row["calls"] or 0,
+        leads=row["leads"] or 0,
+        conversions=row["conversions"] or 0,
+        cost=metrics.money(row["cost_micros"] or 0),
+    )
 
 
 @lru_cache(maxsize=65_536)
@@ -190,16 +201,30 @@ def _parse_instant(text: str, tz: str, field: str, *, end: bool) -> datetime:
             return periods.day_start(day + timedelta(days=1) if end else day, tz)
         instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise invalid([{"field": f"query.{field}", "reason": "must be a date (YYYY-MM-DD) or an ISO-8601 date-time "
-                                                               "with an offset"}]) from None
+        raise invalid(
+            [
+                {
+                    "field": f"query.{field}",
+                    "reason": "must be a date (YYYY-MM-DD) or an ISO-8601 date-time with an offset",
+                }
+            ]
+        ) from None
     if instant.tzinfo is None:
         raise invalid([{"field": f"query.{field}", "reason": "a date-time needs an offset (e.g. 'Z' or '+02:00')"}])
     return instant.astimezone(UTC)
 
 
 def resolve_period(
-    *, timeframe: str | None, granularity: str | None, start: str | None, end: str | None, tz: str, now: datetime,
-    start_field: str = "start", end_field: str = "end", max_span: timedelta | None = MAX_SPAN,
+    *,
+    timeframe: str | None,
+    granularity: str | None,
+    start: str | None,
+    end: str | None,
+    tz: str,
+    now: datetime,
+    start_field: str = "start",
+    end_field: str = "end",
+    max_span: timedelta | None = MAX_SPAN,
 ) -> tuple[datetime, datetime, str]:
     """The `[start, end)` window and granularity a request asks for, or a 400 naming the field."""
     errors = []
@@ -217,10 +242,14 @@ def resolve_period(
     if begin >= stop:
         raise invalid([{"field": f"query.{start_field}", "reason": f"must be before {end_field}"}])
     if max_span is not None and stop - begin > max_span:
-        raise invalid([{"field": f"query.{start_field}", "reason": f"the period may span at most {max_span.days} days"}])
+        raise invalid(
+            [{"field": f"query.{start_field}", "reason": f"the period may span at most {max_span.days} days"}]
+        )
     chosen = granularity or ("hourly" if stop - begin <= timedelta(hours=48) else "daily")
     if chosen == "hourly" and (stop - begin) > timedelta(hours=MAX_POINTS):
-        raise invalid([{"field": "query.granularity", "reason": f"hourly covers at most {MAX_POINTS} hours; use daily"}])
+        raise invalid(
+            [{"field": "query.granularity", "reason": f"hourly covers at most {MAX_POINTS} hours; use daily"}]
+        )
     return begin, stop, chosen
 
 
@@ -260,9 +289,18 @@ def _performance(f: metrics.Figures, hours: float) -> s.Performance:
 def _trend_point(label: str, start: datetime, end: datetime, row: dict[str, Any] | None) -> s.TrendPoint:
     f = metrics.derive(row or {})
     return s.TrendPoint(
-        period=label, start=start, end=end, calls=f.total_calls, completed_calls=f.completed_calls,
-        connected_calls=f.connected_calls, leads=f.qualified_leads, conversions=f.conversions, revenue=f.revenue,
-        cost=f.total_cost, conversion_rate=f.conversion_rate, average_call_duration=f.average_call_duration,
+        period=label,
+        start=start,
+        end=end,
+        calls=f.total_calls,
+        completed_calls=f.completed_calls,
+        connected_calls=f.connected_calls,
+        leads=f.qualified_leads,
+        conversions=f.conversions,
+        revenue=f.revenue,
+        cost=f.total_cost,
+        conversion_rate=f.conversion_rate,
+        average_call_duration=f.average_call_duration,
         cost_per_lead=f.cost_per_lead,
     )
 
@@ -286,8 +324,15 @@ async def _trends(
 
 
 _CHANGE_METRICS = (
-    "total_calls", "qualified_leads", "conversions", "conversion_rate", "average_call_duration", "total_cost",
-    "cost_per_lead", "revenue", "customer_satisfaction",
+    "total_calls",
+    "qualified_leads",
+    "conversions",
+    "conversion_rate",
+    "average_call_duration",
+    "total_cost",
+    "cost_per_lead",
+    "revenue",
+    "customer_satisfaction",
 )
 
 
@@ -321,17 +366,24 @@ def _organization(rows: list[asyncpg.Record], campaign_id: UUID) -> tuple[s.Orga
     out = []
     conversion_percentile = None
     for metric, column, higher in _ORG_METRICS:
-        values = [float(r[column]) for r in rows if r[column] is not None and (r["total_calls"] or column == "total_cost")]
+        values = [
+            float(r[column]) for r in rows if r[column] is not None and (r["total_calls"] or column == "total_cost")
+        ]
         value = float(mine[column]) if mine is not None and mine[column] is not None else None
         percentile = None
         if value is not None and values and higher is not None and len(values) > 1:
             better_than = sum(1 for v in values if (v < value if higher else v > value))
             percentile = better_than / (len(values) - 1) if len(values) > 1 else None
         best = (max(values) if higher else min(values)) if values and higher is not None else None
-        out.append(s.OrganizationMetric(
-            metric=metric, value=value, organization_median=statistics.median(values) if values else None,
-            organization_best=best, percentile=percentile,
-        ))
+        out.append(
+            s.OrganizationMetric(
+                metric=metric,
+                value=value,
+                organization_median=statistics.median(values) if values else None,
+                organization_best=best,
+                percentile=percentile,
+            )
+        )
         if metric == "conversionRate":
             conversion_percentile = percentile
     return s.OrganizationComparison(campaigns=len(rows), metrics=out), conversion_percentile
@@ -339,7 +391,10 @@ def _organization(rows: list[asyncpg.Record], campaign_id: UUID) -> tuple[s.Orga
 
 def _series_out(fc: Forecast) -> s.ForecastSeries:
     return s.ForecastSeries(
-        method=fc.method, based_on_days=fc.based_on_days, slope_per_day=fc.slope_per_day, note=fc.note,
+        method=fc.method,
+        based_on_days=fc.based_on_days,
+        slope_per_day=fc.slope_per_day,
+        note=fc.note,
         points=[s.ForecastPoint(**p.__dict__) for p in fc.points],
     )
 
@@ -352,8 +407,14 @@ async def _forecasts(pool: asyncpg.Pool, info: CampaignInfo, now: datetime) -> s
         return s.Forecasts(horizon_days=7, leads=_series_out(empty), cost=_series_out(empty))
     first = max(periods.local_date(first_bucket, info.timezone), today - timedelta(days=FORECAST_HISTORY_DAYS))
     days = [first + timedelta(days=k) for k in range((today - first).days)]  # complete days only
-    rows = await repo.series(pool, info.id, periods.day_start(first, info.timezone), periods.day_start(today, info.timezone),
-                             info.timezone, "daily")
+    rows = await repo.series(
+        pool,
+        info.id,
+        periods.day_start(first, info.timezone),
+        periods.day_start(today, info.timezone),
+        info.timezone,
+        "daily",
+    )
     leads = [float((rows.get(d) or {}).get("leads") or 0) for d in days]
     cost = [metrics.money((rows.get(d) or {}).get("cost_micros") or 0) for d in days]
     last = today - timedelta(days=1)
@@ -373,8 +434,9 @@ async def _goals(
     campaign_start = row["started_at"] or row["created_at"]
     spans, windows = [], []
     for goal in config.goals:
-        start, end = goal_rules.window(goal.timeframe, now=now, tz=info.timezone, campaign_start=campaign_start,
-                                       campaign_end=schedule_end)
+        start, end = goal_rules.window(
+            goal.timeframe, now=now, tz=info.timezone, campaign_start=campaign_start, campaign_end=schedule_end
+        )
         spans.append((start, end))
         # A campaign goal counts everything recorded for the campaign (backfilled events too).
         whole = goal.timeframe == GoalTimeframe.CAMPAIGN
@@ -384,12 +446,24 @@ async def _goals(
     for goal, (start, end), values in zip(config.goals, spans, sums, strict=True):
         current = goal_rules.value(goal.type, values)
         pace = goal_rules.pace(goal, current, start=start, end=end, now=now)
-        out.append(s.GoalProgress(
-            id=goal.id, type=goal.type.value, timeframe=goal.timeframe.value, target=goal.target, current=current,
-            achieved=current >= goal.target, window_start=start, window_end=end, elapsed_ratio=pace.elapsed_ratio,
-            expected_by_now=pace.expected_by_now, projected=pace.projected, on_track=pace.on_track,
-            required_per_day=pace.required_per_day, message=pace.message,
-        ))
+        out.append(
+            s.GoalProgress(
+                id=goal.id,
+                type=goal.type.value,
+                timeframe=goal.timeframe.value,
+                target=goal.target,
+                current=current,
+                achieved=current >= goal.target,
+                window_start=start,
+                window_end=end,
+                elapsed_ratio=pace.elapsed_ratio,
+                expected_by_now=pace.expected_by_now,
+                projected=pace.projected,
+                on_track=pace.on_track,
+                required_per_day=pace.required_per_day,
+                message=pace.message,
+            )
+        )
     return out
 
 
@@ -401,7 +475,9 @@ async def _budget(
     spent = float(row["total_cost"] or 0)
     day_start, day_end = periods.today(now, info.timezone)
     today = metrics.money((await repo.sums(pool, info.id, day_start, day_end))["cost_micros"])
-    recent = metrics.money((await repo.sums(pool, info.id, now - timedelta(hours=3), now + timedelta(minutes=10)))["cost_micros"])
+    recent = metrics.money(
+        (await repo.sums(pool, info.id, now - timedelta(hours=3), now + timedelta(minutes=10)))["cost_micros"]
+    )
     burn = recent / 3
     spend = BudgetSpend(total=spent, day=periods.local_date(now, info.timezone), today=today, at=now)
     exhausted = budget_rules.exhausted(budget, spend, now=now, tz=info.timezone)
@@ -442,8 +518,9 @@ async def get_analytics(
     row = await campaign_row(pool, principal, campaign_id)
     info = CampaignInfo.of(row)
     config = CampaignConfiguration.model_validate(row["config"])
-    begin, stop, gran = resolve_period(timeframe=timeframe, granularity=granularity, start=start, end=end,
-                                       tz=info.timezone, now=now)
+    begin, stop, gran = resolve_period(
+        timeframe=timeframe, granularity=granularity, start=start, end=end, tz=info.timezone, now=now
+    )
     hours = (stop - begin).total_seconds() / 3600
     current = metrics.derive(await repo.sums(pool, info.id, begin, stop))
     previous_start = begin - (stop - begin)
@@ -460,44 +537,70 @@ async def get_analytics(
         midnight_hours = (periods.next_midnight(now, info.timezone) - now).total_seconds() / 3600
         _, schedule_end = schedule_bounds(config.schedule, info.timezone)
         if budget.total is not None:
-            budget_paces.append(insight_rules.BudgetPace(
-                "total", budget.total, budget.spent, budget.currency,
-                (budget.remaining or 0) / burn if burn > 0 else None,
-                (schedule_end - now).total_seconds() / 3600 if schedule_end and schedule_end > now else None,
-            ))
-        if budget.daily is not None:
-            budget_paces.append(insight_rules.BudgetPace(
-                "daily", budget.daily, budget.spent_today, budget.currency,
-                (budget.remaining_today or 0) / burn if burn > 0 else None, midnight_hours,
-            ))
-    found, recommended = insight_rules.analyse(insight_rules.Context(
-        current=current,
-        previous=previous,
-        period_hours=hours,
-        kpis=config.kpis,
-        max_call_duration=config.voice_settings.max_call_duration,
-        goals=[
-            insight_rules.GoalPace(
-                goal_id=g.id or "", label=f"{g.target:g} {g.type} ({g.timeframe})", metric=g.type,
-                current=g.current, target=g.target, projected=g.projected, on_track=g.on_track, message=g.message,
+            budget_paces.append(
+                insight_rules.BudgetPace(
+                    "total",
+                    budget.total,
+                    budget.spent,
+                    budget.currency,
+                    (budget.remaining or 0) / burn if burn > 0 else None,
+                    (schedule_end - now).total_seconds() / 3600 if schedule_end and schedule_end > now else None,
+                )
             )
-            for g in goals
-        ],
-        budgets=budget_paces,
-        conversion_percentile=conversion_percentile,
-        organization_campaigns=organization.campaigns,
-        currency=info.currency,
-    ))
+        if budget.daily is not None:
+            budget_paces.append(
+                insight_rules.BudgetPace(
+                    "daily",
+                    budget.daily,
+                    budget.spent_today,
+                    budget.currency,
+                    (budget.remaining_today or 0) / burn if burn > 0 else None,
+                    midnight_hours,
+                )
+            )
+    found, recommended = insight_rules.analyse(
+        insight_rules.Context(
+            current=current,
+            previous=previous,
+            period_hours=hours,
+            kpis=config.kpis,
+            max_call_duration=config.voice_settings.max_call_duration,
+            goals=[
+                insight_rules.GoalPace(
+                    goal_id=g.id or "",
+                    label=f"{g.target:g} {g.type} ({g.timeframe})",
+                    metric=g.type,
+                    current=g.current,
+                    target=g.target,
+                    projected=g.projected,
+                    on_track=g.on_track,
+                    message=g.message,
+                )
+                for g in goals
+            ],
+            budgets=budget_paces,
+            conversion_percentile=conversion_percentile,
+            organization_campaigns=organization.campaigns,
+            currency=info.currency,
+        )
+    )
     return s.Analytics(
         campaign_id=str(info.id),
         currency=info.currency,
-        period=s.Period(start=begin, end=stop, timeframe=None if start else (timeframe or "7d"), granularity=gran,
-                        timezone=info.timezone),
+        period=s.Period(
+            start=begin,
+            end=stop,
+            timeframe=None if start else (timeframe or "7d"),
+            granularity=gran,
+            timezone=info.timezone,
+        ),
         performance=_performance(current, hours),
         trends=await _trends(pool, info, begin, stop, gran),
         comparisons=s.Comparisons(
             previous_period=s.PreviousPeriod(
-                start=previous_start, end=begin, performance=_performance(previous, hours),
+                start=previous_start,
+                end=begin,
+                performance=_performance(previous, hours),
                 changes=_changes(current, previous),
             ),
             organization=organization,
@@ -509,5 +612,3 @@ async def get_analytics(
         budget=budget,
         generated_at=now,
     )
-
-

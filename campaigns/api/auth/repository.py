@@ -24,7 +24,11 @@ async def insert_key(
         INSERT INTO api_keys (id, organization_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4, $5)
         RETURNING id, organization_id, name, prefix, created_at, last_used_at, revoked_at, key_hash
         """,
-        key_id, organization_id, name, prefix, key_hash,
+        key_id,
+        organization_id,
+        name,
+        prefix,
+        key_hash,
     )
 
 
@@ -62,5 +66,6 @@ async def revoke_key(conn: Conn, *, organization_id: UUID, key_id: UUID) -> asyn
         UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND organization_id = $2
         RETURNING id, organization_id, name, prefix, created_at, last_used_at, revoked_at, key_hash
         """,
-        key_id, organization_id,
+        key_id,
+        organization_id,
     )

@@ -60,9 +60,7 @@ LOOKUP_SECONDS = Histogram(
     buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
     registry=REGISTRY,
 )
-INVALIDATIONS = Counter(
-    "campaign_cache_invalidations_total", "Campaigns invalidated after a write", registry=REGISTRY
-)
+INVALIDATIONS = Counter("campaign_cache_invalidations_total", "Campaigns invalidated after a write", registry=REGISTRY)
 ACK_TIMEOUTS = Counter(
     "campaign_cache_invalidation_ack_timeouts_total",
     "Invalidations not confirmed by every API process in time",

@@ -63,11 +63,20 @@ async def insert(
                                timezone, config)
         VALUES ($1, $2, $3, $4, $5, 'draft', $6, $7, $8, $9)
         """,
-        campaign_id, organization_id, user_id, name, description, type_, channel, timezone, config,
+        campaign_id,
+        organization_id,
+        user_id,
+        name,
+        description,
+        type_,
+        channel,
+        timezone,
+        config,
     )
     await conn.execute(
         "INSERT INTO campaign_performance (campaign_id, organization_id) VALUES ($1, $2)",
-        campaign_id, organization_id,
+        campaign_id,
+        organization_id,
     )
     row = await get(conn, organization_id=organization_id, campaign_id=campaign_id)
     assert row is not None
@@ -91,13 +100,13 @@ async def get_any(conn: Conn, campaign_id: UUID) -> asyncpg.Record | None:
 
 async def active_ids(conn: Conn, *, limit: int) -> list[UUID]:
     """The most recently changed active campaigns, the ones worth having in the cache."""
-    rows = await conn.fetch(
-        "SELECT id FROM campaigns WHERE status = 'active' ORDER BY updated_at DESC LIMIT $1", limit
-    )
+    rows = await conn.fetch("SELECT id FROM campaigns WHERE status = 'active' ORDER BY updated_at DESC LIMIT $1", limit)
     return [r["id"] for r in rows]
 
 
-async def get_for_update(conn: asyncpg.Connection, *, organization_id: UUID, campaign_id: UUID) -> asyncpg.Record | None:
+async def get_for_update(
+    conn: asyncpg.Connection, *, organization_id: UUID, campaign_id: UUID
+) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT * FROM campaigns WHERE id = $1 AND organization_id = $2 FOR UPDATE", campaign_id, organization_id
     )
@@ -139,9 +148,7 @@ async def list_(
             add(PERFORMANCE_FILTERS[key], value)
     clause = " AND ".join(where)
     order = f"{SORTS[sort]} {'DESC' if descending else 'ASC'} NULLS LAST, c.id {'DESC' if descending else 'ASC'}"
-    rows = await conn.fetch(
-        f"{_SELECT} WHERE {clause} ORDER BY {order} LIMIT {int(limit)} OFFSET {int(offset)}", *args
-    )
+    rows = await conn.fetch(f"{_SELECT} WHERE {clause} ORDER BY {order} LIMIT {int(limit)} OFFSET {int(offset)}", *args)
     total = await conn.fetchval(
         f"SELECT count(*) FROM campaigns c LEFT JOIN campaign_performance p ON p.campaign_id = c.id WHERE {clause}",
         *args,
@@ -149,16 +156,15 @@ async def list_(
     return list(rows), total
 
 
-async def update_fields(
-    conn: asyncpg.Connection, *, campaign_id: UUID, fields: dict[str, Any]
-) -> None:
+async def update_fields(conn: asyncpg.Connection, *, campaign_id: UUID, fields: dict[str, Any]) -> None:
     """Write top-level columns (name, description, type, channel, timezone, config) and bump the version."""
     allowed = {"name", "description", "type", "channel", "timezone", "config"}
     assert set(fields) <= allowed, set(fields) - allowed
     sets = ", ".join(f"{col} = ${i}" for i, col in enumerate(fields, start=2))
     await conn.execute(
         f"UPDATE campaigns SET {sets}, version = version + 1, updated_at = now() WHERE id = $1",
-        campaign_id, *fields.values(),
+        campaign_id,
+        *fields.values(),
     )
 
 
@@ -181,7 +187,12 @@ async def apply_transition(
                started_at = $5, ended_at = $6, updated_at = now()
         WHERE id = $1
         """,
-        campaign_id, status, reason, at, started_at, ended_at,
+        campaign_id,
+        status,
+        reason,
+        at,
+        started_at,
+        ended_at,
     )
 
 
@@ -202,13 +213,17 @@ async def claim_idempotency_key(
         INSERT INTO idempotency_keys (organization_id, key, request_hash, campaign_id)
         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1
         """,
-        organization_id, key, request_hash, campaign_id,
+        organization_id,
+        key,
+        request_hash,
+        campaign_id,
     )
     if inserted:
         return None
     return await conn.fetchrow(
         "SELECT request_hash, campaign_id FROM idempotency_keys WHERE organization_id = $1 AND key = $2",
-        organization_id, key,
+        organization_id,
+        key,
     )
 
 
@@ -234,7 +249,14 @@ async def add_audit(
         VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()))
         ON CONFLICT (dedupe_key) DO NOTHING RETURNING 1
         """,
-        organization_id, campaign_id, actor, action, changes or {}, reason, dedupe_key, at,
+        organization_id,
+        campaign_id,
+        actor,
+        action,
+        changes or {},
+        reason,
+        dedupe_key,
+        at,
     )
     return bool(done)
 
@@ -247,7 +269,10 @@ async def list_audit(
         SELECT * FROM audit_log WHERE campaign_id = $1 AND organization_id = $2
         ORDER BY id LIMIT $3 OFFSET $4
         """,
-        campaign_id, organization_id, limit, offset,
+        campaign_id,
+        organization_id,
+        limit,
+        offset,
     )
     total = await conn.fetchval(
         "SELECT count(*) FROM audit_log WHERE campaign_id = $1 AND organization_id = $2", campaign_id, organization_id
@@ -284,6 +309,12 @@ async def record_event(
         INSERT INTO domain_events (id, organization_id, campaign_id, seq, type, data, occurred_at)
         VALUES ($1, $2, $3, $4, $5, $6, $7)
         """,
-        event_id, organization_id, campaign_id, seq, type_, data, occurred_at,
+        event_id,
+        organization_id,
+        campaign_id,
+        seq,
+        type_,
+        data,
+        occurred_at,
     )
     return seq

@@ -57,8 +57,13 @@ def _envelope(response: Response, campaign) -> dict:
 
 @router.post("", status_code=201, response_model=CampaignEnvelope)
 async def create_campaign(
-    body: CampaignCreate, caller: Caller, db: Db, temporal: Temporal, settings: Config,
-    response: Response, idempotency_key: IdempotencyKey = None,
+    body: CampaignCreate,
+    caller: Caller,
+    db: Db,
+    temporal: Temporal,
+    settings: Config,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict:
     """Create a draft campaign (and start its workflow)."""
     campaign, replayed = await service.create(
@@ -75,13 +80,16 @@ async def list_campaigns(
     caller: Caller,
     db: Db,
     analytics: Analytics,
-    status: Annotated[list[str] | None, Query(description="Filter; comma-separated or repeated. Archived "
-                                                          "campaigns are listed only when asked for.")] = None,
+    status: Annotated[
+        list[str] | None,
+        Query(description="Filter; comma-separated or repeated. Archived campaigns are listed only when asked for."),
+    ] = None,
     type: Annotated[list[str] | None, Query()] = None,
     channel: Annotated[list[str] | None, Query()] = None,
     q: Annotated[str | None, Query(max_length=200, description="Name contains (case-insensitive)")] = None,
-    sort: Annotated[str, Query(description="Field to sort on, '-' prefix for descending: "
-                                           + ", ".join(repository.SORTS))] = "-createdAt",
+    sort: Annotated[
+        str, Query(description="Field to sort on, '-' prefix for descending: " + ", ".join(repository.SORTS))
+    ] = "-createdAt",
     page: Page = 1,
     limit: Limit = 20,
     organization_id: Annotated[str | None, Query(alias="organizationId")] = None,
@@ -93,7 +101,9 @@ async def list_campaigns(
 ) -> dict:
     """List the organization's campaigns with their performance (filter and sort on it too)."""
     if sort.lstrip("-") not in repository.SORTS:
-        raise invalid([{"field": "query.sort", "reason": f"must be one of {list(repository.SORTS)} (optionally with '-')"}])
+        raise invalid(
+            [{"field": "query.sort", "reason": f"must be one of {list(repository.SORTS)} (optionally with '-')"}]
+        )
     rows, campaigns, total = await service.list_(
         pool=db,
         principal=caller,
@@ -105,8 +115,10 @@ async def list_campaigns(
         page=page,
         limit=limit,
         performance={
-            "min_conversion_rate": min_conversion_rate, "max_conversion_rate": max_conversion_rate,
-            "min_qualified_leads": min_qualified_leads, "max_cost_per_lead": max_cost_per_lead,
+            "min_conversion_rate": min_conversion_rate,
+            "max_conversion_rate": max_conversion_rate,
+            "min_qualified_leads": min_qualified_leads,
+            "max_cost_per_lead": max_cost_per_lead,
             "min_total_calls": min_total_calls,
         },
     )
@@ -115,7 +127,9 @@ async def list_campaigns(
 
 
 @router.get("/{id}", response_model=CampaignEnvelope)
-async def get_campaign(campaign_id: CampaignId, caller: Caller, db: Db, analytics: Analytics, response: Response) -> dict:
+async def get_campaign(
+    campaign_id: CampaignId, caller: Caller, db: Db, analytics: Analytics, response: Response
+) -> dict:
     """Get a campaign, with today's figures and its recent trends."""
     row = await service.get_row(db, caller, campaign_id)
     campaign = service.to_campaign(row)
@@ -125,53 +139,100 @@ async def get_campaign(campaign_id: CampaignId, caller: Caller, db: Db, analytic
 
 @router.put("/{id}", response_model=CampaignEnvelope)
 async def update_campaign(
-    campaign_id: CampaignId, body: CampaignPatch, request: Request, response: Response,
-    caller: Caller, db: Db, temporal: Temporal, settings: Config,
-    if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
+    campaign_id: CampaignId,
+    body: CampaignPatch,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    db: Db,
+    temporal: Temporal,
+    settings: Config,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict:
     """Partially update a campaign (JSON merge patch); a status change goes through its workflow."""
     campaign = await service.update(
-        pool=db, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
-        patch=await request.json(), if_match=if_match, idempotency_key=idempotency_key,
+        pool=db,
+        temporal=temporal,
+        settings=settings,
+        principal=caller,
+        campaign_id=campaign_id,
+        patch=await request.json(),
+        if_match=if_match,
+        idempotency_key=idempotency_key,
     )
     return _envelope(response, campaign)
 
 
 @router.delete("/{id}", response_model=CampaignEnvelope)
 async def archive_campaign(
-    campaign_id: CampaignId, caller: Caller, db: Db, temporal: Temporal, settings: Config, response: Response,
+    campaign_id: CampaignId,
+    caller: Caller,
+    db: Db,
+    temporal: Temporal,
+    settings: Config,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> dict:
     """Archive a campaign (its workflow completes; the data stays readable)."""
     campaign = await service.change_status(
-        pool=db, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
-        target=CampaignStatus.ARCHIVED, idempotency_key=idempotency_key,
+        pool=db,
+        temporal=temporal,
+        settings=settings,
+        principal=caller,
+        campaign_id=campaign_id,
+        target=CampaignStatus.ARCHIVED,
+        idempotency_key=idempotency_key,
     )
     return _envelope(response, campaign)
 
 
 @router.put("/{id}/configuration", response_model=CampaignEnvelope)
 async def update_configuration(
-    campaign_id: CampaignId, body: ConfigurationPatch, request: Request, response: Response,
-    caller: Caller, db: Db, temporal: Temporal, settings: Config, if_match: IfMatch = None,
+    campaign_id: CampaignId,
+    body: ConfigurationPatch,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    db: Db,
+    temporal: Temporal,
+    settings: Config,
+    if_match: IfMatch = None,
 ) -> dict:
     """Update the configuration (merge patch); invalid input lists every error."""
     campaign = await service.update(
-        pool=db, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
-        patch=await request.json(), if_match=if_match, configuration_only=True,
+        pool=db,
+        temporal=temporal,
+        settings=settings,
+        principal=caller,
+        campaign_id=campaign_id,
+        patch=await request.json(),
+        if_match=if_match,
+        configuration_only=True,
     )
     return _envelope(response, campaign)
 
 
 @router.post("/{id}/clone", status_code=201, response_model=CampaignEnvelope)
 async def clone_campaign(
-    campaign_id: CampaignId, caller: Caller, db: Db, temporal: Temporal, settings: Config, response: Response,
-    body: CloneRequest | None = None, idempotency_key: IdempotencyKey = None,
+    campaign_id: CampaignId,
+    caller: Caller,
+    db: Db,
+    temporal: Temporal,
+    settings: Config,
+    response: Response,
+    body: CloneRequest | None = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict:
     """Copy a campaign's whole configuration into a new draft."""
     campaign, replayed = await service.clone(
-        pool=db, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
-        body=body or CloneRequest(), idempotency_key=idempotency_key,
+        pool=db,
+        temporal=temporal,
+        settings=settings,
+        principal=caller,
+        campaign_id=campaign_id,
+        body=body or CloneRequest(),
+        idempotency_key=idempotency_key,
     )
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -188,19 +249,34 @@ async def campaign_audit(campaign_id: CampaignId, caller: Caller, db: Db, page: 
 
 def _action_route(path: str, target: CampaignStatus, doc: str) -> None:
     async def action(
-        campaign_id: CampaignId, caller: Caller, db: Db, temporal: Temporal, settings: Config, response: Response,
+        campaign_id: CampaignId,
+        caller: Caller,
+        db: Db,
+        temporal: Temporal,
+        settings: Config,
+        response: Response,
         idempotency_key: IdempotencyKey = None,
         reason: Annotated[str | None, Query(max_length=500, description="Kept in the audit log")] = None,
     ) -> dict:
         campaign = await service.change_status(
-            pool=db, temporal=temporal, settings=settings, principal=caller, campaign_id=campaign_id,
-            target=target, reason=reason, idempotency_key=idempotency_key,
+            pool=db,
+            temporal=temporal,
+            settings=settings,
+            principal=caller,
+            campaign_id=campaign_id,
+            target=target,
+            reason=reason,
+            idempotency_key=idempotency_key,
         )
         return _envelope(response, campaign)
 
     action.__doc__ = doc
     router.add_api_route(
-        f"/{{id}}/{path}", action, methods=["POST"], response_model=CampaignEnvelope, name=f"{path}_campaign",
+        f"/{{id}}/{path}",
+        action,
+        methods=["POST"],
+        response_model=CampaignEnvelope,
+        name=f"{path}_campaign",
         summary=doc.rstrip("."),
     )
 

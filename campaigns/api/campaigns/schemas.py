@@ -9,6 +9,7 @@ from pydantic import Field
 
 from campaigns.domain.base import ApiModel, ResponseModel
 from campaigns.domain.config import (
+    KPI,
     CampaignBudget,
     CampaignChannel,
     CampaignConfiguration,
@@ -16,7 +17,6 @@ from campaigns.domain.config import (
     CampaignSchedule,
     CampaignStatus,
     CampaignType,
-    KPI,
     TargetAudience,
     VoiceSettings,
 )

@@ -44,8 +44,18 @@ from campaigns.settings import Settings
 # Fields whose change the workflow must hear about (schedule, budget and goals it acts on;
 # name, type and channel it shows in the Temporal UI; flow, voice and knowledge bases it
 # hands to the voice-AI pipeline).
-_WORKFLOW_FIELDS = {"name", "type", "channel", "timezone", "schedule", "budget", "goals",
-                    "flowId", "voiceSettings", "knowledgeBaseIds"}
+_WORKFLOW_FIELDS = {
+    "name",
+    "type",
+    "channel",
+    "timezone",
+    "schedule",
+    "budget",
+    "goals",
+    "flowId",
+    "voiceSettings",
+    "knowledgeBaseIds",
+}
 _CONFIG_ALIASES = {CampaignConfiguration.model_fields[f].alias or f: f for f in CONFIG_FIELDS}
 
 
@@ -259,8 +269,12 @@ async def create(
                     organization_id=principal.organization_id,
                     campaign_id=campaign_id,
                     type_="campaign.created",
-                    data={"campaignId": str(campaign_id), "name": body.name, "type": body.type.value,
-                          "channel": body.channel.value},
+                    data={
+                        "campaignId": str(campaign_id),
+                        "name": body.name,
+                        "type": body.type.value,
+                        "channel": body.channel.value,
+                    },
                     occurred_at=row["created_at"],
                 )
                 # Started inside the transaction: if Temporal refuses, nothing is committed.
@@ -284,8 +298,10 @@ async def check_knowledge_bases(settings: Settings, principal: Principal, ids: l
         ) from None
     if missing:
         raise invalid(
-            [{"field": f"knowledgeBaseIds[{ids.index(m)}]", "reason": f"knowledge base {m!r} does not exist"}
-             for m in missing],
+            [
+                {"field": f"knowledgeBaseIds[{ids.index(m)}]", "reason": f"knowledge base {m!r} does not exist"}
+                for m in missing
+            ],
             "invalid configuration",
         )
 
@@ -371,7 +387,9 @@ async def update(
             try:
                 lifecycle.requestable(current_status, status)
             except lifecycle.TransitionError as err:
-                raise Conflict(str(err), code=err.code, details={"from": current_status.value, "to": status.value}) from None
+                raise Conflict(
+                    str(err), code=err.code, details={"from": current_status.value, "to": status.value}
+                ) from None
         changes, fields = _changes(row, patch)
         if changes and current_status == CampaignStatus.ARCHIVED:
             raise Conflict("an archived campaign cannot be changed", code="campaign_archived")
@@ -392,12 +410,19 @@ async def update(
             await workflow_client.configuration_changed(temporal, settings, row)
     if status is not None and status != CampaignStatus(row["status"]):
         await change_status(
-            pool=pool, temporal=temporal, settings=settings, principal=principal, campaign_id=campaign_id,
-            target=status, reason=reason, idempotency_key=idempotency_key,
+            pool=pool,
+            temporal=temporal,
+            settings=settings,
+            principal=principal,
+            campaign_id=campaign_id,
+            target=status,
+            reason=reason,
+            idempotency_key=idempotency_key,
         )
     elif status is not None and not changes:
-        raise Conflict(f"campaign is already {status.value}", code="no_change",
-                       details={"from": status.value, "to": status.value})
+        raise Conflict(
+            f"campaign is already {status.value}", code="no_change", details={"from": status.value, "to": status.value}
+        )
     return await get(pool=pool, principal=principal, campaign_id=campaign_id)
 
 
@@ -487,7 +512,11 @@ async def clone(
         **config.model_dump(),
     )
     campaign, replayed = await create(
-        pool=pool, temporal=temporal, settings=settings, principal=principal, body=new,
+        pool=pool,
+        temporal=temporal,
+        settings=settings,
+        principal=principal,
+        body=new,
         idempotency_key=f"clone:{campaign_id}:{idempotency_key}" if idempotency_key else None,
     )
     if not replayed:

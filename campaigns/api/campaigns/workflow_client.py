@@ -20,7 +20,12 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
@@ -31,7 +36,6 @@ from campaigns.domain.config import CampaignConfiguration, CampaignStatus
 from campaigns.domain.messages import CallingWindowState, CampaignState, StatusRequest, StatusResult, WorkflowConfig
 from campaigns.settings import Settings
 from campaigns.workflows.campaign import CampaignWorkflow, workflow_id
-
 
 # Refusals that mean "a service the check needs is down, retry" rather than "not allowed".
 _UNAVAILABLE = {"knowledge_base_unavailable"}
@@ -145,7 +149,9 @@ async def change_status(
             code="workflow_timeout",
         ) from None
     except RPCError as err:
-        raise Unavailable(f"could not reach the campaign's workflow: {err.message}", code="temporal_unavailable") from None
+        raise Unavailable(
+            f"could not reach the campaign's workflow: {err.message}", code="temporal_unavailable"
+        ) from None
 
 
 async def _update_with_start(

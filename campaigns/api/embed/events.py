@@ -36,7 +36,7 @@ class WidgetEvent(ApiModel):
         if self.type == "widget.display":
             ms = self.data.get("ms")
             if set(self.data) != {"ms"} or isinstance(ms, bool) or not isinstance(ms, int) or not 0 <= ms <= 86_400_000:
-                raise ValueError("widget.display needs data {\"ms\": milliseconds shown, 0 to 86400000}")
+                raise ValueError('widget.display needs data {"ms": milliseconds shown, 0 to 86400000}')
         elif self.data:
             raise ValueError(f"{self.type} carries no data")
         return self
@@ -79,8 +79,14 @@ async def ingest(
     body = orjson.dumps({"events": [as_analytics_event(e, campaign_id=campaign_id, at=at) for e in events]})
     try:
         result = await events_service.ingest(
-            pool=pool, realtime=analytics.realtime, directory=analytics.directory, organization_id=organization_id,
-            body=body, now=at, only_campaign=campaign_id, only_types=WIDGET_EVENT_TYPES,
+            pool=pool,
+            realtime=analytics.realtime,
+            directory=analytics.directory,
+            organization_id=organization_id,
+            body=body,
+            now=at,
+            only_campaign=campaign_id,
+            only_types=WIDGET_EVENT_TYPES,
         )
     except events_service.BatchError as err:  # cannot happen with events validated above; say so if it does
         raise Unavailable(f"widget events could not be recorded: {err}", code="ingestion_failed") from None

@@ -46,7 +46,10 @@ async def widget_script(request: Request) -> Response:
 
 @router.get("/config")
 async def widget_config(
-    request: Request, db: Db, settings: Config, key: Key = None,
+    request: Request,
+    db: Db,
+    settings: Config,
+    key: Key = None,
     preview: Annotated[bool, Query(description="Show the launcher whatever the campaign's state")] = False,
 ) -> JSONResponse:
     """What widget.js renders: the widget's look and behaviour, and whether to show it now."""
@@ -75,9 +78,7 @@ async def events_preflight(request: Request) -> Response:
 
 
 @router.post("/events", status_code=202)
-async def widget_events(
-    request: Request, db: Db, redis: Redis, settings: Config, analytics: Analytics
-) -> JSONResponse:
+async def widget_events(request: Request, db: Db, redis: Redis, settings: Config, analytics: Analytics) -> JSONResponse:
     """Record widget.impression, widget.click and widget.display events sent by widget.js.
 
     Body (text/plain or application/json): `{"key": "qcw_pk_…", "events": [{"id", "type",
@@ -115,7 +116,10 @@ async def widget_events(
 
 @router.get("/preview/{campaignId}", response_class=HTMLResponse)
 async def widget_preview(
-    campaign_id: Annotated[UUID, Path(alias="campaignId")], db: Db, settings: Config, key: Key = None,
+    campaign_id: Annotated[UUID, Path(alias="campaignId")],
+    db: Db,
+    settings: Config,
+    key: Key = None,
 ) -> HTMLResponse:
     """A page that shows the campaign's widget as configured (the embed code's previewUrl)."""
     widget = await service.by_key(db, key)

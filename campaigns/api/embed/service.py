@@ -122,7 +122,7 @@ def parse_batch(body: bytes) -> tuple[str, list[dict[str, Any]]]:
     try:
         batch = _Batch.model_validate(json.loads(body))
     except (ValueError, UnicodeDecodeError):
-        raise BadRequest("body must be JSON: {\"key\": \"qcw_pk_…\", \"events\": [...]}", code="invalid_json") from None
+        raise BadRequest('body must be JSON: {"key": "qcw_pk_…", "events": [...]}', code="invalid_json") from None
     except ValidationError as err:
         from campaigns.api.errors import invalid
 
@@ -161,7 +161,11 @@ async def record(
             field = ".".join(str(p) for p in first.get("loc", ())) or "(event)"
             rejected.append({"index": index, "reason": f"{field}: {first.get('msg', 'invalid')}"})
     result = await widget_events.ingest(
-        pool, analytics, organization_id=widget.organization_id, campaign_id=widget.campaign_id, events=accepted,
+        pool,
+        analytics,
+        organization_id=widget.organization_id,
+        campaign_id=widget.campaign_id,
+        events=accepted,
         at=now,
     )
     later = [{**r, "index": positions[r["index"]]} for r in result.rejected]

@@ -37,23 +37,33 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     "",
     response_model=IngestResult,
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": batch_schema()}}}},
-    responses={400: {"description": "The batch is unusable, or every event in it was rejected"},
-               413: {"description": "Body too large"}},
+    responses={
+        400: {"description": "The batch is unusable, or every event in it was rejected"},
+        413: {"description": "Body too large"},
+    },
 )
 async def ingest_events(request: Request, caller: Caller, db: Db, analytics: Analytics) -> dict:
     """Record a batch of up to 5,000 events; an event id already recorded is a no-op."""
     body = await read_body(request)
     try:
         result = await service.ingest(
-            pool=db, realtime=analytics.realtime, directory=analytics.directory,
-            organization_id=caller.organization_id, body=body,
+            pool=db,
+            realtime=analytics.realtime,
+            directory=analytics.directory,
+            organization_id=caller.organization_id,
+            body=body,
         )
     except service.BatchError as err:
         raise invalid(err.details, "invalid event batch") from None
     if result.rejected and not result.accepted and not result.duplicates:
         raise invalid(
-            [{"field": f"events[{r.index}].{r.field}" if r.field != "(event)" else f"events[{r.index}]",
-              "reason": r.reason} for r in result.rejected],
+            [
+                {
+                    "field": f"events[{r.index}].{r.field}" if r.field != "(event)" else f"events[{r.index}]",
+                    "reason": r.reason,
+                }
+                for r in result.rejected
+            ],
             "every event in the batch was rejected",
         )
     return {
@@ -61,5 +71,7 @@ async def ingest_events(request: Request, caller: Caller, db: Db, analytics: Ana
         "duplicates": len(result.duplicates),
         "rejected": len(result.rejected),
         "duplicate_events": [{"index": i, "id": event_id} for i, event_id in result.duplicates],
-        "rejected_events": [{"index": r.index, "id": r.id, "field": r.field, "reason": r.reason} for r in result.rejected],
+        "rejected_events": [
+            {"index": r.index, "id": r.id, "field": r.field, "reason": r.reason} for r in result.rejected
+        ],
     }

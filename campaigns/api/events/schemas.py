@@ -45,7 +45,9 @@ def batch_schema() -> dict[str, Any]:
             if isinstance(ref, str) and ref.startswith("#/$defs/"):
                 return inline(definitions[ref.removeprefix("#/$defs/")])
             # A discriminator's mapping points at the definitions being inlined: keep its property.
-            return {k: ({"propertyName": v["propertyName"]} if k == "discriminator" else inline(v)) for k, v in node.items()}
+            return {
+                k: ({"propertyName": v["propertyName"]} if k == "discriminator" else inline(v)) for k, v in node.items()
+            }
         if isinstance(node, list):
             return [inline(v) for v in node]
         return node

@@ -88,8 +88,17 @@ async def ingest(
 
     if events:
         records = [
-            (organization_id, e["id"], e["campaignId"], e["type"], e["occurredAt"], e.get("variantId"),
-             e.get("subjectId"), e.get("callId"), e["data"])
+            (
+                organization_id,
+                e["id"],
+                e["campaignId"],
+                e["type"],
+                e["occurredAt"],
+                e.get("variantId"),
+                e.get("subjectId"),
+                e.get("callId"),
+                e["data"],
+            )
             for _, e, _ in events
         ]
         batch_id = uuid.uuid4()

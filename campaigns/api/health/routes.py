@@ -43,7 +43,9 @@ async def readyz(request: Request) -> JSONResponse:
         )
     )
     ready = all(v == "ok" for v in results.values())
-    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": results}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": results}, status_code=200 if ready else 503
+    )
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -67,4 +67,6 @@ async def revoke_api_key(key_id: Annotated[UUID, Path(alias="id")], caller: Call
 @router.get("/api/voices")
 async def list_voices(caller: Caller) -> dict:
     """The text-to-speech voices a campaign may use."""
-    return {"voices": [{"id": v.id, "model": v.model, "languages": list(v.languages), "gender": v.gender} for v in VOICES]}
+    return {
+        "voices": [{"id": v.id, "model": v.model, "languages": list(v.languages), "gender": v.gender} for v in VOICES]
+    }

@@ -18,7 +18,8 @@ async def get(conn: Conn, *, organization_id: UUID, campaign_id: UUID) -> asyncp
         SELECT id, status, type, timezone, config, window_open, next_window_change
         FROM campaigns WHERE id = $1 AND organization_id = $2
         """,
-        campaign_id, organization_id,
+        campaign_id,
+        organization_id,
     )
 
 
@@ -32,6 +33,9 @@ async def apply_window(
         WHERE id = $1 AND (window_updated_at IS NULL OR window_updated_at <= $4)
         RETURNING 1
         """,
-        campaign_id, open_, next_change, at,
+        campaign_id,
+        open_,
+        next_change,
+        at,
     )
     return bool(done)

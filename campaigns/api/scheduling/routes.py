@@ -28,7 +28,9 @@ async def preview_schedule(
     caller: Caller,
     db: Db,
     count: Annotated[int, Query(ge=1, le=500, description="How many windows")] = 10,
-    from_: Annotated[datetime | None, Query(alias="from", description="Start here instead of now (with an offset)")] = None,
+    from_: Annotated[
+        datetime | None, Query(alias="from", description="Start here instead of now (with an offset)")
+    ] = None,
 ) -> dict:
     """The campaign's next calling windows, in UTC and in its local time."""
     preview = await service.preview(pool=db, principal=caller, campaign_id=campaign_id, count=count, since=from_)

@@ -16,7 +16,9 @@ Count = Annotated[int, Field(ge=1, le=500)]
 
 class PreviewWindow(ResponseModel):
     opens_at: datetime | None = Field(description="UTC; null when open since before anything the schedule defines")
-    opens_at_local: datetime | None = Field(description="The same instant on the campaign's wall clock, with its offset")
+    opens_at_local: datetime | None = Field(
+        description="The same instant on the campaign's wall clock, with its offset"
+    )
     closes_at: datetime | None = Field(description="UTC; null when the window never closes")
     closes_at_local: datetime | None
     open_at_from: bool = Field(description="Whether this window is already open at `from`")
@@ -78,6 +80,8 @@ class DialCheck(ResponseModel):
     reason: Reason
     message: str
     next_allowed_at: datetime | None = Field(description="When a dial may next be allowed, when refused and known")
-    allowed_until: datetime | None = Field(description="When an allowed dial stops being allowed, if within the horizon")
+    allowed_until: datetime | None = Field(
+        description="When an allowed dial stops being allowed, if within the horizon"
+    )
     recipient: Recipient
     checked_at: datetime

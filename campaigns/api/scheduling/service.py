@@ -76,7 +76,9 @@ def _instant(value: datetime | None) -> datetime:
     if value is None:
         return datetime.now(UTC)
     if value.tzinfo is None:
-        raise invalid([{"field": "query.from", "reason": "must be an instant with an offset (e.g. '2026-12-01T08:00:00Z')"}])
+        raise invalid(
+            [{"field": "query.from", "reason": "must be an instant with an offset (e.g. '2026-12-01T08:00:00Z')"}]
+        )
     return value.astimezone(UTC)
 
 

@@ -14,8 +14,18 @@ Conn = asyncpg.Connection | asyncpg.Pool
 # --- Endpoints -------------------------------------------------------------------------
 
 _ENDPOINT_COLUMNS = {
-    "name", "description", "url", "event_types", "headers", "config", "retry_config", "max_concurrency",
-    "enabled", "disabled_reason", "disabled_at", "failing_since",
+    "name",
+    "description",
+    "url",
+    "event_types",
+    "headers",
+    "config",
+    "retry_config",
+    "max_concurrency",
+    "enabled",
+    "disabled_reason",
+    "disabled_at",
+    "failing_since",
 }
 
 
@@ -46,8 +56,20 @@ async def insert_endpoint(
                 CASE WHEN $13 THEN NULL ELSE 'manual' END, CASE WHEN $13 THEN NULL ELSE now() END, $14)
         RETURNING *
         """,
-        endpoint_id, organization_id, campaign_id, kind, name, description, url, event_types, headers or {},
-        config or {}, retry_config or {}, max_concurrency, enabled, secret,
+        endpoint_id,
+        organization_id,
+        campaign_id,
+        kind,
+        name,
+        description,
+        url,
+        event_types,
+        headers or {},
+        config or {},
+        retry_config or {},
+        max_concurrency,
+        enabled,
+        secret,
     )
 
 
@@ -58,7 +80,12 @@ def _scope(organization_id: UUID, campaign_id: UUID | None, kinds: tuple[str, ..
 
 
 async def get_endpoint(
-    conn: Conn, *, organization_id: UUID, campaign_id: UUID | None, endpoint_id: UUID, kinds: tuple[str, ...],
+    conn: Conn,
+    *,
+    organization_id: UUID,
+    campaign_id: UUID | None,
+    endpoint_id: UUID,
+    kinds: tuple[str, ...],
     for_update: bool = False,
 ) -> asyncpg.Record | None:
     """An endpoint in this scope (the campaign's, or the organization-wide ones), or None."""
@@ -84,7 +111,8 @@ async def update_endpoint(conn: Conn, *, endpoint_id: UUID, fields: dict[str, An
     sets = "".join(f"{col} = ${i}, " for i, col in enumerate(fields, start=2))
     return await conn.fetchrow(
         f"UPDATE webhook_endpoints SET {sets}version = version + 1, updated_at = now() WHERE id = $1 RETURNING *",
-        endpoint_id, *fields.values(),
+        endpoint_id,
+        *fields.values(),
     )
 
 
@@ -101,7 +129,10 @@ async def rotate_secret(
                version = version + 1, updated_at = now()
         WHERE id = $1 RETURNING *
         """,
-        endpoint_id, secret, previous, previous_expires_at,
+        endpoint_id,
+        secret,
+        previous,
+        previous_expires_at,
     )
 
 
@@ -127,7 +158,8 @@ async def disable(conn: Conn, *, endpoint_id: UUID, reason: str) -> asyncpg.Reco
                version = version + 1, updated_at = now()
         WHERE id = $1 AND enabled RETURNING *
         """,
-        endpoint_id, reason,
+        endpoint_id,
+        reason,
     )
 
 
@@ -197,7 +229,8 @@ async def unstarted(conn: Conn, *, older_than_s: float, limit: int) -> list[asyn
         WHERE NOT d.workflow_started AND d.created_at < now() - make_interval(secs => $1)
         ORDER BY d.created_at LIMIT $2
         """,
-        older_than_s, limit,
+        older_than_s,
+        limit,
     )
 
 
@@ -210,7 +243,8 @@ async def delete_finished_before(conn: Conn, *, days: float, limit: int) -> int:
             WHERE status <> 'pending' AND completed_at < now() - make_interval(secs => $1) LIMIT $2
         )
         """,
-        days * 86400, limit,
+        days * 86400,
+        limit,
     )
     return int(result.split()[-1])
 
@@ -256,7 +290,16 @@ async def record_attempt(
             response_excerpt = EXCLUDED.response_excerpt, error_class = EXCLUDED.error_class,
             error = EXCLUDED.error, retry_after_s = EXCLUDED.retry_after_s
         """,
-        delivery_id, run, attempt, started_at, latency_ms, status_code, excerpt, error_class, error, retry_after_s,
+        delivery_id,
+        run,
+        attempt,
+        started_at,
+        latency_ms,
+        status_code,
+        excerpt,
+        error_class,
+        error,
+        retry_after_s,
     )
 
 
@@ -293,7 +336,14 @@ async def record_delivered(
         WHERE id = $2 AND (failing_since IS NOT NULL OR last_success_at IS NULL
                            OR last_success_at < now() - interval '1 minute')
         """,
-        delivery_id, endpoint_id, run, attempt, started_at, latency_ms, status_code, excerpt,
+        delivery_id,
+        endpoint_id,
+        run,
+        attempt,
+        started_at,
+        latency_ms,
+        status_code,
+        excerpt,
     )
 
 
@@ -316,7 +366,14 @@ async def update_delivery(
                completed_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END
         WHERE id = $1 AND run = $2
         """,
-        delivery_id, run, status, attempts, status_code, error_class, error, next_attempt_at,
+        delivery_id,
+        run,
+        status,
+        attempts,
+        status_code,
+        error_class,
+        error,
+        next_attempt_at,
     )
 
 
@@ -365,14 +422,18 @@ async def get_delivery(conn: Conn, *, endpoint_id: UUID, delivery_id: UUID) -> a
 
 
 async def list_attempts(conn: Conn, delivery_id: UUID) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT * FROM webhook_attempts WHERE delivery_id = $1 ORDER BY run, attempt", delivery_id
-    )
+    return await conn.fetch("SELECT * FROM webhook_attempts WHERE delivery_id = $1 ORDER BY run, attempt", delivery_id)
 
 
 async def insert_delivery(
-    conn: Conn, *, delivery_id: UUID, endpoint_id: UUID, organization_id: UUID, event_type: str,
-    campaign_id: UUID | None, body: str,
+    conn: Conn,
+    *,
+    delivery_id: UUID,
+    endpoint_id: UUID,
+    organization_id: UUID,
+    event_type: str,
+    campaign_id: UUID | None,
+    body: str,
 ) -> asyncpg.Record:
     """A delivery that belongs to no recorded event (the webhook.test ping)."""
     return await conn.fetchrow(
@@ -380,7 +441,12 @@ async def insert_delivery(
         INSERT INTO webhook_deliveries (id, endpoint_id, organization_id, event_type, campaign_id, body)
         VALUES ($1, $2, $3, $4, $5, $6) RETURNING *
         """,
-        delivery_id, endpoint_id, organization_id, event_type, campaign_id, body,
+        delivery_id,
+        endpoint_id,
+        organization_id,
+        event_type,
+        campaign_id,
+        body,
     )
 
 
@@ -392,7 +458,8 @@ async def reopen(conn: Conn, *, endpoint_id: UUID, delivery_id: UUID) -> asyncpg
                completed_at = NULL, workflow_started = false, run_started_at = now()
         WHERE id = $1 AND endpoint_id = $2 AND status <> 'pending' RETURNING *
         """,
-        delivery_id, endpoint_id,
+        delivery_id,
+        endpoint_id,
     )
 
 
@@ -411,5 +478,8 @@ async def reopen_failed(
         )
         RETURNING id, run, event_type
         """,
-        endpoint_id, since, until, limit,
+        endpoint_id,
+        since,
+        until,
+        limit,
     )

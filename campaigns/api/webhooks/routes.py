@@ -67,7 +67,9 @@ def _csv(values: list[str] | None, field: str, allowed: set[str] | None = None) 
     if allowed is not None:
         bad = [v for v in items if v not in allowed]
         if bad:
-            raise invalid([{"field": f"query.{field}", "reason": f"unknown value(s) {bad}; allowed: {sorted(allowed)}"}])
+            raise invalid(
+                [{"field": f"query.{field}", "reason": f"unknown value(s) {bad}; allowed: {sorted(allowed)}"}]
+            )
     return items
 
 
@@ -78,8 +80,17 @@ def _aware(value: datetime | None, field: str) -> datetime | None:
 
 
 def _endpoint_routes(
-    prefix: str, scope_dep: Any, kinds: tuple[str, ...], *, singular: str, tag: str,
-    create_model: type, update_model: type, out: Any, envelope: type, listing: type,
+    prefix: str,
+    scope_dep: Any,
+    kinds: tuple[str, ...],
+    *,
+    singular: str,
+    tag: str,
+    create_model: type,
+    update_model: type,
+    out: Any,
+    envelope: type,
+    listing: type,
 ) -> None:
     """Register create/list/get/update/delete, rotate, test, deliveries, redeliver and recover."""
     ScopeDep = Annotated[Scope, Depends(scope_dep)]
@@ -90,8 +101,14 @@ def _endpoint_routes(
     def add(path: str, fn: Any, method: str, model: Any = None, status: int = 200) -> None:
         scope_name = "organization" if "{id}" not in prefix else "campaign"
         router.add_api_route(
-            path, fn, methods=[method], response_model=model, status_code=status, tags=[tag],
-            name=f"{fn.__name__}_{scope_name}_{singular}", summary=(fn.__doc__ or "").rstrip("."),
+            path,
+            fn,
+            methods=[method],
+            response_model=model,
+            status_code=status,
+            tags=[tag],
+            name=f"{fn.__name__}_{scope_name}_{singular}",
+            summary=(fn.__doc__ or "").rstrip("."),
             description=f"{'Organization-wide' if scope_name == 'organization' else 'A campaign’s'} {plural}.",
         )
 
@@ -120,8 +137,9 @@ def _endpoint_routes(
     add(item, get, "GET", envelope)
 
     async def update(endpoint_id: EndpointId, body: update_model, scope: ScopeDep, db: Db, settings: Config) -> dict:
-        row = await service.update(pool=db, settings=settings, scope=scope, endpoint_id=endpoint_id, kinds=kinds,
-                                   body=body)
+        row = await service.update(
+            pool=db, settings=settings, scope=scope, endpoint_id=endpoint_id, kinds=kinds, body=body
+        )
         return {singular: out(row)}
 
     update.__doc__ = f"Change a {singular}: the fields given replace the current ones; `enabled: true` re-enables it."
@@ -134,10 +152,18 @@ def _endpoint_routes(
     add(item, delete, "DELETE", envelope)
 
     async def rotate_secret(
-        endpoint_id: EndpointId, scope: ScopeDep, db: Db, settings: Config, body: RotateSecret | None = None,
+        endpoint_id: EndpointId,
+        scope: ScopeDep,
+        db: Db,
+        settings: Config,
+        body: RotateSecret | None = None,
     ) -> dict:
         row, secret = await service.rotate_secret(
-            pool=db, settings=settings, scope=scope, endpoint_id=endpoint_id, kinds=kinds,
+            pool=db,
+            settings=settings,
+            scope=scope,
+            endpoint_id=endpoint_id,
+            kinds=kinds,
             grace_period_s=body.grace_period_seconds if body else None,
         )
         return {singular: out(row, secret)}
@@ -146,25 +172,36 @@ def _endpoint_routes(
     add(f"{item}/rotate-secret", rotate_secret, "POST", envelope)
 
     async def send_test(endpoint_id: EndpointId, scope: ScopeDep, db: Db, temporal: Temporal, settings: Config) -> dict:
-        row = await service.send_test(pool=db, temporal=temporal, settings=settings, scope=scope,
-                                      endpoint_id=endpoint_id, kinds=kinds)
+        row = await service.send_test(
+            pool=db, temporal=temporal, settings=settings, scope=scope, endpoint_id=endpoint_id, kinds=kinds
+        )
         return {"delivery": service.to_delivery(row)}
 
     send_test.__doc__ = "Send a `webhook.test` ping; follow it in the deliveries."
     add(f"{item}/test", send_test, "POST", DeliveryEnvelope, 202)
 
     async def deliveries(
-        endpoint_id: EndpointId, scope: ScopeDep, db: Db,
+        endpoint_id: EndpointId,
+        scope: ScopeDep,
+        db: Db,
         status: Annotated[list[str] | None, Query(description="pending, succeeded, failed, cancelled")] = None,
         event_type: Annotated[list[str] | None, Query(alias="eventType")] = None,
         since: Annotated[datetime | None, Query(description="Created at or after (ISO-8601 with offset)")] = None,
         until: Annotated[datetime | None, Query(description="Created before")] = None,
-        page: Page = 1, limit: Limit = 50,
+        page: Page = 1,
+        limit: Limit = 50,
     ) -> dict:
         items, total = await service.list_deliveries(
-            pool=db, scope=scope, endpoint_id=endpoint_id, kinds=kinds, statuses=_csv(status, "status", _STATUSES),
-            event_types=_csv(event_type, "eventType"), since=_aware(since, "since"), until=_aware(until, "until"),
-            page=page, limit=limit,
+            pool=db,
+            scope=scope,
+            endpoint_id=endpoint_id,
+            kinds=kinds,
+            statuses=_csv(status, "status", _STATUSES),
+            event_types=_csv(event_type, "eventType"),
+            since=_aware(since, "since"),
+            until=_aware(until, "until"),
+            page=page,
+            limit=limit,
         )
         return {"deliveries": items, "total": total, "page": page, "limit": limit}
 
@@ -172,36 +209,63 @@ def _endpoint_routes(
     add(f"{item}/deliveries", deliveries, "GET", DeliveryList)
 
     async def delivery(endpoint_id: EndpointId, delivery_id: DeliveryId, scope: ScopeDep, db: Db) -> dict:
-        row, attempts = await service.get_delivery(pool=db, scope=scope, endpoint_id=endpoint_id, kinds=kinds,
-                                                   delivery_id=delivery_id)
+        row, attempts = await service.get_delivery(
+            pool=db, scope=scope, endpoint_id=endpoint_id, kinds=kinds, delivery_id=delivery_id
+        )
         return {"delivery": service.to_delivery(row, attempts)}
 
     delivery.__doc__ = "Get a delivery with its payload and every attempt."
     add(f"{item}/deliveries/{{deliveryId}}", delivery, "GET", DeliveryEnvelope)
 
     async def attempts(endpoint_id: EndpointId, delivery_id: DeliveryId, scope: ScopeDep, db: Db) -> dict:
-        _, rows = await service.get_delivery(pool=db, scope=scope, endpoint_id=endpoint_id, kinds=kinds,
-                                             delivery_id=delivery_id)
+        _, rows = await service.get_delivery(
+            pool=db, scope=scope, endpoint_id=endpoint_id, kinds=kinds, delivery_id=delivery_id
+        )
         return {"attempts": [service.to_attempt(a) for a in rows]}
 
     attempts.__doc__ = "A delivery's attempts: time, status, response excerpt, latency, error class."
     add(f"{item}/deliveries/{{deliveryId}}/attempts", attempts, "GET", AttemptList)
 
     async def redeliver(
-        endpoint_id: EndpointId, delivery_id: DeliveryId, scope: ScopeDep, db: Db, temporal: Temporal, settings: Config,
+        endpoint_id: EndpointId,
+        delivery_id: DeliveryId,
+        scope: ScopeDep,
+        db: Db,
+        temporal: Temporal,
+        settings: Config,
     ) -> dict:
-        row = await service.redeliver(pool=db, temporal=temporal, settings=settings, scope=scope,
-                                      endpoint_id=endpoint_id, kinds=kinds, delivery_id=delivery_id)
+        row = await service.redeliver(
+            pool=db,
+            temporal=temporal,
+            settings=settings,
+            scope=scope,
+            endpoint_id=endpoint_id,
+            kinds=kinds,
+            delivery_id=delivery_id,
+        )
         return {"delivery": service.to_delivery(row)}
 
     redeliver.__doc__ = "Send a finished delivery again (same webhook-id, a new run of attempts)."
     add(f"{item}/deliveries/{{deliveryId}}/redeliver", redeliver, "POST", DeliveryEnvelope, 202)
 
     async def recover(
-        endpoint_id: EndpointId, body: Recover, scope: ScopeDep, db: Db, temporal: Temporal, settings: Config,
+        endpoint_id: EndpointId,
+        body: Recover,
+        scope: ScopeDep,
+        db: Db,
+        temporal: Temporal,
+        settings: Config,
     ) -> dict:
-        ids = await service.recover(pool=db, temporal=temporal, settings=settings, scope=scope,
-                                    endpoint_id=endpoint_id, kinds=kinds, since=body.since, until=body.until)
+        ids = await service.recover(
+            pool=db,
+            temporal=temporal,
+            settings=settings,
+            scope=scope,
+            endpoint_id=endpoint_id,
+            kinds=kinds,
+            since=body.since,
+            until=body.until,
+        )
         return {"recovered": len(ids), "deliveries": [str(i) for i in ids]}
 
     recover.__doc__ = "Re-send every failed delivery created since a given time."
@@ -209,17 +273,38 @@ def _endpoint_routes(
 
 
 _endpoint_routes(
-    "/api/campaigns/{id}/webhooks", _campaign_scope, service.WEBHOOK, singular="webhook", tag="webhooks",
-    create_model=WebhookCreate, update_model=WebhookUpdate, out=service.to_webhook, envelope=WebhookEnvelope,
+    "/api/campaigns/{id}/webhooks",
+    _campaign_scope,
+    service.WEBHOOK,
+    singular="webhook",
+    tag="webhooks",
+    create_model=WebhookCreate,
+    update_model=WebhookUpdate,
+    out=service.to_webhook,
+    envelope=WebhookEnvelope,
     listing=WebhookList,
 )
 _endpoint_routes(
-    "/api/webhooks", _organization_scope, service.WEBHOOK, singular="webhook", tag="webhooks",
-    create_model=WebhookCreate, update_model=WebhookUpdate, out=service.to_webhook, envelope=WebhookEnvelope,
+    "/api/webhooks",
+    _organization_scope,
+    service.WEBHOOK,
+    singular="webhook",
+    tag="webhooks",
+    create_model=WebhookCreate,
+    update_model=WebhookUpdate,
+    out=service.to_webhook,
+    envelope=WebhookEnvelope,
     listing=WebhookList,
 )
 _endpoint_routes(
-    "/api/campaigns/{id}/integrations", _campaign_scope, service.INTEGRATION, singular="integration",
-    tag="integrations", create_model=IntegrationCreate, update_model=IntegrationUpdate, out=service.to_integration,
-    envelope=IntegrationEnvelope, listing=IntegrationList,
+    "/api/campaigns/{id}/integrations",
+    _campaign_scope,
+    service.INTEGRATION,
+    singular="integration",
+    tag="integrations",
+    create_model=IntegrationCreate,
+    update_model=IntegrationUpdate,
+    out=service.to_integration,
+    envelope=IntegrationEnvelope,
+    listing=IntegrationList,
 )

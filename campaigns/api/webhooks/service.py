@@ -194,8 +194,12 @@ def to_attempt(row: asyncpg.Record) -> Attempt:
 
 async def get_endpoint_row(pool, scope: Scope, endpoint_id: UUID, kinds: tuple[str, ...], *, for_update=False):
     row = await repo.get_endpoint(
-        pool, organization_id=scope.organization_id, campaign_id=scope.campaign_id, endpoint_id=endpoint_id,
-        kinds=kinds, for_update=for_update,
+        pool,
+        organization_id=scope.organization_id,
+        campaign_id=scope.campaign_id,
+        endpoint_id=endpoint_id,
+        kinds=kinds,
+        for_update=for_update,
     )
     if row is None:
         what = "webhook" if kinds == WEBHOOK else "integration"
@@ -244,13 +248,22 @@ async def create(
 
 async def list_(*, pool: asyncpg.Pool, scope: Scope, kinds: tuple[str, ...], page: int, limit: int):
     return await repo.list_endpoints(
-        pool, organization_id=scope.organization_id, campaign_id=scope.campaign_id, kinds=kinds,
-        limit=limit, offset=(page - 1) * limit,
+        pool,
+        organization_id=scope.organization_id,
+        campaign_id=scope.campaign_id,
+        kinds=kinds,
+        limit=limit,
+        offset=(page - 1) * limit,
     )
 
 
 async def update(
-    *, pool: asyncpg.Pool, settings: Settings, scope: Scope, endpoint_id: UUID, kinds: tuple[str, ...],
+    *,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    scope: Scope,
+    endpoint_id: UUID,
+    kinds: tuple[str, ...],
     body: WebhookUpdate | IntegrationUpdate,
 ) -> asyncpg.Record:
     """Change the fields given; `enabled: true` re-enables a disabled endpoint."""
@@ -258,7 +271,9 @@ async def update(
     nulled = [n for n in given - {"description"} if getattr(body, n) is None]
     if nulled:
         alias = {n: type(body).model_fields[n].alias or n for n in nulled}
-        raise invalid([{"field": alias[n], "reason": "cannot be null (leave it out to keep it)"} for n in sorted(nulled)])
+        raise invalid(
+            [{"field": alias[n], "reason": "cannot be null (leave it out to keep it)"} for n in sorted(nulled)]
+        )
     if body.url is not None:
         await check_destination(settings, body.url)
     async with pool.acquire() as conn, conn.transaction():
@@ -296,7 +311,12 @@ async def delete(*, pool: asyncpg.Pool, scope: Scope, endpoint_id: UUID, kinds: 
 
 
 async def rotate_secret(
-    *, pool: asyncpg.Pool, settings: Settings, scope: Scope, endpoint_id: UUID, kinds: tuple[str, ...],
+    *,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    scope: Scope,
+    endpoint_id: UUID,
+    kinds: tuple[str, ...],
     grace_period_s: float | None,
 ) -> tuple[asyncpg.Record, str]:
     """A new secret signs from now on; the current one keeps signing too for the grace period."""
@@ -321,13 +341,27 @@ async def record_render_failures(conn: asyncpg.Connection, failures: list[tuple[
     """Deliveries whose body could not be rendered: failed, with the reason, and no
     workflow to start (so the sweep leaves them alone)."""
     for delivery, reason in failures:
-        await repo.update_delivery(conn, delivery_id=delivery, run=0, status="failed", attempts=0, status_code=None,
-                                   error_class="render_failed", error=reason, next_attempt_at=None)
+        await repo.update_delivery(
+            conn,
+            delivery_id=delivery,
+            run=0,
+            status="failed",
+            attempts=0,
+            status_code=None,
+            error_class="render_failed",
+            error=reason,
+            next_attempt_at=None,
+        )
     await repo.mark_started(conn, [delivery for delivery, _ in failures])
 
 
 async def send_test(
-    *, pool: asyncpg.Pool, temporal: Client, settings: Settings, scope: Scope, endpoint_id: UUID,
+    *,
+    pool: asyncpg.Pool,
+    temporal: Client,
+    settings: Settings,
+    scope: Scope,
+    endpoint_id: UUID,
     kinds: tuple[str, ...],
 ) -> asyncpg.Record:
     """Send a `webhook.test` ping to this endpoint alone (even while it is disabled)."""
@@ -343,13 +377,21 @@ async def send_test(
     )
     # Off the event loop, and bounded: a template is the tenant's to write.
     body, failure = await asyncio.to_thread(
-        integrations.render_body, endpoint["kind"], endpoint["config"], event,
+        integrations.render_body,
+        endpoint["kind"],
+        endpoint["config"],
+        event,
         max_bytes=settings.webhook_max_payload_bytes,
     )
     async with pool.acquire() as conn, conn.transaction():
         row = await repo.insert_delivery(
-            conn, delivery_id=delivery, endpoint_id=endpoint_id, organization_id=scope.organization_id,
-            event_type="webhook.test", campaign_id=scope.campaign_id, body=body,
+            conn,
+            delivery_id=delivery,
+            endpoint_id=endpoint_id,
+            organization_id=scope.organization_id,
+            event_type="webhook.test",
+            campaign_id=scope.campaign_id,
+            body=body,
         )
         if failure is not None:
             await record_render_failures(conn, [(delivery, failure)])
@@ -359,13 +401,28 @@ async def send_test(
 
 
 async def list_deliveries(
-    *, pool: asyncpg.Pool, scope: Scope, endpoint_id: UUID, kinds: tuple[str, ...], statuses: list[str] | None,
-    event_types: list[str] | None, since: datetime | None, until: datetime | None, page: int, limit: int,
+    *,
+    pool: asyncpg.Pool,
+    scope: Scope,
+    endpoint_id: UUID,
+    kinds: tuple[str, ...],
+    statuses: list[str] | None,
+    event_types: list[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+    page: int,
+    limit: int,
 ) -> tuple[list[Delivery], int]:
     await get_endpoint_row(pool, scope, endpoint_id, kinds)
     rows, total = await repo.list_deliveries(
-        pool, endpoint_id=endpoint_id, statuses=statuses, event_types=event_types, since=since, until=until,
-        limit=limit, offset=(page - 1) * limit,
+        pool,
+        endpoint_id=endpoint_id,
+        statuses=statuses,
+        event_types=event_types,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=(page - 1) * limit,
     )
     return [to_delivery(r) for r in rows], total
 
@@ -381,8 +438,14 @@ async def get_delivery(
 
 
 async def redeliver(
-    *, pool: asyncpg.Pool, temporal: Client, settings: Settings, scope: Scope, endpoint_id: UUID,
-    kinds: tuple[str, ...], delivery_id: UUID,
+    *,
+    pool: asyncpg.Pool,
+    temporal: Client,
+    settings: Settings,
+    scope: Scope,
+    endpoint_id: UUID,
+    kinds: tuple[str, ...],
+    delivery_id: UUID,
 ) -> asyncpg.Record:
     """Send a finished delivery again, as a new run with the same webhook-id."""
     endpoint = await get_endpoint_row(pool, scope, endpoint_id, kinds)
@@ -391,15 +454,23 @@ async def redeliver(
     if row is None:
         if await repo.get_delivery(pool, endpoint_id=endpoint_id, delivery_id=delivery_id) is None:
             raise NotFound("delivery not found", code="delivery_not_found")
-        raise Conflict("the delivery is still in progress; redeliver it once it has finished",
-                       code="delivery_in_progress")
+        raise Conflict(
+            "the delivery is still in progress; redeliver it once it has finished", code="delivery_in_progress"
+        )
     await start_all(temporal, pool, settings, [Pending(row["id"], row["run"], row["event_type"], endpoint["url"])])
     return row
 
 
 async def recover(
-    *, pool: asyncpg.Pool, temporal: Client, settings: Settings, scope: Scope, endpoint_id: UUID,
-    kinds: tuple[str, ...], since: datetime, until: datetime | None,
+    *,
+    pool: asyncpg.Pool,
+    temporal: Client,
+    settings: Settings,
+    scope: Scope,
+    endpoint_id: UUID,
+    kinds: tuple[str, ...],
+    since: datetime,
+    until: datetime | None,
 ) -> list[UUID]:
     """Re-send every failed delivery created in [since, until)."""
     if until is not None and until <= since:
@@ -407,7 +478,9 @@ async def recover(
     endpoint = await get_endpoint_row(pool, scope, endpoint_id, kinds)
     _require_enabled(endpoint)
     rows = await repo.reopen_failed(pool, endpoint_id=endpoint_id, since=since, until=until, limit=RECOVER_LIMIT)
-    await start_all(temporal, pool, settings, [Pending(r["id"], r["run"], r["event_type"], endpoint["url"]) for r in rows])
+    await start_all(
+        temporal, pool, settings, [Pending(r["id"], r["run"], r["event_type"], endpoint["url"]) for r in rows]
+    )
     return [r["id"] for r in rows]
 
 

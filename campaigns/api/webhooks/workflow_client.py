@@ -46,12 +46,15 @@ async def start_one(client: Client, settings: Settings, item: Pending) -> bool:
     try:
         await client.start_workflow(
             WebhookDeliveryWorkflow.run,
-            DeliveryInput(delivery_id=str(item.delivery_id), run=item.run, attempt_timeout_s=_attempt_timeout(settings)),
+            DeliveryInput(
+                delivery_id=str(item.delivery_id), run=item.run, attempt_timeout_s=_attempt_timeout(settings)
+            ),
             id=workflow_id(item.delivery_id),
             task_queue=settings.temporal_task_queue,
             # The first run's id is never reused, so a sweep can never send an event twice;
             # a redelivery is a new run of the same id once the previous one has closed.
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE if item.run == 0
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE
+            if item.run == 0
             else WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             static_summary=f"{item.event_type} → {item.url}"[:200],
             # In the worker (the dispatcher), the first task comes back with the start: no
@@ -66,8 +69,14 @@ async def start_one(client: Client, settings: Settings, item: Pending) -> bool:
     return True
 
 
-async def start_all(client: Client, pool: asyncpg.Pool, settings: Settings, items: list[Pending], *,
-                    gate: asyncio.Semaphore | None = None) -> int:
+async def start_all(
+    client: Client,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    items: list[Pending],
+    *,
+    gate: asyncio.Semaphore | None = None,
+) -> int:
     """Start many delivery workflows concurrently (at most as many at once as `gate` lets
     through) and mark the ones started; return how many."""
     gate = gate or asyncio.Semaphore(64)

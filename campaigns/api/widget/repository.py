@@ -28,7 +28,10 @@ async def get_or_create(
         INSERT INTO campaign_widgets (campaign_id, organization_id, settings, publishable_key)
         VALUES ($1, $2, $3, $4) ON CONFLICT (campaign_id) DO NOTHING RETURNING *
         """,
-        campaign_id, organization_id, settings, publishable_key,
+        campaign_id,
+        organization_id,
+        settings,
+        publishable_key,
     )
     # None: a concurrent first read made it.
     return row or await conn.fetchrow("SELECT * FROM campaign_widgets WHERE campaign_id = $1", campaign_id)
@@ -44,7 +47,8 @@ async def update_settings(conn: Conn, *, campaign_id: UUID, settings: dict[str, 
         UPDATE campaign_widgets SET settings = $2, version = version + 1, updated_at = now()
         WHERE campaign_id = $1 RETURNING *
         """,
-        campaign_id, settings,
+        campaign_id,
+        settings,
     )
 
 
@@ -54,7 +58,8 @@ async def set_key(conn: Conn, *, campaign_id: UUID, publishable_key: str) -> asy
         UPDATE campaign_widgets SET publishable_key = $2, version = version + 1, updated_at = now()
         WHERE campaign_id = $1 RETURNING *
         """,
-        campaign_id, publishable_key,
+        campaign_id,
+        publishable_key,
     )
 
 
@@ -86,5 +91,6 @@ async def analytics(conn: Conn, campaign_id: UUID, since: datetime | None) -> as
                   AND ($2::timestamptz IS NULL OR occurred_at >= $2)) AS visitors
         FROM r
         """,
-        campaign_id, since,
+        campaign_id,
+        since,
     )

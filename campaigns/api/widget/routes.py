@@ -40,8 +40,14 @@ async def get_widget(campaign_id: CampaignId, caller: Caller, db: Db, settings: 
 
 @router.put("", response_model=WidgetUpdated)
 async def update_widget(
-    campaign_id: CampaignId, body: WidgetPatch, request: Request, response: Response,
-    caller: Caller, db: Db, settings: Config, if_match: IfMatch = None,
+    campaign_id: CampaignId,
+    body: WidgetPatch,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    db: Db,
+    settings: Config,
+    if_match: IfMatch = None,
 ) -> dict:
     """Update the widget (JSON merge patch); invalid input lists every error."""
     patch = await request.json()
@@ -62,7 +68,10 @@ async def rotate_widget_key(campaign_id: CampaignId, caller: Caller, db: Db, set
 
 @router.get("/embed-code", response_model=EmbedCodeEnvelope)
 async def widget_embed_code(
-    campaign_id: CampaignId, caller: Caller, db: Db, settings: Config,
+    campaign_id: CampaignId,
+    caller: Caller,
+    db: Db,
+    settings: Config,
     on_open: Annotated[Callback, Query(alias="onOpen")] = None,
     on_close: Annotated[Callback, Query(alias="onClose")] = None,
     on_call_start: Annotated[Callback, Query(alias="onCallStart")] = None,
@@ -71,11 +80,17 @@ async def widget_embed_code(
 ) -> dict:
     """The HTML snippet to paste into a page; callbacks are names of your page's functions."""
     given = {
-        "onOpen": on_open, "onClose": on_close, "onCallStart": on_call_start,
-        "onCallEnd": on_call_end, "onLeadCreated": on_lead_created,
+        "onOpen": on_open,
+        "onClose": on_close,
+        "onCallStart": on_call_start,
+        "onCallEnd": on_call_end,
+        "onLeadCreated": on_lead_created,
     }
     code = await service.embed_code(
-        pool=db, principal=caller, campaign_id=campaign_id, settings=settings,
+        pool=db,
+        principal=caller,
+        campaign_id=campaign_id,
+        settings=settings,
         callbacks={k: v for k, v in given.items() if v},
     )
     return {"embedCode": code}
@@ -83,9 +98,12 @@ async def widget_embed_code(
 
 @router.get("/analytics", response_model=WidgetAnalyticsEnvelope)
 async def widget_analytics(
-    campaign_id: CampaignId, caller: Caller, db: Db,
+    campaign_id: CampaignId,
+    caller: Caller,
+    db: Db,
     timeframe: Annotated[Literal["24h", "7d", "30d", "90d", "all"], Query()] = "all",
 ) -> dict:
     """Impressions, clicks, click-through rate, average display time, conversions and conversion rate."""
-    return {"analytics": await service.analytics(pool=db, principal=caller, campaign_id=campaign_id,
-                                                 timeframe=timeframe)}
+    return {
+        "analytics": await service.analytics(pool=db, principal=caller, campaign_id=campaign_id, timeframe=timeframe)
+    }

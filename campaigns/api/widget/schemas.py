@@ -31,8 +31,9 @@ class Widget(ResponseModel):
     styling: WidgetStyling
     behavior: WidgetBehavior
     integration: WidgetIntegration
-    publishable_key: str = Field(description="Public by design: it can only send this widget's events, "
-                                             "from its allowed origins")
+    publishable_key: str = Field(
+        description="Public by design: it can only send this widget's events, from its allowed origins"
+    )
     script_url: str
     preview_url: str
     version: int

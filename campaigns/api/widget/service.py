@@ -168,8 +168,13 @@ async def embed_code(
     )
 
 
-TIMEFRAMES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30),
-              "90d": timedelta(days=90), "all": None}
+TIMEFRAMES = {
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "90d": timedelta(days=90),
+    "all": None,
+}
 
 
 async def analytics(*, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID, timeframe: str) -> WidgetAnalytics:

@@ -187,8 +187,9 @@ def look(
             for i, vl in enumerate(variant_looks):
                 if i == control_index:
                     continue
-                comparison = Comparison(spec.metric, role, vl.variant.id, vl.estimates[spec.metric],
-                                        control.estimates[spec.metric])
+                comparison = Comparison(
+                    spec.metric, role, vl.variant.id, vl.estimates[spec.metric], control.estimates[spec.metric]
+                )
                 problem = _data_problem(metric, st[i]) or _data_problem(metric, st[control_index])
                 if problem:
                     comparison.note = problem
@@ -198,13 +199,21 @@ def look(
                         _fixed(comparison, st[i], st[control_index], level)
                     else:
                         new_state = _sequential(
-                            comparison, Running.from_json(running.get(key)), design, level_alpha,
-                            planned=planned, u_t=vl.units, u_c=control.units,
+                            comparison,
+                            Running.from_json(running.get(key)),
+                            design,
+                            level_alpha,
+                            planned=planned,
+                            u_t=vl.units,
+                            u_c=control.units,
                             is_primary=role == "primary",
                         )
                         running[key] = new_state.to_json()
                     comparison.chance_to_beat = bayes.chance_to_beat(
-                        st[i], st[control_index], comparison.treatment, comparison.control,
+                        st[i],
+                        st[control_index],
+                        comparison.treatment,
+                        comparison.control,
                         higher_is_better=spec.higher_is_better,
                     )
                 group.append(comparison)
@@ -219,8 +228,9 @@ def look(
 
 def _data_problem(metric: MetricDef, st: Stats) -> str | None:
     if isinstance(st, Proportion) and st.x > st.n:
-        return (f"{metric.label}: more successes ({int(st.x)}) than units ({int(st.n)}); "
-                "events are missing or mislabelled")
+        return (
+            f"{metric.label}: more successes ({int(st.x)}) than units ({int(st.n)}); events are missing or mislabelled"
+        )
     return None
 
 
@@ -274,14 +284,22 @@ def _sequential(
     if rel_value is not None and math.isfinite(state.rel_lower) and math.isfinite(state.rel_upper):
         c.relative = Interval(rel_value, state.rel_lower, state.rel_upper)
     if state.conflict:
-        c.note = ("successive looks disagree beyond their error bounds (a trend over time?): "
-                  "the intervals restart from the latest look")
+        c.note = (
+            "successive looks disagree beyond their error bounds (a trend over time?): "
+            "the intervals restart from the latest look"
+        )
     return state
 
 
 def _planned_variance(
-    design: ABTestDesign, t: Estimate, c: Estimate, planned: int | None, u_t: float, u_c: float,
-    level_alpha: float, is_primary: bool,
+    design: ABTestDesign,
+    t: Estimate,
+    c: Estimate,
+    planned: int | None,
+    u_t: float,
+    u_c: float,
+    level_alpha: float,
+    is_primary: bool,
 ) -> float:
     """V_N: the variance of the difference expected at the planned horizon."""
     var_now = t.variance + c.variance  # type: ignore[operator]

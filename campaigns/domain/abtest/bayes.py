@@ -90,9 +90,7 @@ def normal_beats(t: Estimate, c: Estimate) -> float:
     return float(special.ndtr(delta / math.sqrt(var)))
 
 
-def chance_to_beat(
-    t_stats, c_stats, t: Estimate, c: Estimate, *, higher_is_better: bool
-) -> float | None:
+def chance_to_beat(t_stats, c_stats, t: Estimate, c: Estimate, *, higher_is_better: bool) -> float | None:
     """The chance the treatment is better than control, in the metric's own direction."""
     if isinstance(t_stats, Proportion) and isinstance(c_stats, Proportion):
         if t_stats.n <= 0 or c_stats.n <= 0:

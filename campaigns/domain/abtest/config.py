@@ -48,7 +48,9 @@ class MetricSpec(ApiModel):
 
 class GuardrailSpec(MetricSpec):
     margin: float = Field(
-        default=0.0, ge=0, lt=1,
+        default=0.0,
+        ge=0,
+        lt=1,
         description="Relative degradation tolerated before a variant counts as harmful (0.02 = 2%).",
     )
 
@@ -75,17 +77,25 @@ class VariantOverrides(ApiModel):
 class VariantSpec(ApiModel):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     description: Annotated[str, Field(max_length=1000)] | None = None
-    weight: float = Field(default=1.0, gt=0, le=1e6, allow_inf_nan=False,
-                          description="Relative share of traffic (normalised over the variants).")
+    weight: float = Field(
+        default=1.0,
+        gt=0,
+        le=1e6,
+        allow_inf_nan=False,
+        description="Relative share of traffic (normalised over the variants).",
+    )
     control: bool = Field(default=False, description="The reference; defaults to the first variant.")
     overrides: VariantOverrides = Field(default_factory=VariantOverrides)
 
 
 class BanditSettings(ApiModel):
-    floor: float = Field(default=0.05, ge=0, le=0.5,
-                         description="Least share of traffic each variant keeps, whatever its results.")
+    floor: float = Field(
+        default=0.05, ge=0, le=0.5, description="Least share of traffic each variant keeps, whatever its results."
+    )
     warmup_calls_per_variant: int | None = Field(
-        default=None, ge=0, le=1_000_000_000,
+        default=None,
+        ge=0,
+        le=1_000_000_000,
         description="Equal weights until every variant has this many calls (default: minCallsPerVariant).",
     )
 
@@ -102,19 +112,29 @@ class ABTestCreate(ApiModel):
     guardrail_metrics: list[Guardrail] = Field(default_factory=list, max_length=10)
     sample_size: int | None = Field(default=None, ge=10, le=1_000_000_000, description="Calls per variant.")
     minimum_detectable_effect: float | None = Field(
-        default=None, gt=0, le=10, allow_inf_nan=False,
+        default=None,
+        gt=0,
+        le=10,
+        allow_inf_nan=False,
         description="Smallest relative lift worth detecting (0.1 = 10%).",
     )
-    baseline: float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False,
-                                   description="Expected control value of the primary metric.")
-    baseline_std_dev: float | None = Field(default=None, gt=0, le=1e12, allow_inf_nan=False,
-                                           description="Per-call standard deviation of a mean primary metric.")
+    baseline: float | None = Field(
+        default=None, ge=0, le=1e12, allow_inf_nan=False, description="Expected control value of the primary metric."
+    )
+    baseline_std_dev: float | None = Field(
+        default=None,
+        gt=0,
+        le=1e12,
+        allow_inf_nan=False,
+        description="Per-call standard deviation of a mean primary metric.",
+    )
     power: float = Field(default=0.8, ge=0.5, le=0.99)
     confidence_level: float = Field(default=0.95, ge=0.8, le=0.999)
     mode: Mode = "sequential"
     min_calls_per_variant: int = Field(default=100, ge=0, le=1_000_000_000)
-    min_duration_days: float | None = Field(default=None, ge=0, le=365, allow_inf_nan=False,
-                                            description="Default: 7, or maxDurationDays if shorter.")
+    min_duration_days: float | None = Field(
+        default=None, ge=0, le=365, allow_inf_nan=False, description="Default: 7, or maxDurationDays if shorter."
+    )
     max_duration_days: float = Field(default=30, gt=0, le=365, allow_inf_nan=False)
     evaluation_interval_seconds: int = Field(default=3600, ge=5, le=86_400)
     bandit: BanditSettings | None = None
@@ -208,8 +228,11 @@ def cross_field_problems(raw: Any) -> list[dict[str, str]]:
         elif kind == "ratio":
             missing = ["sampleSize"]
         if missing:
-            bad("sampleSize", "a fixed-horizon test needs its sample size before it starts: give sampleSize, "
-                f"or {' and '.join(missing)} with minimumDetectableEffect")
+            bad(
+                "sampleSize",
+                "a fixed-horizon test needs its sample size before it starts: give sampleSize, "
+                f"or {' and '.join(missing)} with minimumDetectableEffect",
+            )
     if kind != "proportion" and baseline == 0 and mde is not None:
         bad("baseline", "a relative effect of a 0 baseline is 0: give a positive baseline")
 
@@ -232,8 +255,10 @@ def cross_field_problems(raw: Any) -> list[dict[str, str]]:
 def _check_direction(spec: Any, field: str, bad) -> None:
     name = _metric_name(spec)
     if name and CATALOGUE[name].direction is None and _get(spec, "direction") is None:
-        bad(f"{field}.direction" if isinstance(spec, dict) else field,
-            f"{name} has no natural direction: say whether 'increase' or 'decrease' is better")
+        bad(
+            f"{field}.direction" if isinstance(spec, dict) else field,
+            f"{name} has no natural direction: say whether 'increase' or 'decrease' is better",
+        )
 
 
 # --- The resolved design -----------------------------------------------------------------
@@ -309,8 +334,14 @@ def resolve(body: ABTestCreate, test_id: str, variant_ids: list[str] | None = No
     control = next((i for i, v in enumerate(body.variants) if v.control), 0)
     ids = variant_ids or [new_variant_id() for _ in body.variants]
     variants = [
-        Variant(id=ids[i], name=v.name, description=v.description, weight=v.weight / total, control=i == control,
-                overrides=v.overrides.patch())
+        Variant(
+            id=ids[i],
+            name=v.name,
+            description=v.description,
+            weight=v.weight / total,
+            control=i == control,
+            overrides=v.overrides.patch(),
+        )
         for i, v in enumerate(body.variants)
     ]
     bandit = body.bandit or (BanditSettings() if body.mode == "bandit" else None)

@@ -77,7 +77,8 @@ def decide(design: ABTestDesign, look: Look, *, runtime_days: float) -> Verdict:
             for v, o, e in zip(design.variants, look.srm.observed, look.srm.expected, strict=True)
         )
         return Verdict(
-            "invalid", None,
+            "invalid",
+            None,
             f"sample ratio mismatch: {counts}; chi-square p = {_fmt_p(look.srm.p_value or 0)} < 0.001. "
             "Assignment or event logging is broken (a variant losing events, bots, redirects), "
             "so no result of this test can be trusted and no winner is declared.",
@@ -101,9 +102,15 @@ def decide(design: ABTestDesign, look: Look, *, runtime_days: float) -> Verdict:
 
     def go_on(pending: list[str]) -> Verdict:
         if out_of_time:
-            return Verdict("max_duration", None,
-                           f"reached its maximum duration ({design.max_duration_days:g} days) without a "
-                           f"conclusion ({'; '.join(pending)})", gates, blocked, pending)
+            return Verdict(
+                "max_duration",
+                None,
+                f"reached its maximum duration ({design.max_duration_days:g} days) without a "
+                f"conclusion ({'; '.join(pending)})",
+                gates,
+                blocked,
+                pending,
+            )
         return Verdict(None, None, "running: " + "; ".join(pending), gates, blocked, pending)
 
     if not gates.calls_met:
@@ -127,16 +134,20 @@ def decide(design: ABTestDesign, look: Look, *, runtime_days: float) -> Verdict:
     undecided = [c for c in primary.values() if c.variant_id not in harmful and c.outcome != "equivalent"]
     if not undecided:
         return Verdict(
-            "no_difference", None,
+            "no_difference",
+            None,
             f"no treatment changes {metric} by the minimum detectable effect "
             f"({design.minimum_detectable_effect:.0%}) or more: every interval lies within it",
-            gates, blocked,
+            gates,
+            blocked,
         )
     if look.planned is not None and gates.calls >= look.planned:
         return Verdict(
-            "no_difference", None,
+            "no_difference",
+            None,
             f"every variant reached the planned {look.planned} calls without a significant difference on {metric}",
-            gates, blocked,
+            gates,
+            blocked,
         )
     pending = [f"no significant difference on {metric} yet"]
     if look.planned is not None:
@@ -156,11 +167,13 @@ def _winner_reason(design: ABTestDesign, c: Comparison, names: dict[str, str]) -
     level = 1 - design.alpha_per_comparison
     parts = [f"{names[c.variant_id]} beats control on {design.primary_metric.metric}"]
     if c.relative is not None:
-        parts.append(f"by {c.relative.estimate:+.1%} ({level:.1%} interval {c.relative.lower:+.1%} to "
-                     f"{c.relative.upper:+.1%})")
+        parts.append(
+            f"by {c.relative.estimate:+.1%} ({level:.1%} interval {c.relative.lower:+.1%} to {c.relative.upper:+.1%})"
+        )
     elif c.absolute is not None:
-        parts.append(f"by {c.absolute.estimate:+.4g} ({level:.1%} interval {c.absolute.lower:+.4g} to "
-                     f"{c.absolute.upper:+.4g})")
+        parts.append(
+            f"by {c.absolute.estimate:+.4g} ({level:.1%} interval {c.absolute.lower:+.4g} to {c.absolute.upper:+.4g})"
+        )
     parts.append(f"adjusted p = {_fmt_p(c.adjusted_p_value or 0)}")
     return " ".join(parts[:2]) + f", {parts[-1]}"
 

@@ -65,9 +65,7 @@ class SampleSize:
         return self.fixed if mode == "fixed" else self.sequential
 
 
-def proportions(
-    *, baseline: float, effect: float, alpha: float, power: float, variants: int = 2
-) -> SampleSize:
+def proportions(*, baseline: float, effect: float, alpha: float, power: float, variants: int = 2) -> SampleSize:
     """Calls per variant to detect an absolute change `effect` from rate `baseline`."""
     if not 0 < baseline < 1:
         raise ValueError("a baseline rate must be strictly between 0 and 1")

@@ -87,8 +87,9 @@ def half_width(variance, tau2, alpha: float):
 def p_value(delta, variance, tau2):
     """min(1, 1/Λ(0)) at one look. Works on arrays."""
     if isinstance(delta, float) and isinstance(variance, float) and isinstance(tau2, float):
-        log_lambda = 0.5 * math.log(variance / (variance + tau2)) + \
-            delta * delta * tau2 / (2 * variance * (variance + tau2))
+        log_lambda = 0.5 * math.log(variance / (variance + tau2)) + delta * delta * tau2 / (
+            2 * variance * (variance + tau2)
+        )
         return 1.0 if log_lambda <= 0 else math.exp(-log_lambda)
     d = np.asarray(delta, dtype=float)
     v = np.asarray(variance, dtype=float)

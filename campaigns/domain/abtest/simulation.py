@@ -55,8 +55,9 @@ def proportions(
     seed: int = 1,
 ) -> Rates:
     """Daily looks at `tests` two-variant tests of a conversion rate."""
-    xc, xt = draw_proportions(tests=tests, days=days, calls_per_day=calls_per_day, p_control=p_control,
-                              p_treatment=p_treatment, seed=seed)
+    xc, xt = draw_proportions(
+        tests=tests, days=days, calls_per_day=calls_per_day, p_control=p_control, p_treatment=p_treatment, seed=seed
+    )
     n = calls_per_day * np.arange(1, days + 1, dtype=float)[:, None]
 
     pc, pt = xc / n, xt / n
@@ -144,8 +145,12 @@ def means_aa(
     ever_naive = (2 * special.ndtr(-np.abs(z)) <= alpha).any(axis=0)
     first_day = np.argmax(running <= alpha, axis=0) + 1
     return Rates(
-        tests=tests, days=days, calls_per_day=calls_per_day,
-        sequential=float(ever_seq.mean()), naive=float(ever_naive.mean()), fixed=None,
+        tests=tests,
+        days=days,
+        calls_per_day=calls_per_day,
+        sequential=float(ever_seq.mean()),
+        naive=float(ever_naive.mean()),
+        fixed=None,
         sequential_mean_day=float(first_day[ever_seq].mean()) if ever_seq.any() else None,
         sequential_better=float((ever_seq & (delta[-1] > 0)).mean()),
     )
