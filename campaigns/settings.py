@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     knowledge_base_url: str | None = None
     knowledge_base_api_key: str | None = None
     integration_timeout_s: float = 10.0
+    # Networks those two services may be on although private/loopback/reserved (the same
+    # SSRF rules as webhooks otherwise). Loopback by default: the embedded simulator and
+    # local sidecars listen there. Add e.g. "10.1.0.0/16" for services on a private network.
+    service_allowed_networks: str = "127.0.0.0/8,::1/128"
     # `campaigns run --simulate` serves stand-ins for both here, and this many calls a second.
     simulator_port: int = 8090
     simulator_rate: float = 2.0
@@ -89,6 +93,9 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = 15.0  # the whole attempt: connect, send, first bytes, body
     webhook_max_payload_bytes: int = 256 * 1024
     webhook_disable_after_s: float = 5 * 86400  # failing this long without a success disables
+    # A delivery still failing this long after its run began is given up (with its attempts
+    # capped by retryConfig.maxAttempts, retries always end).
+    webhook_max_delivery_age_s: float = 7 * 86400
     webhook_rotation_grace_s: float = 86400  # default time the old secret keeps signing
     webhook_retention_days: float = 30  # finished deliveries (and their attempts) kept this long
     webhook_dispatcher: bool = True  # run the event dispatcher in this worker (any number may)

@@ -100,8 +100,10 @@ async def settings(data_dir: Path) -> AsyncIterator[Settings]:
             temporal_address=temporal_address,
             temporal_task_queue=f"test-{uuid.uuid4().hex[:8]}",
             workflow_update_timeout_s=20,
-            # Test receivers listen on loopback; short timeouts keep the slow-receiver test short.
-            webhook_allowed_networks="127.0.0.0/8,::1/128",
+            # Test receivers listen on 127.0.0.1; the rest of loopback (127.0.0.2, say) stands
+            # for an internal service the guard must keep webhooks from. Short timeouts keep
+            # the slow-receiver test short.
+            webhook_allowed_networks="127.0.0.1/32,::1/128",
             webhook_connect_timeout_s=2,
             webhook_timeout_s=3,
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -75,6 +76,9 @@ class WebhookActivities:
         if not row["enabled"] and row["event_type"] != "webhook.test":
             await self._finish(row, request, "failed", error_class=None, error="endpoint disabled")
             return AttemptOutcome(final=True, status="failed", summary="endpoint disabled")
+        if self._age(row) > self.settings.webhook_max_delivery_age_s:
+            # However it got here (waiting on a busy endpoint, say), it has tried long enough.
+            return await self._expire(row, request)
 
         body = row["body"].encode()
         started_at = datetime.now(UTC)
@@ -94,6 +98,15 @@ class WebhookActivities:
                 # visibly (recover re-sends it once the key is back).
                 await self._finish(row, request, "failed", error_class=None, error=str(err))
                 return AttemptOutcome(final=True, status="failed", summary=str(err))
+            except Exception as err:  # noqa: BLE001 - a failed attempt like any other, never an endless retry
+                return await self._record(
+                    row,
+                    request,
+                    started_at,
+                    Response(
+                        None, None, 0.0, "unexpected", f"could not build the request: {type(err).__name__}: {err}"[:500]
+                    ),
+                )
             async with self.limiter.slot(str(row["endpoint_id"]), row["max_concurrency"], wait_s=SLOT_WAIT_S) as ok:
                 if not ok:
                     return AttemptOutcome(
@@ -106,6 +119,11 @@ class WebhookActivities:
                 started_at = datetime.now(UTC)
                 response = await self.sender.post(row["url"], headers, body)
         return await self._record(row, request, started_at, response)
+
+    @staticmethod
+    def _age(row: asyncpg.Record) -> float:
+        """Seconds since the delivery's current run began."""
+        return (row["now"] - row["run_started_at"]).total_seconds()
 
     def _headers(self, row: asyncpg.Record) -> dict[str, str]:
         now = datetime.now(UTC).replace(microsecond=0)
@@ -156,22 +174,22 @@ class WebhookActivities:
                 error=response.error,
                 retry_after_s=response.retry_after_s,
             )
-            failing_since = await repo.record_failure(conn, endpoint_id)
             if response.status_code == 410:
+                await repo.record_failure(conn, endpoint_id)
                 await self._disable(conn, row, "gone", "the endpoint answered 410 Gone")
                 await self._set(conn, row, request, "failed", response)
                 return AttemptOutcome(final=True, status="failed", summary="410 Gone: endpoint disabled")
-            disable_after = retry.disable_after_seconds or self.settings.webhook_disable_after_s
-            if failing_since is not None and (row["now"] - failing_since).total_seconds() >= disable_after:
-                await self._disable(
-                    conn, row, "failing", f"failing without a success since {failing_since.isoformat()}"
-                )
+            if await self._count_failure(conn, row, retry):
                 await self._set(conn, row, request, "failed", response)
                 return AttemptOutcome(final=True, status="failed", summary="endpoint failing too long: disabled")
             if response.error_class in ("blocked", "payload_too_large") or request.attempt >= retry.max_attempts:
                 await self._set(conn, row, request, "failed", response)
                 return AttemptOutcome(final=True, status="failed", summary=response.error or "failed")
             delay = next_delay(request.attempt, retry, random.random(), response.retry_after_s)
+            if self._age(row) + delay > self.settings.webhook_max_delivery_age_s:
+                given_up = replace(response, error=f"{response.error or 'failed'}; {self._too_old()}")
+                await self._set(conn, row, request, "failed", given_up)
+                return AttemptOutcome(final=True, status="failed", summary=given_up.error or "failed")
             await self._set(
                 conn, row, request, "pending", response, next_at=datetime.now(UTC) + timedelta(seconds=delay)
             )
@@ -181,6 +199,37 @@ class WebhookActivities:
                 retry_in=delay,
                 summary=f"{response.error or 'failed'}; retry in {delay:.1f}s",
             )
+
+    async def _count_failure(self, conn: Connection, row: asyncpg.Record, retry: RetryConfig) -> bool:
+        """Note a failure against the endpoint's health; disable it if it has been failing
+        too long (True then)."""
+        failing_since = await repo.record_failure(conn, row["endpoint_id"])
+        disable_after = retry.disable_after_seconds or self.settings.webhook_disable_after_s
+        if failing_since is not None and (row["now"] - failing_since).total_seconds() >= disable_after:
+            await self._disable(conn, row, "failing", f"failing without a success since {failing_since.isoformat()}")
+            return True
+        return False
+
+    def _too_old(self) -> str:
+        return f"given up: older than the maximum age of a delivery ({self.settings.webhook_max_delivery_age_s:g} s)"
+
+    async def _expire(self, row: asyncpg.Record, request: AttemptRequest) -> AttemptOutcome:
+        """Give a delivery up without another attempt; it counts as a failure of the endpoint."""
+        retry = RetryConfig.model_validate(row["retry_config"] or {})
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._count_failure(conn, row, retry)
+            await repo.update_delivery(
+                conn,
+                delivery_id=row["id"],
+                run=request.run,
+                status="failed",
+                attempts=row["attempts"],
+                status_code=None,
+                error_class="expired",
+                error=self._too_old(),
+                next_attempt_at=None,
+            )
+        return AttemptOutcome(final=True, status="failed", summary=self._too_old())
 
     async def _set(self, conn, row, request: AttemptRequest, status: str, response: Response, next_at=None) -> None:
         await repo.update_delivery(

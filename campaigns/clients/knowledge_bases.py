@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import httpx
 
+from campaigns.clients.guarded import GuardedTransport, allowed_networks
 from campaigns.settings import Settings
 
 
@@ -26,6 +27,7 @@ class KnowledgeBases:
         token = settings.knowledge_base_api_key
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._timeout = settings.integration_timeout_s
+        self._allowed = allowed_networks(settings)
 
     @property
     def configured(self) -> bool:
@@ -36,9 +38,12 @@ class KnowledgeBases:
         if not self.configured or not ids:
             return []
         limit = asyncio.Semaphore(10)
-        transport = httpx.AsyncHTTPTransport(retries=2)  # connection failures only
+        transport = GuardedTransport(self._allowed, retries=2)  # connection failures only
         async with httpx.AsyncClient(
-            transport=transport, timeout=self._timeout, headers={**self._headers, "X-Organization-Id": organization_id}
+            transport=transport,
+            timeout=self._timeout,
+            headers={**self._headers, "X-Organization-Id": organization_id},
+            trust_env=False,
         ) as client:
 
             async def exists(kb_id: str) -> bool:

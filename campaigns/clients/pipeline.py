@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
+from campaigns.clients.guarded import GuardedTransport, allowed_networks
 from campaigns.settings import Settings
 
 _RETRYABLE = {408, 425, 429}
@@ -41,6 +42,7 @@ class Pipeline:
         self.base_url = settings.pipeline_url.rstrip("/") if settings.pipeline_url else None
         self._headers = {"Authorization": f"Bearer {settings.pipeline_api_key}"} if settings.pipeline_api_key else {}
         self._timeout = settings.integration_timeout_s
+        self._allowed = allowed_networks(settings)
 
     @property
     def configured(self) -> bool:
@@ -63,7 +65,9 @@ class Pipeline:
         assert self.base_url is not None
         headers = {**self._headers, "Idempotency-Key": idempotency_key}
         try:
-            async with httpx.AsyncClient(timeout=self._timeout) as client:
+            async with httpx.AsyncClient(
+                timeout=self._timeout, transport=GuardedTransport(self._allowed), trust_env=False
+            ) as client:
                 response = await client.request(method, self.base_url + path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             raise PipelineError(f"pipeline unreachable: {exc!r}", retryable=True) from exc

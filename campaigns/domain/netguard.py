@@ -6,13 +6,28 @@ unspecified, reserved and documentation ranges, and IPv6 forms that embed one of
 (IPv4-mapped, 6to4, NAT64 …). The same check runs when an endpoint is saved and again on
 the address actually connected to, so a name that later resolves elsewhere (DNS rebinding)
 is caught at send time.
+
+Every check starts from the host exactly as the HTTP client will see it (`client_host`):
+yarl, which aiohttp parses URLs with, maps hosts through IDNA/UTS-46, so fullwidth,
+"segmented" or mathematical digits and ideographic full stops become an ASCII dotted quad
+there, whatever the URL looked like. A host that then reads as a number, in any spelling
+the resolver accepts (`2130706433`, `0x7f.1`, `127.1`, `0177.0.0.1`, a trailing dot, an
+IPv6 zone id), is checked as the address it names (`host_address`). The sender checks the
+address it actually connects to as well, so a spelling missed here still gets nowhere.
+
+What a tenant is told is only `REFUSED`: the address a name resolved to, or which kind of
+internal range it is in, is not theirs to learn.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
+
+import yarl
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -93,6 +108,48 @@ def blocked_reason(ip: IPAddress, allowed: tuple[Network, ...] = ()) -> str | No
     return None
 
 
+REFUSED = "refused: private/internal address"
+
+# WHATWG's "ends in a number": a last label of decimal digits or 0x-hex reads as an IPv4
+# address to resolvers and browsers alike, so such a host is an address or it is nothing.
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9a-fA-F]*")
+
+
+def client_host(url: str) -> str:
+    """The host of `url` as aiohttp connects to it: through yarl's IDNA/UTS-46 mapping
+    (NFKC, so any Unicode spelling of digits and dots becomes ASCII), lower-cased, IPv6
+    compressed and without brackets. Raises ValueError if the client could not use it."""
+    try:
+        host = yarl.URL(url).raw_host
+    except (ValueError, UnicodeError) as err:
+        raise ValueError(f"the host is not a valid name ({err})") from None
+    if not host:
+        raise ValueError("must name a host")
+    return host
+
+
+def host_address(host: str) -> IPAddress | None:
+    """The address `host` (as `client_host` gives it) names when it is written as one, or
+    None for a name to resolve. Raises ValueError for a host that looks like an address
+    and is not one (`999.1.1.1`, `1.2.3.4.5`), which no resolver should be asked about."""
+    bare = host.strip("[]").split("%", 1)[0]  # an IPv6 zone id does not change the address
+    if ":" in bare:
+        try:
+            return ipaddress.IPv6Address(bare)
+        except ValueError:
+            raise ValueError("the host is not a valid IPv6 address") from None
+    bare = bare.rstrip(".")  # "127.0.0.1." is the same address to a resolver
+    last = bare.rsplit(".", 1)[-1]
+    if not _NUMERIC_LABEL.fullmatch(last):
+        return None
+    try:
+        # The C library's own reading of a numeric host (what getaddrinfo uses): decimal,
+        # octal and hex parts, and the one- to three-part short forms.
+        return ipaddress.IPv4Address(socket.inet_aton(bare))
+    except (OSError, ValueError):
+        raise ValueError("the host looks like an IP address but is not a valid one") from None
+
+
 def check_url_shape(url: str) -> str:
     """Only absolute http(s) URLs with a host, no credentials, no fragment."""
     if len(url) > 2000:
@@ -114,6 +171,10 @@ def check_url_shape(url: str) -> str:
         raise ValueError("port 0 is not a port")
     if any(c.isspace() for c in url):
         raise ValueError("must not contain whitespace")
+    host = client_host(url)
+    if "%" in host and ":" not in host:  # in an IPv6 host it is the zone id
+        raise ValueError("the host must not be percent-encoded")
+    host_address(host)
     return url
 
 

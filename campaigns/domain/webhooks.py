@@ -104,6 +104,25 @@ RESERVED_HEADERS = frozenset(
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
+def _value_char_allowed(c: str) -> bool:
+    # RFC 9110 field-value: visible ASCII, space, tab, and Latin-1 text (obs-text), without
+    # the C1 controls. Anything else the HTTP client refuses, or a receiver may read as a
+    # line break or a header of its own.
+    return c == "\t" or " " <= c <= "~" or "\xa0" <= c <= "\xff"
+
+
+def check_header_value(value: str) -> str:
+    """One line of Latin-1 text a server reads as it was meant: no control characters (CR,
+    LF, NUL, DEL, \\x01 …), nothing beyond Latin-1, at most 2000 characters."""
+    if not isinstance(value, str) or len(value) > 2000:
+        raise ValueError("must be text of at most 2000 characters")
+    bad = next((c for c in value if not _value_char_allowed(c)), None)
+    if bad is not None:
+        what = "a control character" if bad.isascii() or "\x80" <= bad <= "\x9f" else "a character beyond Latin-1"
+        raise ValueError(f"contains {what} (U+{ord(bad):04X}); header values are one line of visible Latin-1 text")
+    return value
+
+
 def check_headers(headers: dict[str, str]) -> dict[str, str]:
     if len(headers) > 20:
         raise ValueError("at most 20 custom headers")
@@ -117,8 +136,10 @@ def check_headers(headers: dict[str, str]) -> dict[str, str]:
         if lower in seen:
             raise ValueError(f"{name!r} is given twice (header names are case-insensitive)")
         seen.add(lower)
-        if not isinstance(value, str) or len(value) > 2000 or any(c in value for c in "\r\n\0"):
-            raise ValueError(f"the value of {name!r} must be text of at most 2000 characters, on one line")
+        try:
+            check_header_value(value)
+        except ValueError as err:
+            raise ValueError(f"the value of {name!r} {err}") from None
     return headers
 
 
@@ -199,7 +220,21 @@ def dumps(body: Any) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-ErrorClass = Literal["dns", "connect", "timeout", "tls", "blocked", "http", "payload_too_large"]
+# `render_failed`: the endpoint's template could not make a body for the event (no attempt
+# is made; the delivery fails alone). `unexpected`: any other failure of an attempt.
+# `expired`: the delivery was older than WEBHOOK_MAX_DELIVERY_AGE_S, so it was given up.
+ErrorClass = Literal[
+    "dns",
+    "connect",
+    "timeout",
+    "tls",
+    "blocked",
+    "http",
+    "payload_too_large",
+    "render_failed",
+    "unexpected",
+    "expired",
+]
 
 
 def throttle_delay(throttled: int, rand: float) -> float:

@@ -39,10 +39,11 @@ class ServiceSpec:
     stop_signal_timeout: float = 15.0
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def venv_bin(name: str) -> str:

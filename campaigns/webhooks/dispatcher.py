@@ -27,9 +27,10 @@ from temporalio.client import Client
 
 from campaigns.db import Connection
 from campaigns.domain import integrations
-from campaigns.domain.webhooks import delivery_id, dumps, envelope, matches
+from campaigns.domain.webhooks import delivery_id, envelope, matches
 from campaigns.settings import Settings
 from campaigns.webhooks import repository as repo
+from campaigns.webhooks.service import record_render_failures
 from campaigns.webhooks.workflow_client import Pending, start_all
 
 log = logging.getLogger("campaigns.webhooks")
@@ -37,9 +38,14 @@ log = logging.getLogger("campaigns.webhooks")
 CHANNEL = "webhook_outbox"
 
 
-def fan_out(events: list[asyncpg.Record], endpoints: list[asyncpg.Record]) -> list[tuple]:
+def fan_out(
+    events: list[asyncpg.Record], endpoints: list[asyncpg.Record], *, max_bytes: int = integrations.DEFAULT_MAX_BYTES
+) -> list[tuple]:
     """Delivery rows for a batch of events: each event to each enabled endpoint of its
-    organization whose scope and filter want it and that existed when it was recorded."""
+    organization whose scope and filter want it and that existed when it was recorded.
+    The last item of a row is why its body could not be rendered (None when it was): such
+    a delivery is recorded as failed, and the rest of the batch goes on. CPU-bound (bodies
+    are rendered here, each within its bounds): run it off the event loop."""
     by_org: dict[UUID, list[asyncpg.Record]] = {}
     for ep in endpoints:
         by_org.setdefault(ep["organization_id"], []).append(ep)
@@ -64,7 +70,7 @@ def fan_out(events: list[asyncpg.Record], endpoints: list[asyncpg.Record]) -> li
             campaign_id=campaign_id,
         )
         for ep in wanted:
-            body = dumps(integrations.render(ep["kind"], ep["config"], event))
+            body, failure = integrations.render_body(ep["kind"], ep["config"], event, max_bytes=max_bytes)
             rows.append(
                 (
                     delivery_id(e["id"], ep["id"]),
@@ -76,6 +82,7 @@ def fan_out(events: list[asyncpg.Record], endpoints: list[asyncpg.Record]) -> li
                     e["seq"],
                     body,
                     ep["url"],
+                    failure,
                 )
             )
     return rows
@@ -141,9 +148,14 @@ class Dispatcher:
             if not events:
                 return 0
             endpoints = await repo.subscribers(conn, list({e["organization_id"] for e in events}))
-            rows = fan_out(events, endpoints)
+            # Rendering is CPU work (bounded): off the loop that also serves the deliveries.
+            rows = await asyncio.to_thread(
+                fan_out, events, endpoints, max_bytes=self.settings.webhook_max_payload_bytes
+            )
             inserted = set(await repo.insert_deliveries(conn, [r[:8] for r in rows]))
-        pending = [Pending(r[0], 0, r[4], r[8]) for r in rows if r[0] in inserted]
+            unrenderable = [r for r in rows if r[9] is not None and r[0] in inserted]
+            await record_render_failures(conn, [(r[0], r[9]) for r in unrenderable])
+        pending = [Pending(r[0], 0, r[4], r[8]) for r in rows if r[0] in inserted and r[9] is None]
         if pending:
             # Started in the background so the next batch is claimed meanwhile.
             self._unstarted += len(pending)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from campaigns.domain import netguard
 from campaigns.domain.base import ApiModel, ResponseModel
 from campaigns.domain.integrations import IntegrationType
-from campaigns.domain.webhooks import RetryConfig, check_event_filter, check_headers
+from campaigns.domain.webhooks import RetryConfig, check_event_filter, check_header_value, check_headers
 
 
 def _unique(value: list[str] | None) -> list[str] | None:
@@ -26,7 +26,8 @@ EventTypes = Annotated[
     Field(min_length=1, max_length=50, description="Exact event names or prefixes like 'campaign.*' ('*': all)."),
 ]
 Headers = Annotated[
-    dict[str, str],
+    # Checked as sent, before surrounding whitespace is trimmed; a bad value's error names its header.
+    dict[str, Annotated[str, BeforeValidator(check_header_value)]],
     AfterValidator(check_headers),
     Field(description="Sent with every request; cannot override the signature or hop-by-hop headers."),
 ]

@@ -265,7 +265,7 @@ async def delivery_for_attempt(conn: Conn, delivery_id: UUID) -> asyncpg.Record 
         SELECT d.id, d.run, d.status, d.body, d.event_type, d.attempts, d.organization_id,
                e.id AS endpoint_id, e.campaign_id AS endpoint_campaign_id, e.url, e.headers, e.retry_config,
                e.max_concurrency, e.enabled, e.secret, e.previous_secret, e.previous_secret_expires_at,
-               e.failing_since, now() AS now
+               e.failing_since, coalesce(d.run_started_at, d.created_at) AS run_started_at, now() AS now
         FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
         WHERE d.id = $1
         """,
@@ -464,7 +464,7 @@ async def reopen(conn: Conn, *, endpoint_id: UUID, delivery_id: UUID) -> asyncpg
     return await conn.fetchrow(
         """
         UPDATE webhook_deliveries SET run = run + 1, status = 'pending', attempts = 0, next_attempt_at = NULL,
-               completed_at = NULL, workflow_started = false
+               completed_at = NULL, workflow_started = false, run_started_at = now()
         WHERE id = $1 AND endpoint_id = $2 AND status <> 'pending' RETURNING *
         """,
         delivery_id,
@@ -479,7 +479,7 @@ async def reopen_failed(
     return await conn.fetch(
         """
         UPDATE webhook_deliveries SET run = run + 1, status = 'pending', attempts = 0, next_attempt_at = NULL,
-               completed_at = NULL, workflow_started = false
+               completed_at = NULL, workflow_started = false, run_started_at = now()
         WHERE id IN (
             SELECT id FROM webhook_deliveries
             WHERE endpoint_id = $1 AND status = 'failed'

@@ -15,7 +15,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 from uuid import UUID
 
 import asyncpg
@@ -25,8 +24,9 @@ from temporalio.client import Client
 from campaigns.auth.principals import Principal
 from campaigns.campaigns.cache import CampaignCache
 from campaigns.campaigns.service import get_row as get_campaign_row
+from campaigns.db import Connection, one
 from campaigns.domain import integrations, netguard
-from campaigns.domain.webhooks import RetryConfig, dumps, envelope, message_id
+from campaigns.domain.webhooks import RetryConfig, envelope, message_id
 from campaigns.errors import Conflict, NotFound, invalid
 from campaigns.settings import Settings
 from campaigns.webhooks import repository as repo
@@ -73,9 +73,12 @@ def organization_scope(principal: Principal) -> Scope:
 async def check_destination(settings: Settings, url: str, field: str = "url") -> None:
     """Refuse a URL whose host is, or resolves to, an address webhooks may not reach.
     A name that does not resolve yet is accepted: the same check runs at every connection."""
-    host = urlsplit(url).hostname or ""
     allowed = netguard.parse_networks(settings.webhook_allowed_networks)
-    literal = netguard.literal_ip(host)
+    try:
+        host = netguard.client_host(url)  # as the sender's HTTP client will read it
+        literal = netguard.host_address(host)
+    except ValueError as err:
+        raise invalid([{"field": field, "reason": str(err)}]) from None
     if literal is not None:
         addresses = [literal]
     else:
@@ -87,9 +90,9 @@ async def check_destination(settings: Settings, url: str, field: str = "url") ->
             return
         addresses = [a for a in (netguard.literal_ip(str(i[4][0])) for i in infos) if a is not None]
     for address in addresses:
-        reason = netguard.blocked_reason(address, allowed)
-        if reason:
-            raise invalid([{"field": field, "reason": f"refused: {reason} (webhooks reach public addresses only)"}])
+        if netguard.blocked_reason(address, allowed):
+            # Which address a name led to is not the tenant's to learn.
+            raise invalid([{"field": field, "reason": f"{netguard.REFUSED} (webhooks reach public addresses only)"}])
 
 
 # --- Shaping rows --------------------------------------------------------------------------
@@ -338,6 +341,24 @@ async def rotate_secret(
 # --- Deliveries -----------------------------------------------------------------------------
 
 
+async def record_render_failures(conn: Connection, failures: list[tuple[UUID, str]]) -> None:
+    """Deliveries whose body could not be rendered: failed, with the reason, and no
+    workflow to start (so the sweep leaves them alone)."""
+    for delivery, reason in failures:
+        await repo.update_delivery(
+            conn,
+            delivery_id=delivery,
+            run=0,
+            status="failed",
+            attempts=0,
+            status_code=None,
+            error_class="render_failed",
+            error=reason,
+            next_attempt_at=None,
+        )
+    await repo.mark_started(conn, [delivery for delivery, _ in failures])
+
+
 async def send_test(
     *,
     pool: asyncpg.Pool,
@@ -358,16 +379,27 @@ async def send_test(
         sequence=None,
         campaign_id=str(scope.campaign_id) if scope.campaign_id else None,
     )
-    body = dumps(integrations.render(endpoint["kind"], endpoint["config"], event))
-    row = await repo.insert_delivery(
-        pool,
-        delivery_id=delivery,
-        endpoint_id=endpoint_id,
-        organization_id=scope.organization_id,
-        event_type="webhook.test",
-        campaign_id=scope.campaign_id,
-        body=body,
+    # Off the event loop, and bounded: a template is the tenant's to write.
+    body, failure = await asyncio.to_thread(
+        integrations.render_body,
+        endpoint["kind"],
+        endpoint["config"],
+        event,
+        max_bytes=settings.webhook_max_payload_bytes,
     )
+    async with pool.acquire() as conn, conn.transaction():
+        row = await repo.insert_delivery(
+            conn,
+            delivery_id=delivery,
+            endpoint_id=endpoint_id,
+            organization_id=scope.organization_id,
+            event_type="webhook.test",
+            campaign_id=scope.campaign_id,
+            body=body,
+        )
+        if failure is not None:
+            await record_render_failures(conn, [(delivery, failure)])
+            return one(await repo.get_delivery(conn, endpoint_id=endpoint_id, delivery_id=delivery))
     await start_all(temporal, pool, settings, [Pending(delivery, 0, "webhook.test", endpoint["url"])])
     return row
 

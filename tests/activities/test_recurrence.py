@@ -18,9 +18,9 @@ from campaigns.activities.recurrence import (
     schedule_id,
 )
 from campaigns.domain.config import CampaignSchedule, Recurrence, Weekday
-from campaigns.messages.campaign import SyncRecurrence
 from campaigns.domain.schedule import matches, occurrences
 from campaigns.domain.timeutil import utc_to_local
+from campaigns.messages.campaign import SyncRecurrence
 
 NY = "America/New_York"
 

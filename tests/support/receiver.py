@@ -37,11 +37,11 @@ class Answer:
 class Receiver:
     """`answer` decides each response from the request number (1-based) and the request."""
 
-    def __init__(self, answer: Callable[[int, Received], Answer] | None = None) -> None:
+    def __init__(self, answer: Callable[[int, Received], Answer] | None = None, host: str = "127.0.0.1") -> None:
         self.answer = answer or (lambda n, r: Answer())
         self.requests: list[Received] = []
         # The port is chosen now, so a test can subscribe a receiver that is not listening yet.
-        self.server = Server(self)
+        self.server = Server(self, host=host)
 
     @property
     def port(self) -> int:

@@ -17,19 +17,20 @@ class Server:
     """An ASGI app on a real local port, in this event loop; can be stopped and started
     again on the same port (a service that goes down for a while)."""
 
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(self, app: Any, port: int | None = None, *, host: str = "127.0.0.1") -> None:
         self.app = app
-        self.port = port or free_port()
+        self.host = host  # another loopback address (127.0.0.2) stands for an internal service
+        self.port = port or free_port(host)
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off",
+            self.app, host=self.host, port=self.port, log_level="warning", lifespan="off",
             # A request still in flight at stop (a deliberately slow answer, an open stream)
             # gets a second, so stopping never waits on it.
             timeout_graceful_shutdown=1,

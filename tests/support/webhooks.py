@@ -39,3 +39,17 @@ async def wait_deliveries(api: httpx.AsyncClient, base: str, *, count: int, stat
 
     return await eventually(listed, f"{count} deliveries ({status or 'any status'}) of {base}",
                             until=lambda items: len(items) >= count, within=within)
+
+
+async def subscribe(api: httpx.AsyncClient, campaign: dict | None, url: str, events: list[str], **extra) -> tuple[str, dict]:
+    base = f"/api/campaigns/{campaign['id']}/webhooks" if campaign else "/api/webhooks"
+    r = await api.post(base, json={"url": url, "eventTypes": events, **extra})
+    assert r.status_code == 201, r.text
+    hook = r.json()["webhook"]
+    return f"{base}/{hook['id']}", hook
+
+
+async def detail(api: httpx.AsyncClient, base: str, delivery: dict) -> dict:
+    r = await api.get(f"{base}/deliveries/{delivery['id']}")
+    assert r.status_code == 200, r.text
+    return r.json()["delivery"]

@@ -18,15 +18,14 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from campaigns.messages import search_attributes as sa
 from campaigns.auth.service import create_key
 from campaigns.campaigns import repository as repo
 from campaigns.campaigns.workflow_client import state_from_row, workflow_config
 from campaigns.domain.config import CampaignConfiguration, CampaignStatus
-from campaigns.messages.campaign import StatusRequest, StatusResult
+from campaigns.messages import search_attributes as sa
+from campaigns.messages.campaign import StatusRequest, StatusResult, workflow_id
 from campaigns.stack import services
 from campaigns.worker import build_worker
-from campaigns.messages.campaign import workflow_id
 from campaigns.workflows.campaign import CampaignWorkflow
 
 

@@ -16,9 +16,9 @@ from temporalio.worker import Replayer
 
 from campaigns.activities.recurrence import schedule_id
 from campaigns.domain.config import CampaignSchedule, CampaignStatus
-from campaigns.messages.campaign import RunWindowFired
 from campaigns.domain.schedule import campaign_timeline
 from campaigns.domain.timeutil import local_to_utc, utc_to_local
+from campaigns.messages.campaign import RunWindowFired
 from campaigns.worker import sandbox_runner
 from campaigns.workflows.campaign import CampaignWorkflow
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from campaigns.errors import field_errors
 from campaigns.domain.abtest.config import ABTestCreate, cross_field_problems, resolve
+from campaigns.errors import field_errors
 
 GOOD = {
     "name": "Greeting",
