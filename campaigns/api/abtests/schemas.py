@@ -116,8 +116,8 @@ class VariantResult(ResponseModel):
 class SrmResult(ResponseModel):
     checked: bool
     detected: bool
-    p_value: float | None
-    chi_square: float | None
+    p_value: float | None = Field(description="Anytime-valid: 1 / the Dirichlet-multinomial Bayes factor, capped at 1.")
+    chi_square: float | None = Field(description="Pearson's statistic of the totals, descriptive only.")
     observed: dict[str, float]
     expected: dict[str, float]
     threshold: float = 0.001

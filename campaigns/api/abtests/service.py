@@ -299,24 +299,20 @@ async def evaluate_row(
     else:
         snapshot = Snapshot(row["sums"], row["sums_through"])
     data = _add(snapshot.closed, await sums(snapshot.through, end))
-    srm_counts = None
+    srm_epochs = None
     if design.mode == "bandit":
-        srm_counts = _bandit_srm_counts(design, await repo.epoch_counts(pool, row["id"]))
-    look = analysis.look(design, data, running=running, weights=row["weights"], srm_counts=srm_counts,
+        srm_epochs = _bandit_srm_epochs(design, await repo.epoch_counts(pool, row["id"]))
+    look = analysis.look(design, data, running=running, weights=row["weights"], srm_epochs=srm_epochs,
                          seed=bayes.seed_for(str(row["id"]), look_number))
     runtime_days = max((min(end, row["ends_at"]) - row["started_at"]).total_seconds(), 0) / 86_400
     return design, look, decision.decide(design, look, runtime_days=runtime_days), snapshot
 
 
-def _bandit_srm_counts(design: ABTestDesign, epochs: list[tuple[dict[str, float], dict[str, int]]]
-                       ) -> tuple[list[float], list[float]]:
-    """Assignments per variant against those each epoch's weights predict."""
+def _bandit_srm_epochs(design: ABTestDesign, epochs: list[tuple[dict[str, float], dict[str, int]]]
+                       ) -> list[srm.Epoch]:
+    """Per weight epoch, oldest first: assignments per variant and that epoch's weights."""
     ids = [v.id for v in design.variants]
-    observed = [float(sum(counts.get(i, 0) for _, counts in epochs)) for i in ids]
-    expected = srm.expected_over_epochs(
-        [(float(sum(counts.values())), [weights.get(i, 0.0) for i in ids]) for weights, counts in epochs]
-    ) or [0.0] * len(ids)
-    return observed, expected
+    return [([float(counts.get(i, 0)) for i in ids], [weights.get(i, 0.0) for i in ids]) for weights, counts in epochs]
 
 
 async def results(*, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID, test_id: UUID) -> Results:

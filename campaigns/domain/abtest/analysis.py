@@ -120,14 +120,14 @@ def look(
     *,
     running: dict[str, dict] | None = None,
     weights: dict[str, float] | None = None,
-    srm_counts: tuple[list[float], list[float]] | None = None,
+    srm_epochs: list[srm.Epoch] | None = None,
     seed: int = 0,
 ) -> Look:
     """Analyse the data of one look. `sums` maps each variant id to its sums; `running` is
     the state the previous look returned; `weights` are the current traffic weights (bandit
-    mode changes them); `srm_counts` the (observed, expected) counts for the sample-ratio
-    check when the weights changed over the test (default: the primary metric's units against
-    the configured weights)."""
+    mode changes them); `srm_epochs` the (units, weights) of each weight epoch for the
+    sample-ratio check when the weights changed over the test (default: the primary metric's
+    units against the configured weights)."""
     running = dict(running or {})
     primary_def = design.primary_metric.definition()
     unit = primary_def.unit
@@ -138,11 +138,10 @@ def look(
         variant_looks.append(vl)
     control_index = next(i for i, v in enumerate(design.variants) if v.control)
 
-    # Sample-ratio mismatch on the primary metric's units.
-    if srm_counts is None:
-        observed = [vl.units for vl in variant_looks]
-        srm_counts = observed, srm.expected_counts(sum(observed), [v.weight for v in design.variants])
-    srm_check = srm.check(*srm_counts)
+    # Sample-ratio mismatch on the primary metric's units (anytime-valid: see `srm`).
+    if srm_epochs is None:
+        srm_epochs = [([vl.units for vl in variant_looks], [v.weight for v in design.variants])]
+    srm_check = srm.check_epochs(srm_epochs)
 
     mode = design.mode
     alpha = design.alpha

@@ -2,8 +2,9 @@
 
 In order, at every look:
 
-1. `invalid` — a sample-ratio mismatch (chi-square p < 0.001 on the primary metric's units):
-   the data cannot be trusted, so no winner is ever declared from them.
+1. `invalid` — a sample-ratio mismatch (the anytime-valid check of `srm`: Bayes factor ≥ 1000,
+   p ≤ 0.001, on the primary metric's units): the data cannot be trusted, so no winner is
+   ever declared from them.
 2. Minimum calls per variant (`minCallsPerVariant`) not reached: go on (or `max_duration`).
 3. `harm` — every treatment is significantly worse than control on the primary metric, or
    significantly harms a guardrail: none can win any more. Harm needs the minimum calls but
@@ -30,6 +31,7 @@ from typing import Literal
 from campaigns.domain.abtest.analysis import Comparison, Look
 from campaigns.domain.abtest.bayes import thompson_weights
 from campaigns.domain.abtest.config import ABTestDesign
+from campaigns.domain.abtest.srm import THRESHOLD
 
 Conclusion = Literal["winner", "no_difference", "harm", "max_duration", "invalid", "stopped"]
 
@@ -78,7 +80,8 @@ def decide(design: ABTestDesign, look: Look, *, runtime_days: float) -> Verdict:
         )
         return Verdict(
             "invalid", None,
-            f"sample ratio mismatch: {counts}; chi-square p = {_fmt_p(look.srm.p_value or 0)} < 0.001. "
+            f"sample ratio mismatch: {counts}; Bayes factor {look.srm.bayes_factor:.3g} against the weights, "
+            f"anytime-valid p = {_fmt_p(look.srm.p_value or 0)} ≤ {THRESHOLD:g}. "
             "Assignment or event logging is broken (a variant losing events, bots, redirects), "
             "so no result of this test can be trusted and no winner is declared.",
             gates,

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import special
 from scipy import stats as sps
 
 from campaigns.domain.abtest import estimates as est
@@ -93,27 +94,55 @@ def test_relative_lift_by_the_delta_method():
     assert est.relative(t, est.Estimate(0.0, 0.0, 10)) is None
 
 
-def test_srm_matches_scipy_chisquare():
-    observed = [5210.0, 4790.0]
-    check = srm.check(observed, srm.expected_counts(10_000, [0.5, 0.5]))
-    ref = sps.chisquare(observed, [5000, 5000])
-    assert check.chi_square == pytest.approx(ref.statistic)
-    assert check.p_value == pytest.approx(ref.pvalue)
-    assert check.detected  # p ≈ 2.7e-5
-    assert not srm.check([5040.0, 4960.0], [5000.0, 5000.0]).detected
+def test_srm_bayes_factor_by_hand():
+    # Dirichlet–multinomial against the multinomial, A = 1000, 50/50, counts 30 and 20.
+    a, o1, o2 = 1000.0, 30, 20
+    log_bf = (special.gammaln(a) - special.gammaln(a + 50) + special.gammaln(500 + o1) - special.gammaln(500)
+              + special.gammaln(500 + o2) - special.gammaln(500) - 50 * math.log(0.5))
+    check = srm.check([30.0, 20.0], [1, 1])
+    assert check.log_bayes_factor == pytest.approx(log_bf, rel=1e-9)
+    assert check.p_value == pytest.approx(min(1.0, math.exp(-log_bf)))
+    # The chi-square beside it is descriptive only.
+    assert check.chi_square == pytest.approx(sps.chisquare([30, 20]).statistic)
 
 
-def test_srm_with_unequal_weights_and_epochs():
-    observed = [2600.0, 1300.0, 1100.0]
-    expected = srm.expected_counts(5000, [2, 1, 1])
-    ref = sps.chisquare(observed, expected)
-    assert srm.check(observed, expected).p_value == pytest.approx(ref.pvalue)
+def test_srm_flags_a_broken_split_not_an_honest_one():
+    broken = srm.check([5000.0, 4500.0], [0.5, 0.5])  # a variant losing one unit in ten
+    assert broken.detected and broken.p_value < 1e-4 and broken.bayes_factor > 1e4
+    assert not srm.check([5040.0, 4960.0], [0.5, 0.5]).detected
+    # Unequal weights: 2:1:1 observed as 2600:1300:1100.
+    check = srm.check([2600.0, 1300.0, 1100.0], [2, 1, 1])
+    assert check.expected == pytest.approx([2500, 1250, 1250]) and check.detected
+
+
+def test_srm_is_a_martingale_under_the_null():
+    """E[BF] = 1 under the null for any fixed n: the mixture's weights sum to one."""
+    n = 40
+    k = np.arange(n + 1)
+    log_bf = srm.log_bayes_factor(np.stack([k, n - k])[None, :, :], np.array([0.3, 0.7])[None, :, None])
+    null = sps.binom.pmf(k, n, 0.3)
+    assert float((np.exp(log_bf) * null).sum()) == pytest.approx(1.0, rel=1e-9)
+
+
+def test_srm_over_weight_epochs():
     # Two epochs: 1000 units at 50/50, then 3000 at 80/20.
-    assert srm.expected_over_epochs([(1000, [1, 1]), (3000, [0.8, 0.2])]) == pytest.approx([2900, 1100])
+    check = srm.check_epochs([([500.0, 500.0], [1, 1]), ([2400.0, 600.0], [0.8, 0.2])])
+    assert check.expected == pytest.approx([2900, 1100]) and not check.detected
+    # A variant with weight 0 that still gets units is a mismatch outright.
+    assert srm.check_epochs([([10.0, 3.0], [1.0, 0.0])]).detected
+    # A lasting 10 % loss in one variant is caught across many small epochs: evidence accumulates.
+    rng = np.random.default_rng(3)
+    epochs = []
+    for _ in range(200):
+        w = rng.dirichlet([5, 5, 5])
+        q = w * np.array([1.0, 1.0, 0.9])
+        epochs.append((rng.multinomial(60, q / q.sum()).astype(float).tolist(), w.tolist()))
+    assert srm.check_epochs(epochs).detected
 
 
-def test_srm_waits_for_enough_data():
-    assert not srm.check([3.0, 0.0], [1.5, 1.5]).checked
+def test_srm_waits_for_data():
+    assert not srm.check([0.0, 0.0], [0.5, 0.5]).checked
+    assert srm.check([3.0, 0.0], [0.5, 0.5]).checked and not srm.check([3.0, 0.0], [0.5, 0.5]).detected
 
 
 def test_holm_by_hand():
