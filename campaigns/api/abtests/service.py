@@ -326,11 +326,11 @@ async def results(*, pool: asyncpg.Pool, principal: Principal, campaign_id: UUID
 
 _METHOD = {
     "sequential": "always-valid: normal-mixture confidence sequences (mSPRT) with running-minimum p-values and "
-                  "intersected intervals; Holm across treatments",
+                  "intersected intervals, relative lifts by Fieller's method; Holm across treatments",
     "bandit": "Thompson sampling allocates traffic; conclusions by the always-valid test (normal-mixture "
-              "confidence sequences, Holm across treatments)",
-    "fixed": "fixed horizon: z-test for rates, Welch's t-test for means, delta-method z-test for ratios; valid at "
-             "the planned sample size only; Holm across treatments",
+              "confidence sequences, relative lifts by Fieller's method, Holm across treatments)",
+    "fixed": "fixed horizon: unpooled z-test for rates, Welch's t-test for means, delta-method z-test for ratios, "
+             "relative lifts by Fieller's method; valid at the planned sample size only; Holm across treatments",
 }
 
 
@@ -348,7 +348,7 @@ def build_results(row: asyncpg.Record, design: ABTestDesign, look: analysis.Look
             MetricComparison(
                 metric=c.metric, role=c.role, direction=directions[c.metric],
                 control=c.control.value, treatment=c.treatment.value,
-                absolute_lift=_lift(c.absolute), relative_lift=_lift(c.relative),
+                absolute_lift=_lift(c.absolute), relative_lift=_lift(c.relative), interval_level=c.level,
                 p_value=c.p_value, adjusted_p_value=c.adjusted_p_value, chance_to_beat_control=c.chance_to_beat,
                 outcome=c.outcome, harmful=c.harmful, note=c.note,
             )
@@ -412,14 +412,14 @@ def _fmt(metric: str, value: float | None) -> str:
 
 
 def _insights(design: ABTestDesign, look: analysis.Look) -> list[str]:
-    level = f"{1 - design.alpha_per_comparison:.1%}"
     names = {v.id: v.name for v in design.variants}
     out = list(look.notes)
     for c in look.primary:
         line = (f"{names[c.variant_id]}: {c.metric} {_fmt(c.metric, c.treatment.value)} against "
                 f"{_fmt(c.metric, c.control.value)} for control")
         if c.relative is not None:
-            line += f" ({c.relative.estimate:+.1%}; {level} interval {c.relative.lower:+.1%} to {c.relative.upper:+.1%})"
+            line += (f" ({c.relative.estimate:+.1%}; {c.level:.1%} interval {c.relative.lower:+.1%} to "
+                     f"{c.relative.upper:+.1%})")
         if c.chance_to_beat is not None:
             line += f"; chance to beat control {c.chance_to_beat:.1%}"
         out.append(line)
@@ -475,6 +475,10 @@ def summary(design: ABTestDesign, look: analysis.Look, verdict: decision.Verdict
                 "lift": c.absolute.estimate if c.absolute else None,
                 "lower": c.absolute.lower if c.absolute else None,
                 "upper": c.absolute.upper if c.absolute else None,
+                "relativeLift": c.relative.estimate if c.relative else None,
+                "relativeLower": c.relative.lower if c.relative else None,
+                "relativeUpper": c.relative.upper if c.relative else None,
+                "level": c.level,
                 "pValue": c.p_value, "adjustedPValue": c.adjusted_p_value, "outcome": c.outcome,
                 "harmful": c.harmful,
             }

@@ -12,12 +12,16 @@ In order, at every look:
 4. Minimum runtime (`minDurationDays`) not reached: go on (or `max_duration`). Weekly cycles
    and novelty effects make early winners unreliable even when the statistics are valid.
 5. `winner` — treatments significantly better than control on the primary metric (Holm-
-   adjusted p ≤ α) that harm no guardrail; the one with the best worst case (the highest
-   lower bound of its relative lift) wins.
+   adjusted p ≤ α, so their interval lies wholly on the better side of 0) that harm no
+   guardrail; the one with the best worst case wins: the bound of its relative lift nearest
+   0, in the better direction (of the absolute lift if any winner's relative lift is undefined).
 6. `no_difference` — futility: every treatment's interval lies within ±MDE of control
    (an effect worth detecting is ruled out), or every variant reached the planned sample size
    without a winner (fixed mode: the one valid analysis, at that size).
 7. `max_duration` — the test ran out of time without any of the above.
+
+Every direction (better, worse, harm) is the side of 0 on which the comparison's interval
+lies, and the messages quote that same interval (see `analysis`).
 
 Fixed mode decides nothing from the statistics before every variant reaches the planned
 sample size (its tests are valid only there); it can still end `invalid` or `max_duration`.
@@ -124,7 +128,8 @@ def decide(design: ABTestDesign, look: Look, *, runtime_days: float) -> Verdict:
         if c.outcome == "better" and c.variant_id in harmful:
             blocked[c.variant_id].insert(0, f"better on {metric}, but")
     if winners:
-        best = max(winners, key=_worst_case)
+        use_relative = all(c.relative is not None for c in winners)
+        best = max(winners, key=lambda c: _worst_case(c, relative=use_relative))
         return Verdict("winner", best.variant_id, _winner_reason(design, best, names), gates, blocked)
 
     undecided = [c for c in primary.values() if c.variant_id not in harmful and c.outcome != "equivalent"]
@@ -147,16 +152,16 @@ def decide(design: ABTestDesign, look: Look, *, runtime_days: float) -> Verdict:
     return go_on(pending)
 
 
-def _worst_case(c: Comparison) -> float:
-    """How good the variant is at worst: the lower bound of its relative (else absolute) lift,
-    in the metric's better direction."""
-    interval = c.relative or c.absolute
+def _worst_case(c: Comparison, *, relative: bool) -> float:
+    """How good the variant is at worst: the bound of its lift nearest 0 on the better side
+    (the lower bound where higher is better, minus the upper where lower is)."""
+    interval = c.relative if relative else c.absolute
     assert interval is not None
-    return interval.lower if c.absolute and c.absolute.estimate > 0 else -interval.upper
+    return interval.lower if c.higher_is_better else -interval.upper
 
 
 def _winner_reason(design: ABTestDesign, c: Comparison, names: dict[str, str]) -> str:
-    level = 1 - design.alpha_per_comparison
+    level = c.level if c.level is not None else 1 - design.alpha_per_comparison
     parts = [f"{names[c.variant_id]} beats control on {design.primary_metric.metric}"]
     if c.relative is not None:
         parts.append(f"by {c.relative.estimate:+.1%} ({level:.1%} interval {c.relative.lower:+.1%} to "
