@@ -182,20 +182,25 @@ class Procedure:
     min_days: float = 7.0
     max_days: float = 30.0
     # What the old procedure did, to measure it in the same run: "estimate" takes a
-    # significant comparison's direction from today's point estimate; "chi_square" checks the
-    # sample ratio by Pearson's test at p < 0.001 at every look.
+    # significant comparison's direction from today's point estimate; "delta" builds the
+    # relative interval as ρ̂ ± its own mixture half-width on the delta-method variance;
+    # "chi_square" checks the sample ratio by Pearson's test at p < 0.001 at every look.
     direction: str = "interval"
+    relative: str = "fieller"
     srm_test: str | None = "mixture"
 
 
 @dataclass(frozen=True)
 class Runs:
-    """Per simulated test: how it concluded (an index into CONCLUSIONS), on which day, and
-    how many calls per variant it had then."""
+    """Per simulated test: how it concluded (an index into CONCLUSIONS), on which day, how
+    many calls per variant it had then, and whether that verdict contradicted the numbers
+    beside it: a harm or a winner whose absolute interval was not wholly on its side of 0, or
+    a winner whose relative interval (the message's) included 0 or went below −100 %."""
 
     conclusion: np.ndarray
     day: np.ndarray
     calls: np.ndarray
+    contradicted: np.ndarray
 
     @property
     def tests(self) -> int:
@@ -251,6 +256,7 @@ def platform_proportions(
     conclusion = np.zeros(tests, dtype=int)
     day = np.full(tests, np.nan)
     calls_at = np.full(tests, np.nan)
+    contradicted = np.zeros(tests, dtype=bool)
     active = np.ones(tests, dtype=bool)
     r_star = sequential.optimal_ratio(alpha)
     for i in range(looks):
@@ -268,8 +274,16 @@ def platform_proportions(
             p_look = np.where(positive, sequential.p_value(delta, safe_var, tau2), 1.0)
             excl = p_look <= alpha
             h = agree_half_width(np.abs(delta), sequential.half_width(safe_var, tau2, alpha), excl)
-            f_lo, f_hi = fieller(pt, vt, pc, vc, h / np.sqrt(safe_var))
-            l_rlo, l_rhi = agree_on_zero(f_lo - 1, f_hi - 1, excl, delta)
+            if procedure.relative == "fieller":
+                f_lo, f_hi = fieller(pt, vt, pc, vc, h / np.sqrt(safe_var))
+                l_rlo, l_rhi = agree_on_zero(f_lo - 1, f_hi - 1, excl, delta)
+            else:
+                rho = pt / pc - 1
+                rel_var = vt / pc**2 + pt**2 * vc / pc**4
+                ok = (pc > 0) & (rel_var > 0)
+                safe_rel = np.where(ok, rel_var, 1.0)
+                rh = sequential.half_width(safe_rel, tau2 * safe_rel / safe_var, alpha)  # τ² scaled like V
+                l_rlo, l_rhi = np.where(ok, rho - rh, np.nan), np.where(ok, rho + rh, np.nan)
         l_rlo, l_rhi = np.where(np.isnan(l_rlo), -np.inf, l_rlo), np.where(np.isnan(l_rhi), np.inf, l_rhi)
         m_lo, m_hi = np.maximum(lo, delta - h), np.minimum(hi, delta + h)
         m_rlo, m_rhi = np.maximum(rlo, l_rlo), np.minimum(rhi, l_rhi)
@@ -287,7 +301,9 @@ def platform_proportions(
             better, worse = significant & (lo > 0), significant & (hi < 0)
         else:
             better, worse = significant & (delta > 0), significant & (delta < 0)
-        rel_ok = started & np.isfinite(rlo) & np.isfinite(rhi) & (((rlo > 0) | (rhi < 0)) == significant)
+        rel_ok = started & np.isfinite(rlo) & np.isfinite(rhi)
+        if procedure.relative == "fieller":
+            rel_ok &= ((rlo > 0) | (rhi < 0)) == significant
         equivalent = ~significant & rel_ok & (-mde < rlo) & (rhi < mde)
 
         if procedure.srm_test == "mixture":
@@ -310,17 +326,20 @@ def platform_proportions(
         outcome = np.where(gate & worse, _HARM, outcome)
         outcome = np.where(invalid, _INVALID, outcome)
         ends = active & ((outcome > 0) | (runtime >= procedure.max_days))
+        against = ((outcome == _HARM) & ~(hi < 0)) | ((outcome == _WINNER) & ~(lo > 0))
+        against |= (outcome == _WINNER) & rel_ok & ((rlo <= 0) | (rlo <= -1))
+        contradicted = np.where(ends, against, contradicted)
         conclusion = np.where(ends, outcome, conclusion)
         day = np.where(ends, runtime, day)
         calls_at = np.where(ends, calls, calls_at)
         active &= ~ends
         if not active.any():
             break
-    return Runs(conclusion, day, calls_at)
+    return Runs(conclusion, day, calls_at, contradicted)
 
 
 def srm_flags(*, tests: int, days: int, units_per_day: float, share_treatment: float, seed: int,
-              looks_per_day: int = 24, every: tuple[int, ...] = (1, 24), chunk: int = 20_000) -> dict[str, np.ndarray]:
+              looks_per_day: int = 24, every: tuple[int, ...] = (1, 24), chunk: int = 5_000) -> dict[str, np.ndarray]:
     """Two variants at 50/50 weights, units arriving at random (Poisson per look) for `days`,
     the split checked by the anytime-valid mixture (`mixture`) and by Pearson's chi-square at
     p < 0.001 (`chi_square`). For each check and each spacing e of `every` (a look at every
@@ -331,6 +350,7 @@ def srm_flags(*, tests: int, days: int, units_per_day: float, share_treatment: f
     rng = np.random.default_rng(seed)
     out: dict[str, list[np.ndarray]] = {}
     threshold = math.log(1 / srm.THRESHOLD)
+    critical = float(special.chdtri(1, 0.001))  # χ²₁ beyond which p < 0.001
     looks = days * looks_per_day
     for start in range(0, tests, chunk):
         size = min(chunk, tests - start)
@@ -342,7 +362,7 @@ def srm_flags(*, tests: int, days: int, units_per_day: float, share_treatment: f
         e = total / 2
         with np.errstate(divide="ignore", invalid="ignore"):
             chi = np.where(e > 0, ((control - e) ** 2 + (treated - e) ** 2) / e, 0.0)
-        flags = {"mixture": log_bf >= threshold, "chi_square": (e >= 5) & (special.chdtrc(1, chi) < 0.001)}
+        flags = {"mixture": log_bf >= threshold, "chi_square": (e >= 5) & (chi > critical)}
         for name, hit in flags.items():
             for step in every:
                 seen = hit[step - 1::step]

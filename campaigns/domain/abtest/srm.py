@@ -110,14 +110,16 @@ def check_epochs(epochs: list[Epoch], *, concentration: float = CONCENTRATION) -
 def log_bayes_factor(counts: np.ndarray, weights: np.ndarray, concentration: float = CONCENTRATION) -> np.ndarray:
     """log BF over epochs. `counts` has shape (epochs, K, …) and `weights` broadcasts to it
     (normalised here); trailing axes are independent tests, which the simulations use to
-    check thousands at once."""
+    check many at once."""
     counts = np.asarray(counts, dtype=float)
-    weights = np.broadcast_to(np.asarray(weights, dtype=float), counts.shape)
+    weights = np.asarray(weights, dtype=float)
+    weights = np.broadcast_to(weights, (counts.shape[0], *weights.shape[1:]))
     k = counts.shape[1]
-    seen = np.zeros(counts.shape[1:])  # Oₖ before the epoch
-    due = np.zeros(counts.shape[1:])  # Xₖ before the epoch
-    before = np.zeros(counts.shape[2:])  # N before the epoch
-    log_bf = np.zeros(counts.shape[2:])
+    # Running totals start as scalars so that the first epoch's prior keeps the weights' shape.
+    seen: np.ndarray | float = 0.0  # Oₖ before the epoch
+    due: np.ndarray | float = 0.0  # Xₖ before the epoch
+    before: np.ndarray | float = 0.0  # N before the epoch
+    log_bf: np.ndarray | float = 0.0
     for o, w in zip(counts, weights, strict=True):
         w = w / w.sum(axis=0)
         n = o.sum(axis=0)
@@ -125,10 +127,15 @@ def log_bayes_factor(counts: np.ndarray, weights: np.ndarray, concentration: flo
         a = concentration + before
         alpha = a * centre / centre.sum(axis=0)
         live = w > 0
-        safe_alpha, safe_w = np.where(live, alpha, 1.0), np.where(live, w, 1.0)
-        terms = np.where(live, special.gammaln(safe_alpha + o) - special.gammaln(safe_alpha) - o * np.log(safe_w), 0.0)
-        log_f = special.gammaln(a) - special.gammaln(a + n) + terms.sum(axis=0)
-        impossible = ((~live) & (o > 0)).any(axis=0)
-        log_bf = log_bf + np.where(impossible, np.inf, log_f)
+        if live.all():
+            terms = special.gammaln(alpha + o) - special.gammaln(alpha) - o * np.log(w)
+            log_f = special.gammaln(a) - special.gammaln(a + n) + terms.sum(axis=0)
+        else:
+            safe_alpha, safe_w = np.where(live, alpha, 1.0), np.where(live, w, 1.0)
+            terms = np.where(live, special.gammaln(safe_alpha + o) - special.gammaln(safe_alpha)
+                             - o * np.log(safe_w), 0.0)
+            log_f = special.gammaln(a) - special.gammaln(a + n) + terms.sum(axis=0)
+            log_f = np.where(((~live) & (o > 0)).any(axis=0), np.inf, log_f)
+        log_bf = log_bf + log_f
         seen, due, before = seen + o, due + n * w, before + n
-    return log_bf
+    return np.asarray(log_bf)
