@@ -88,12 +88,23 @@ Outcome = Literal["better", "worse", "equivalent", "inconclusive"]
 Sums = dict[str, float]  # one variant's sums, keyed as `catalogue` describes
 
 
+@dataclass(frozen=True)
+class Shown:
+    """A comparison's intervals at one level, the notes that explain them, and today's
+    difference when the estimate shown is not it (it lies outside the running interval)."""
+
+    absolute: Interval
+    relative: Interval | None
+    notes: list[str]
+    today: float | None = None
+
+
 class Evidence(Protocol):
     """What a comparison's test found, able to give its intervals at any Holm level."""
 
     p_value: float
 
-    def at(self, gamma: float) -> tuple[Interval, Interval | None, list[str]]: ...
+    def at(self, gamma: float) -> Shown: ...
 
 
 @dataclass
@@ -111,6 +122,7 @@ class Comparison:
     adjusted_p_value: float | None = None
     chance_to_beat: float | None = None
     significant: bool = False  # Holm rejects "no difference"; exactly when 0 lies outside `absolute`
+    today: float | None = None  # sequential: today's difference, when it lies outside `absolute` (see `note`)
     outcome: Outcome = "inconclusive"
     harmful: bool = False  # guardrails (and the primary metric): significantly worse
     note: str | None = None
@@ -294,10 +306,10 @@ class FixedEvidence:
     def p_value(self) -> float:
         return self.test.p_value
 
-    def at(self, gamma: float) -> tuple[Interval, Interval | None, list[str]]:
+    def at(self, gamma: float) -> Shown:
         absolute, rel = self.test.at(gamma)
         notes = [] if rel is not None or relative_point(self.test.t, self.test.c) is None else [_UNDEFINED_RELATIVE]
-        return absolute, rel, notes
+        return Shown(absolute, rel, notes)
 
 
 _UNDEFINED_RELATIVE = ("relative lift undefined at this level: a variant's value is not yet distinguishable "
@@ -315,7 +327,7 @@ class SequentialEvidence:
     def p_value(self) -> float:
         return self.state.p_value
 
-    def at(self, gamma: float) -> tuple[Interval, Interval | None, list[str]]:
+    def at(self, gamma: float) -> Shown:
         s, i = self.state, self.state.index(gamma)
         lo, hi = s.lower[i], s.upper[i]
         notes = []
@@ -346,7 +358,7 @@ class SequentialEvidence:
                              "events to bound a ratio, and the looks that did bound it do not exclude 0")
         elif self.relative is not None:
             notes.append(_UNDEFINED_RELATIVE)
-        return absolute, rel, notes
+        return Shown(absolute, rel, notes, None if shown == self.delta else self.delta)
 
 
 def _sequential(
@@ -449,10 +461,11 @@ def _holm_and_outcomes(group: list[Comparison], spec: MetricSpec, design: ABTest
         gamma = simultaneous
         if i in rejected_at and ps[i] > simultaneous:
             gamma = rejected_at[i]  # rejected by Holm beyond Bonferroni: shown at Holm's level
-        c.absolute, c.relative, notes = c.evidence.at(gamma)  # type: ignore[union-attr]
+        shown = c.evidence.at(gamma)  # type: ignore[union-attr]
+        c.absolute, c.relative, c.today = shown.absolute, shown.relative, shown.today
         c.level = 1 - gamma
         c.significant = i in rejected_at
-        for note in notes:
+        for note in shown.notes:
             c.add_note(note)
     if not valid:
         return

@@ -170,7 +170,13 @@ def _winner_reason(design: ABTestDesign, c: Comparison, names: dict[str, str]) -
         parts.append(f"by {c.absolute.estimate:+.4g} ({level:.1%} interval {c.absolute.lower:+.4g} to "
                      f"{c.absolute.upper:+.4g})")
     parts.append(f"adjusted p = {_fmt_p(c.adjusted_p_value or 0)}")
-    return " ".join(parts[:2]) + f", {parts[-1]}"
+    reason = " ".join(parts[:2]) + f", {parts[-1]}"
+    if c.today is not None:
+        # Significance reached at an earlier look stands (that is what keeps it valid under
+        # peeking); the reader must still see that today's data alone do not show it.
+        reason += (f"; the interval is what every look allows together: today's data alone give a difference of "
+                   f"{c.today:+.4g}, outside it, which the earlier looks rule out")
+    return reason
 
 
 def bandit_weights(design: ABTestDesign, look: Look) -> dict[str, float] | None:

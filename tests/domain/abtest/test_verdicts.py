@@ -68,6 +68,14 @@ def test_item_1_no_false_harm_after_a_reversal():
     assert c.absolute.lower <= c.absolute.estimate <= c.absolute.upper
     assert c.relative.lower <= c.relative.estimate <= c.relative.upper and c.relative.lower > 0
     assert "today's difference (-0.001)" in c.note and "outside" in c.note
+    # By day 7 the running interval still lies above 0, so the test may conclude; its message
+    # quotes the interval and says plainly that today's data alone sit outside it.
+    day7 = analysis.look(d, {"v0": conv(3500, 350), "v1": conv(3500, 346)}, running=day2.running)
+    verdict = decision.decide(d, day7, runtime_days=7)
+    c = day7.primary[0]
+    assert verdict.conclusion == "winner" and c.absolute.lower > 0
+    assert f"interval {c.relative.lower:+.1%} to {c.relative.upper:+.1%}" in verdict.reason
+    assert f"today's data alone give a difference of {c.today:+.4g}" in verdict.reason and c.today < 0
 
 
 def test_item_1_harm_needs_the_interval_below_zero():
