@@ -4,12 +4,13 @@
    for tests of 2 and of 10 variants, each with a million events behind it as the analytics
    rollups hold them (30 days of 15-minute slots per variant), a secondary metric, a ratio
    metric by the delta method and a guardrail. Target: under 50 ms.
-2. 1,000 seeded A/A tests looked at after every day of traffic for 30 days: the share that
-   ever declares a difference, for the sequential (always-valid) test and for the naive
-   reading of a fixed-horizon test at every look, with the Monte-Carlo error.
-3. The same under a true lift (10% → 12% conversion): power, and when the sequential test stops.
+2. The error rates of the whole procedure by simulation (`bench.ab_errors`, which see): A/A
+   false winners and harms over 30 daily and 720 hourly looks, sample-ratio false flags,
+   power and stopping day under a true lift, each with its Monte-Carlo interval and beside
+   the previous rules on the same draws. `--tests` and `--srm-runs` set the replications;
+   the figures in docs/ab-statistics.md are from `python -m bench.ab_errors` at its defaults.
 
-    .venv/bin/python -m bench.ab [--requests 200] [--tests 1000]
+    .venv/bin/python -m bench.ab [--requests 200] [--tests 2000] [--srm-runs 20000]
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ import asyncpg
 import httpx
 import numpy as np
 
+from bench import ab_errors
 from bench.stack import embedded_stack, percentile
 from campaigns import db
-from campaigns.domain.abtest import power
-from campaigns.domain.abtest import simulation as sim
 
 EVENTS = 1_000_000
 DAYS = 30
@@ -118,42 +118,23 @@ async def results_latency(requests: int) -> list[tuple[int, int, list[float]]]:
     return out
 
 
-def main(requests: int, tests: int) -> None:
+def main(requests: int, tests: int, srm_runs: int) -> None:
     latency = asyncio.run(results_latency(requests))
     print(f"A/B test results over HTTP, {requests} sequential requests each (embedded stack)")
     for k, events, ms in latency:
         p50, p99 = percentile(ms, 50), percentile(ms, 99)
-        print(f"  {k:>2} variants, {events:,} events in {SLOTS:,} slots per variant: p50 {p50:.1f} ms   "
-              f"p99 {p99:.1f} ms   max {max(ms):.1f} ms   (target < 50 ms: {'met' if p99 < 50 else 'NOT met'} at p99)")
-
-    alpha = 0.05
-    size = power.proportions(baseline=0.10, effect=0.02, alpha=alpha, power=0.8)
-    t0 = time.perf_counter()
-    aa = sim.proportions(tests=tests, days=30, calls_per_day=500, p_control=0.10, p_treatment=0.10,
-                         planned_sequential=size.sequential, planned_fixed=size.fixed, seed=1)
-    means = sim.means_aa(tests=tests, days=30, calls_per_day=200, planned_sequential=3000, seed=2)
-    ab = sim.proportions(tests=tests, days=30, calls_per_day=500, p_control=0.10, p_treatment=0.12,
-                         planned_sequential=size.sequential, planned_fixed=size.fixed, seed=3)
-    elapsed = time.perf_counter() - t0
-    se = aa.monte_carlo_error(alpha)
-    print(f"\nA/A: {tests} tests, a look after each of 30 days, 500 calls/day/variant, 10% conversion, α = {alpha}")
-    print(f"  sequential (always-valid) false-winner rate {aa.sequential:.1%}   "
-          f"(bound α + 3·MC error = {alpha + 3 * se:.1%}: {'met' if aa.sequential <= alpha + 3 * se else 'NOT met'})")
-    print(f"  naive (fixed-horizon test read at every look) {aa.naive:.1%}")
-    print(f"  fixed-horizon test read once at its {size.fixed} calls/variant: {aa.fixed:.1%}")
-    print(f"  log-normal revenue per call (mean metric), sequential {means.sequential:.1%}, naive {means.naive:.1%}")
-    print(f"\nA/B: true lift 10% → 12% (+20%), same traffic; calculator: {size.fixed} calls/variant fixed, "
-          f"{size.sequential} sequential ({size.inflation:.2f}×)")
-    print(f"  sequential power by its planned {size.sequential} calls/variant (day {-(-size.sequential // 500)}): "
-          f"{ab.sequential_by_planned:.1%}   by day 30: {ab.sequential:.1%}   "
-          f"mean stopping day {ab.sequential_mean_day:.1f}")
-    print(f"  fixed-horizon power at {size.fixed} calls/variant: {ab.fixed:.1%}   (naive peeking 'power' {ab.naive:.1%})")
-    print(f"  ({elapsed:.1f} s for {3 * tests:,} simulated tests)")
+        print(
+            f"  {k:>2} variants, {events:,} events in {SLOTS:,} slots per variant: p50 {p50:.1f} ms   "
+            f"p99 {p99:.1f} ms   max {max(ms):.1f} ms   (target < 50 ms: {'met' if p99 < 50 else 'NOT met'} at p99)"
+        )
+    print()
+    ab_errors.main(tests, srm_runs, seed=12)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--tests", type=int, default=1000)
+    parser.add_argument("--tests", type=int, default=2000)
+    parser.add_argument("--srm-runs", type=int, default=20_000)
     args = parser.parse_args()
-    main(args.requests, args.tests)
+    main(args.requests, args.tests, args.srm_runs)

@@ -81,7 +81,14 @@ class MetricComparison(ResponseModel):
     control: float | None
     treatment: float | None
     absolute_lift: Lift | None
-    relative_lift: Lift | None
+    relative_lift: Lift | None = Field(
+        description="Fieller's interval; null while a variant's value cannot yet be told from 0 (the note says so)."
+    )
+    interval_level: float | None = Field(
+        default=None,
+        description="Level of this comparison's two intervals: the simultaneous one, or Holm's where it "
+        "rejects beyond it. Significant exactly when they exclude 0.",
+    )
     p_value: float | None = Field(description="Always-valid (sequential, bandit) or classical (fixed).")
     adjusted_p_value: float | None = Field(description="Holm-adjusted across the treatments.")
     chance_to_beat_control: float | None
@@ -106,8 +113,8 @@ class VariantResult(ResponseModel):
 class SrmResult(ResponseModel):
     checked: bool
     detected: bool
-    p_value: float | None
-    chi_square: float | None
+    p_value: float | None = Field(description="Anytime-valid: 1 / the Dirichlet-multinomial Bayes factor, capped at 1.")
+    chi_square: float | None = Field(description="Pearson's statistic of the totals, descriptive only.")
     observed: dict[str, float]
     expected: dict[str, float]
     threshold: float = 0.001
@@ -135,7 +142,10 @@ class Results(ResponseModel):
     method: str
     valid: bool = Field(description="False for a fixed-horizon test read before its planned sample size.")
     confidence_level: float
-    interval_level: float = Field(description="Level of each interval: simultaneous over the treatments.")
+    interval_level: float = Field(
+        description="Simultaneous level over the treatments (1 − α/(K − 1)); a comparison "
+        "Holm rejects beyond it shows its own `intervalLevel`."
+    )
     planned_calls_per_variant: int | None
     planned_projected: bool
     evaluated_at: datetime

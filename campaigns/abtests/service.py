@@ -356,31 +356,25 @@ async def evaluate_row(
     else:
         snapshot = Snapshot(row["sums"], row["sums_through"])
     data = _add(snapshot.closed, await sums(snapshot.through, end))
-    srm_counts = None
+    srm_epochs = None
     if design.mode == "bandit":
-        srm_counts = _bandit_srm_counts(design, await repo.epoch_counts(pool, row["id"]))
+        srm_epochs = _bandit_srm_epochs(design, await repo.epoch_counts(pool, row["id"]))
     look = analysis.look(
         design,
         data,
         running=running,
         weights=row["weights"],
-        srm_counts=srm_counts,
+        srm_epochs=srm_epochs,
         seed=bayes.seed_for(str(row["id"]), look_number),
     )
     runtime_days = max((min(end, row["ends_at"]) - row["started_at"]).total_seconds(), 0) / 86_400
     return design, look, decision.decide(design, look, runtime_days=runtime_days), snapshot
 
 
-def _bandit_srm_counts(
-    design: ABTestDesign, epochs: list[tuple[dict[str, float], dict[str, int]]]
-) -> tuple[list[float], list[float]]:
-    """Assignments per variant against those each epoch's weights predict."""
+def _bandit_srm_epochs(design: ABTestDesign, epochs: list[tuple[dict[str, float], dict[str, int]]]) -> list[srm.Epoch]:
+    """Per weight epoch, oldest first: assignments per variant and that epoch's weights."""
     ids = [v.id for v in design.variants]
-    observed = [float(sum(counts.get(i, 0) for _, counts in epochs)) for i in ids]
-    expected = srm.expected_over_epochs(
-        [(float(sum(counts.values())), [weights.get(i, 0.0) for i in ids]) for weights, counts in epochs]
-    ) or [0.0] * len(ids)
-    return observed, expected
+    return [([float(counts.get(i, 0)) for i in ids], [weights.get(i, 0.0) for i in ids]) for weights, counts in epochs]
 
 
 async def results(
@@ -397,11 +391,11 @@ async def results(
 
 _METHOD = {
     "sequential": "always-valid: normal-mixture confidence sequences (mSPRT) with running-minimum p-values and "
-    "intersected intervals; Holm across treatments",
+    "intersected intervals, relative lifts by Fieller's method; Holm across treatments",
     "bandit": "Thompson sampling allocates traffic; conclusions by the always-valid test (normal-mixture "
-    "confidence sequences, Holm across treatments)",
-    "fixed": "fixed horizon: z-test for rates, Welch's t-test for means, delta-method z-test for ratios; valid at "
-    "the planned sample size only; Holm across treatments",
+    "confidence sequences, relative lifts by Fieller's method, Holm across treatments)",
+    "fixed": "fixed horizon: unpooled z-test for rates, Welch's t-test for means, delta-method z-test for ratios, "
+    "relative lifts by Fieller's method; valid at the planned sample size only; Holm across treatments",
 }
 
 
@@ -425,6 +419,7 @@ def build_results(
                 treatment=c.treatment.value,
                 absolute_lift=_lift(c.absolute),
                 relative_lift=_lift(c.relative),
+                interval_level=c.level,
                 p_value=c.p_value,
                 adjusted_p_value=c.adjusted_p_value,
                 chance_to_beat_control=c.chance_to_beat,
@@ -507,7 +502,6 @@ def _fmt(metric: str, value: float | None) -> str:
 
 
 def _insights(design: ABTestDesign, look: analysis.Look) -> list[str]:
-    level = f"{1 - design.alpha_per_comparison:.1%}"
     names = {v.id: v.name for v in design.variants}
     out = list(look.notes)
     for c in look.primary:
@@ -517,7 +511,8 @@ def _insights(design: ABTestDesign, look: analysis.Look) -> list[str]:
         )
         if c.relative is not None:
             line += (
-                f" ({c.relative.estimate:+.1%}; {level} interval {c.relative.lower:+.1%} to {c.relative.upper:+.1%})"
+                f" ({c.relative.estimate:+.1%}; {c.level:.1%} interval {c.relative.lower:+.1%} to "
+                f"{c.relative.upper:+.1%})"
             )
         if c.chance_to_beat is not None:
             line += f"; chance to beat control {c.chance_to_beat:.1%}"
@@ -582,6 +577,10 @@ def summary(design: ABTestDesign, look: analysis.Look, verdict: decision.Verdict
                 "lift": c.absolute.estimate if c.absolute else None,
                 "lower": c.absolute.lower if c.absolute else None,
                 "upper": c.absolute.upper if c.absolute else None,
+                "relativeLift": c.relative.estimate if c.relative else None,
+                "relativeLower": c.relative.lower if c.relative else None,
+                "relativeUpper": c.relative.upper if c.relative else None,
+                "level": c.level,
                 "pValue": c.p_value,
                 "adjustedPValue": c.adjusted_p_value,
                 "outcome": c.outcome,

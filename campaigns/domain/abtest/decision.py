@@ -2,8 +2,9 @@
 
 In order, at every look:
 
-1. `invalid` — a sample-ratio mismatch (chi-square p < 0.001 on the primary metric's units):
-   the data cannot be trusted, so no winner is ever declared from them.
+1. `invalid` — a sample-ratio mismatch (the anytime-valid check of `srm`: Bayes factor ≥ 1000,
+   p ≤ 0.001, on the primary metric's units): the data cannot be trusted, so no winner is
+   ever declared from them.
 2. Minimum calls per variant (`minCallsPerVariant`) not reached: go on (or `max_duration`).
 3. `harm` — every treatment is significantly worse than control on the primary metric, or
    significantly harms a guardrail: none can win any more. Harm needs the minimum calls but
@@ -11,12 +12,16 @@ In order, at every look:
 4. Minimum runtime (`minDurationDays`) not reached: go on (or `max_duration`). Weekly cycles
    and novelty effects make early winners unreliable even when the statistics are valid.
 5. `winner` — treatments significantly better than control on the primary metric (Holm-
-   adjusted p ≤ α) that harm no guardrail; the one with the best worst case (the highest
-   lower bound of its relative lift) wins.
+   adjusted p ≤ α, so their interval lies wholly on the better side of 0) that harm no
+   guardrail; the one with the best worst case wins: the bound of its relative lift nearest
+   0, in the better direction (of the absolute lift if any winner's relative lift is undefined).
 6. `no_difference` — futility: every treatment's interval lies within ±MDE of control
    (an effect worth detecting is ruled out), or every variant reached the planned sample size
    without a winner (fixed mode: the one valid analysis, at that size).
 7. `max_duration` — the test ran out of time without any of the above.
+
+Every direction (better, worse, harm) is the side of 0 on which the comparison's interval
+lies, and the messages quote that same interval (see `analysis`).
 
 Fixed mode decides nothing from the statistics before every variant reaches the planned
 sample size (its tests are valid only there); it can still end `invalid` or `max_duration`.
@@ -30,6 +35,7 @@ from typing import Literal
 from campaigns.domain.abtest.analysis import Comparison, Look
 from campaigns.domain.abtest.bayes import thompson_weights
 from campaigns.domain.abtest.config import ABTestDesign
+from campaigns.domain.abtest.srm import THRESHOLD
 
 Conclusion = Literal["winner", "no_difference", "harm", "max_duration", "invalid", "stopped"]
 
@@ -79,7 +85,8 @@ def decide(design: ABTestDesign, look: Look, *, runtime_days: float) -> Verdict:
         return Verdict(
             "invalid",
             None,
-            f"sample ratio mismatch: {counts}; chi-square p = {_fmt_p(look.srm.p_value or 0)} < 0.001. "
+            f"sample ratio mismatch: {counts}; Bayes factor {look.srm.bayes_factor:.3g} against the weights, "
+            f"anytime-valid p = {_fmt_p(look.srm.p_value or 0)} ≤ {THRESHOLD:g}. "
             "Assignment or event logging is broken (a variant losing events, bots, redirects), "
             "so no result of this test can be trusted and no winner is declared.",
             gates,
@@ -128,7 +135,8 @@ def decide(design: ABTestDesign, look: Look, *, runtime_days: float) -> Verdict:
         if c.outcome == "better" and c.variant_id in harmful:
             blocked[c.variant_id].insert(0, f"better on {metric}, but")
     if winners:
-        best = max(winners, key=_worst_case)
+        use_relative = all(c.relative is not None for c in winners)
+        best = max(winners, key=lambda c: _worst_case(c, relative=use_relative))
         return Verdict("winner", best.variant_id, _winner_reason(design, best, names), gates, blocked)
 
     undecided = [c for c in primary.values() if c.variant_id not in harmful and c.outcome != "equivalent"]
@@ -155,16 +163,16 @@ def decide(design: ABTestDesign, look: Look, *, runtime_days: float) -> Verdict:
     return go_on(pending)
 
 
-def _worst_case(c: Comparison) -> float:
-    """How good the variant is at worst: the lower bound of its relative (else absolute) lift,
-    in the metric's better direction."""
-    interval = c.relative or c.absolute
+def _worst_case(c: Comparison, *, relative: bool) -> float:
+    """How good the variant is at worst: the bound of its lift nearest 0 on the better side
+    (the lower bound where higher is better, minus the upper where lower is)."""
+    interval = c.relative if relative else c.absolute
     assert interval is not None
-    return interval.lower if c.absolute and c.absolute.estimate > 0 else -interval.upper
+    return interval.lower if c.higher_is_better else -interval.upper
 
 
 def _winner_reason(design: ABTestDesign, c: Comparison, names: dict[str, str]) -> str:
-    level = 1 - design.alpha_per_comparison
+    level = c.level if c.level is not None else 1 - design.alpha_per_comparison
     parts = [f"{names[c.variant_id]} beats control on {design.primary_metric.metric}"]
     if c.relative is not None:
         parts.append(
@@ -175,7 +183,15 @@ def _winner_reason(design: ABTestDesign, c: Comparison, names: dict[str, str]) -
             f"by {c.absolute.estimate:+.4g} ({level:.1%} interval {c.absolute.lower:+.4g} to {c.absolute.upper:+.4g})"
         )
     parts.append(f"adjusted p = {_fmt_p(c.adjusted_p_value or 0)}")
-    return " ".join(parts[:2]) + f", {parts[-1]}"
+    reason = " ".join(parts[:2]) + f", {parts[-1]}"
+    if c.today is not None:
+        # Significance reached at an earlier look stands (that is what keeps it valid under
+        # peeking); the reader must still see that today's data alone do not show it.
+        reason += (
+            f"; the interval is what every look allows together: today's data alone give a difference of "
+            f"{c.today:+.4g}, outside it, which the earlier looks rule out"
+        )
+    return reason
 
 
 def bandit_weights(design: ABTestDesign, look: Look) -> dict[str, float] | None:

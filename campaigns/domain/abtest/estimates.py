@@ -28,19 +28,40 @@ A variant against control
 Treatment t and control c are independent samples, so for any kind of metric
 
     Δ = θ̂_t − θ̂_c                    Var(Δ) = V_t + V_c
-    ρ = θ̂_t / θ̂_c − 1                Var(ρ) ≈ V_t / θ̂_c² + θ̂_t² V_c / θ̂_c⁴     (delta method)
 
-Fixed-horizon tests, valid once, at the sample size planned in advance:
+Fixed-horizon tests, valid once, at the sample size planned in advance. The test and its
+interval use the same variance V_t + V_c and the same critical value, so the interval
+excludes 0 exactly when p ≤ 1 − level (`agree_half_width` settles floating-point ties):
 
-- proportions: the pooled two-proportion z-test, p̄ = (x_t + x_c) / (n_t + n_c),
-  z = Δ / √(p̄ (1 − p̄) (1/n_t + 1/n_c)), p = 2 Φ(−|z|) (identical to Pearson's chi-square on
-  the 2×2 table without continuity correction); the interval is Wald's, Δ ± z_{1−α/2} √(V_t + V_c);
+- proportions: the unpooled (Wald) two-proportion z-test, z = Δ / √(V_t + V_c),
+  p = 2 Φ(−|z|), interval Δ ± z_{1−γ/2} √(V_t + V_c). (The pooled test, Pearson's chi-square,
+  uses a different variance from its interval and can disagree with it: 200/2000 against
+  66/500 has pooled p = 0.038 but a Wald interval [−0.00045, +0.0645].)
 - means: Welch's t-test, t = Δ / √(V_t + V_c) with
   ν = (V_t + V_c)² / (V_t² / (n_t − 1) + V_c² / (n_c − 1)) degrees of freedom,
-  interval Δ ± t_{ν, 1−α/2} √(V_t + V_c);
-- ratios: the z-test on the delta-method variance, interval Δ ± z_{1−α/2} √(V_t + V_c).
+  interval Δ ± t_{ν, 1−γ/2} √(V_t + V_c);
+- ratios: the z-test on the delta-method variance, interval Δ ± z_{1−γ/2} √(V_t + V_c).
 
-The relative lift's interval is ρ ± z_{1−α/2} √Var(ρ) in every case.
+The relative lift ρ − 1, ρ = θ_t / θ_c, by Fieller's method with the same critical value
+c (z, or Welch's t_ν for means): the ratios ρ that the same test would not reject for
+θ_t − ρ θ_c = 0,
+
+    {ρ : (θ̂_t − ρ θ̂_c)² ≤ c² (V_t + ρ² V_c)}
+
+that is, with A = θ̂_c² − c² V_c, B = θ̂_t θ̂_c, C = θ̂_t² − c² V_t, the roots of
+A ρ² − 2 B ρ + C = 0:
+
+    ρ_upper = (B + √(B² − AC)) / A        ρ_lower = C / (B + √(B² − AC))
+
+(the second form avoids cancellation), with B² − AC = c² (θ̂_t² V_c + θ̂_c² V_t − c² V_t V_c).
+At ρ = 1 the condition is Δ² ≤ c² (V_t + V_c), the absolute interval's: the relative interval
+excludes 0 exactly when the absolute one does. When A > 0 and C > 0 (each variant's value is
+distinguishable from 0 at c) the set is a bounded interval within (0, ∞), so the relative
+lift's bounds stay above −100 %, and it contains the point estimate ρ̂ − 1. Otherwise the set
+is unbounded (or reaches 0) and the relative lift is reported as undefined. Unlike the delta
+method's symmetric ρ̂ ± c √Var(ρ̂), Fieller's interval is skewed the way a ratio is: an
+estimate of +43.7 % from few conversions gets an interval such as [+2 %, +110 %], never one
+that crosses 0 while the absolute interval does not.
 """
 
 from __future__ import annotations
@@ -48,6 +69,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from scipy import special
 
 
@@ -169,15 +191,6 @@ def difference(t: Estimate, c: Estimate) -> tuple[float, float]:
     return tv - cv, tvar + cvar
 
 
-def relative(t: Estimate, c: Estimate) -> tuple[float, float] | None:
-    """(ρ, Var ρ) by the delta method; None when control's value is 0 (no relative lift)."""
-    assert t.usable and c.usable
-    if c.value == 0:
-        return None
-    (tc, tvar), (cc, cvar) = t.parts(), c.parts()
-    return tc / cc - 1, tvar / cc**2 + tc**2 * cvar / cc**4
-
-
 def z_quantile(level: float) -> float:
     """z_{(1+level)/2}: the two-sided normal critical value for a confidence level."""
     return float(special.ndtri(0.5 + level / 2))
@@ -187,45 +200,114 @@ def two_sided_p(z: float) -> float:
     return float(2 * special.ndtr(-abs(z)))
 
 
+def fieller(t_value, t_var, c_value, c_var, crit) -> tuple[np.ndarray, np.ndarray]:
+    """Fieller's interval (lower, upper) for θ_t / θ_c at critical value(s) `crit` (see the
+    module docstring); NaN where the set is not a bounded interval within (0, ∞)."""
+    c2 = np.square(np.asarray(crit, dtype=float))
+    a = c_value * c_value - c2 * c_var
+    b = t_value * c_value
+    cc = t_value * t_value - c2 * t_var
+    ok = (a > 0) & (cc > 0) & (b > 0)
+    root = np.sqrt(np.maximum(c2 * (t_value * t_value * c_var + c_value * c_value * t_var - c2 * t_var * c_var), 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        upper = np.where(ok, (b + root) / np.where(ok, a, 1.0), np.nan)
+        lower = np.where(ok, cc / (b + root), np.nan)
+    return lower, upper
+
+
+def agree_half_width(distance, h, excludes):
+    """Half-widths h adjusted at the rounding level (1e-12 relative) so that |Δ̂| > h exactly
+    where `excludes` (the test's own verdict, p ≤ γ): the same condition computed two ways."""
+    return np.where(excludes, np.minimum(h, distance * (1 - 1e-12)), np.maximum(h, distance))
+
+
+def agree_on_zero(lower, upper, excludes, delta: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Relative bounds that exclude 0 exactly where the absolute interval does, on the side of
+    Δ̂. The conditions are identical in exact arithmetic (see Fieller's above); this settles
+    floating-point ties only. NaN (undefined) passes through."""
+    tiny = np.finfo(float).tiny
+    lower = np.where(excludes & (delta > 0) & (lower <= 0), tiny, lower)
+    upper = np.where(excludes & (delta < 0) & (upper >= 0), -tiny, upper)
+    lower = np.where(~excludes & (lower > 0), 0.0, lower)
+    upper = np.where(~excludes & (upper < 0), 0.0, upper)
+    return lower, upper
+
+
+def relative_bounds(t: Estimate, c: Estimate, crit, excludes, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """The relative lift's interval ρ − 1 by Fieller at critical value(s) `crit`, agreeing on 0
+    with the absolute interval whose verdict is `excludes`; NaN where undefined."""
+    lower, upper = fieller(t.value, t.variance, c.value, c.variance, crit)
+    return agree_on_zero(lower - 1, upper - 1, np.asarray(excludes), delta)
+
+
+def relative_point(t: Estimate, c: Estimate) -> float | None:
+    """ρ̂ − 1, or None when control's value is 0."""
+    if not c.value or t.value is None:
+        return None
+    return t.value / c.value - 1
+
+
 @dataclass(frozen=True)
 class FixedTest:
-    """The classical comparison: p-value and intervals (absolute, and relative when defined)."""
+    """The classical comparison: its p-value and statistic, and intervals at any level that
+    agree with it (`at`). `absolute` and `relative` are those at the level asked for."""
 
     p_value: float
+    statistic: float
+    delta: float
+    standard_error: float
+    df: float | None  # Welch's degrees of freedom (means); None: normal
+    t: Estimate
+    c: Estimate
     absolute: Interval
     relative: Interval | None
-    statistic: float
-    df: float | None = None  # Welch's degrees of freedom (means)
+
+    def critical(self, gamma: float) -> float:
+        """z_{1−γ/2}, or Welch's t_{ν, 1−γ/2}."""
+        if self.df is not None:
+            return float(special.stdtrit(self.df, 1 - gamma / 2))
+        return float(special.ndtri(1 - gamma / 2))
+
+    def at(self, gamma: float) -> tuple[Interval, Interval | None]:
+        """The absolute and relative intervals at level 1 − γ."""
+        return _fixed_intervals(
+            self.t, self.c, self.delta, self.standard_error, self.p_value, self.critical(gamma), gamma
+        )
+
+
+def _fixed_intervals(
+    t: Estimate, c: Estimate, delta: float, se: float, p: float, crit: float, gamma: float
+) -> tuple[Interval, Interval | None]:
+    excludes = p <= gamma
+    half = float(agree_half_width(abs(delta), crit * se, excludes))
+    absolute = Interval(delta, delta - half, delta + half)
+    lo, hi = relative_bounds(t, c, crit, excludes, delta)
+    rho = relative_point(t, c)
+    if rho is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return absolute, None
+    return absolute, Interval(min(max(rho, float(lo)), float(hi)), float(lo), float(hi))
 
 
 def fixed_test(t_stats: Stats, c_stats: Stats, t: Estimate, c: Estimate, level: float) -> FixedTest | None:
-    """Compare treatment with control at confidence `level`; None if either is not usable."""
+    """Compare treatment with control; intervals at confidence `level`. None if either is not
+    usable."""
     if not (t.usable and c.usable):
         return None
     delta, var = difference(t, c)
     se = math.sqrt(var)
-    z = z_quantile(level)
     df = None
-    if isinstance(t_stats, Proportion) and isinstance(c_stats, Proportion):
-        pooled = (t_stats.x + c_stats.x) / (t_stats.n + c_stats.n)
-        se0 = math.sqrt(pooled * (1 - pooled) * (1 / t_stats.n + 1 / c_stats.n))
-        stat = delta / se0 if se0 > 0 else 0.0
-        p = two_sided_p(stat) if se0 > 0 else 1.0
-        half = z * se
-    elif isinstance(t_stats, Mean) and isinstance(c_stats, Mean):
+    if isinstance(t_stats, Mean) and isinstance(c_stats, Mean):
         stat, p, df = welch(t, c)
-        half = float(special.stdtrit(df, 0.5 + level / 2)) * se if df is not None else z * se
+    elif se > 0:
+        stat = delta / se
+        p = two_sided_p(stat)
     else:
-        stat = delta / se if se > 0 else 0.0
-        p = two_sided_p(stat) if se > 0 else 1.0
-        half = z * se
-    absolute = Interval(delta, delta - half, delta + half)
-    rel = relative(t, c)
-    rel_interval = None
-    if rel is not None:
-        half_r = z * math.sqrt(rel[1])
-        rel_interval = Interval(rel[0], rel[0] - half_r, rel[0] + half_r)
-    return FixedTest(p, absolute, rel_interval, stat, df)
+        # No variance at all (every unit alike in both): the difference is exact.
+        stat = 0.0 if delta == 0 else math.copysign(math.inf, delta)
+        p = 1.0 if delta == 0 else 0.0
+    crit = float(special.stdtrit(df, 0.5 + level / 2)) if df is not None else z_quantile(level)
+    absolute, rel = _fixed_intervals(t, c, delta, se, p, crit, 1 - level)
+    return FixedTest(p, stat, delta, se, df, t, c, absolute, rel)
 
 
 def welch(t: Estimate, c: Estimate) -> tuple[float, float, float | None]:
@@ -233,9 +315,10 @@ def welch(t: Estimate, c: Estimate) -> tuple[float, float, float | None]:
     vt, vc = t.variance, c.variance
     assert vt is not None and vc is not None and t.value is not None and c.value is not None
     var = vt + vc
+    delta = t.value - c.value
     if var <= 0:
-        return 0.0, 1.0, None
-    stat = (t.value - c.value) / math.sqrt(var)
+        return (0.0, 1.0, None) if delta == 0 else (math.copysign(math.inf, delta), 0.0, None)
+    stat = delta / math.sqrt(var)
     denom = (vt * vt / (t.n - 1) if t.n > 1 else 0.0) + (vc * vc / (c.n - 1) if c.n > 1 else 0.0)
     df = var * var / denom if denom > 0 else None
     if df is None:

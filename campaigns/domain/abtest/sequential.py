@@ -18,7 +18,10 @@ P(∃ look: Λ(δ) ≥ 1/α) ≤ α, whatever the looks and however the test is 
       h = √( V (V + τ²) / τ² · (2 log(1/α) + log((V + τ²) / V)) )
 
   and the running intersection of these intervals over the looks so far is still valid.
-  0 lies outside the intersection exactly when the running p-value is ≤ α.
+  0 lies outside the intersection exactly when the running p-value is ≤ α (each look's
+  interval excludes 0 exactly when that look's p-value is ≤ α, and an intersection of
+  intervals that all contain 0 contains 0). `look_bounds` enforces that equivalence at the
+  rounding level too, so a decision, its p-value and its interval can never disagree.
 
 With V estimated from the data (plug-in), these are the asymptotic confidence sequences of
 Waudby-Smith, Arbour, Sinha, Kennedy and Ramdas (2023, "Time-uniform central limit theory"):
@@ -38,6 +41,40 @@ then sharpest at its planned horizon. There the half-width is c_α √V_N with
 
 which is what `power` uses for the sequential sample size. Where V_N cannot be known in
 advance it is projected from the current look, V_N = V · n / N (variance falls as 1/n).
+
+The relative lift, by Fieller's construction
+--------------------------------------------
+The ratio ρ = θ_t / θ_c is tested at each ρ by the same mixture applied to
+D_ρ = θ̂_t − ρ θ̂_c, whose variance is V(ρ) = V_t + ρ² V_c, with the mixing variance scaled
+like the variance, τ²(ρ) = τ² V(ρ) / V(1). The ratio r = τ²/V is then the same for every ρ,
+so the half-width in standard errors, c = h / √V, is too, and the look's confidence set is
+Fieller's:
+
+    {ρ : (θ̂_t − ρ θ̂_c)² ≤ c² (V_t + ρ² V_c)}
+
+(`estimates.fieller`). At ρ = 1 this is |Δ̂| ≤ c √V, the absolute interval's own condition,
+so the relative interval excludes 0 exactly when the absolute one does, by construction. It is
+a bounded interval within (0, ∞) — a relative lift above −100 % — when both variants' values
+are distinguishable from 0 (θ̂² > c² V for each); before that (a handful of conversions) the
+relative lift is reported as undefined rather than as an interval that means nothing.
+
+The running state, per comparison, at several levels
+----------------------------------------------------
+Holm's step-down (see `holm`) tests the comparison ranked i-th of m at α/(m − i + 1), so the
+running intervals are kept at every level γ ∈ {α/m, α/(m − 1), …, α/1} (m = K − 1, the
+treatments; one level for an A/B test). All levels share one mixture (τ² tuned at α/m), so
+one running p-value serves them all: 0 lies outside the level-γ intersection exactly when
+the running p-value is ≤ γ.
+
+Two cases break the running intersection, and neither may leave a verdict behind that its
+own numbers contradict:
+
+- the new look's interval is disjoint from the running one (at any level, absolute or
+  relative): the looks disagree beyond their error bounds, so a model assumption is broken
+  (the effect drifts over time). The state restarts from the latest look — p-value and
+  intervals together — and says so;
+- the look has no variance (every value the same): nothing is learnt, and the state is
+  carried forward unchanged.
 """
 
 from __future__ import annotations
@@ -47,6 +84,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+
+from campaigns.domain.abtest.estimates import agree_half_width
 
 
 @lru_cache(maxsize=64)
@@ -74,13 +113,14 @@ def mixing_variance(planned_variance, alpha: float):
     return optimal_ratio(alpha) * planned_variance
 
 
-def half_width(variance, tau2, alpha: float):
-    """h = √(V (V + τ²)/τ² · (2 log(1/α) + log((V + τ²)/V))). Works on arrays."""
-    if isinstance(variance, float) and isinstance(tau2, float):  # the API's case: plain floats are faster
+def half_width(variance, tau2, alpha):
+    """h = √(V (V + τ²)/τ² · (2 log(1/α) + log((V + τ²)/V))). Works on arrays (of α too)."""
+    if isinstance(variance, float) and isinstance(tau2, float) and isinstance(alpha, float):
+        # The API's case: plain floats are faster.
         return math.sqrt(variance * (variance + tau2) / tau2 * (2 * math.log(1 / alpha) + math.log1p(tau2 / variance)))
     v = np.asarray(variance, dtype=float)
     t = np.asarray(tau2, dtype=float)
-    out = np.sqrt(v * (v + t) / t * (2 * math.log(1 / alpha) + np.log1p(t / v)))
+    out = np.sqrt(v * (v + t) / t * (2 * np.log(1 / np.asarray(alpha, dtype=float)) + np.log1p(t / v)))
     return out if out.ndim else float(out)
 
 
@@ -102,82 +142,130 @@ def p_value(delta, variance, tau2):
 # --- The running state of one comparison across looks -----------------------------------
 
 
+def look_bounds(delta: float, variance: float, tau2: float, gammas: np.ndarray) -> tuple[float, np.ndarray]:
+    """One look: its mixture p-value and the half-width h of its interval at each level γ.
+
+    h is adjusted at the rounding level (1e-12 relative) so that |Δ̂| > h exactly when
+    p ≤ γ: the two are the same condition, Λ(0) ≥ 1/γ, computed two ways."""
+    p = p_value(float(delta), float(variance), float(tau2))
+    h = np.atleast_1d(half_width(np.full(gammas.shape, float(variance)), float(tau2), gammas))
+    return p, agree_half_width(abs(delta), h, p <= gammas)
+
+
 @dataclass(frozen=True)
 class Running:
-    """What one comparison (a metric, a variant against control) has shown so far."""
+    """What one comparison (a metric, a variant against control) has shown so far: the running
+    minimum p-value and, at each level γ of `gammas`, the intersected intervals of the
+    difference and of the relative lift (±inf where no look has bounded the relative lift)."""
 
+    gammas: tuple[float, ...] = ()
     p_value: float = 1.0
-    lower: float = -math.inf
-    upper: float = math.inf
-    rel_lower: float = -math.inf
-    rel_upper: float = math.inf
+    lower: tuple[float, ...] = ()
+    upper: tuple[float, ...] = ()
+    rel_lower: tuple[float, ...] = ()
+    rel_upper: tuple[float, ...] = ()
     looks: int = 0
-    conflict: bool = False  # the looks' intervals stopped overlapping: the model is off
+    restarts: int = 0  # how often the looks disagreed beyond their error bounds
+    restarted: bool = False  # … at the latest look
+
+    @property
+    def started(self) -> bool:
+        return self.looks > 0
+
+    def index(self, gamma: float) -> int:
+        return next(i for i, g in enumerate(self.gammas) if math.isclose(g, gamma, rel_tol=1e-9))
+
+    def kept_at(self, gammas: tuple[float, ...]) -> bool:
+        """Whether this state holds intervals at exactly these levels (stored states come back
+        through JSON, so the comparison allows for the last digit)."""
+        return len(gammas) == len(self.gammas) and all(
+            math.isclose(a, b, rel_tol=1e-9) for a, b in zip(gammas, self.gammas, strict=True)
+        )
 
     def to_json(self) -> dict:
         return {
+            "v": 2,
+            "gammas": list(self.gammas),
             "p": self.p_value,
-            "lo": _finite_or_none(self.lower),
-            "hi": _finite_or_none(self.upper),
-            "rlo": _finite_or_none(self.rel_lower),
-            "rhi": _finite_or_none(self.rel_upper),
+            "lo": _json_bounds(self.lower),
+            "hi": _json_bounds(self.upper),
+            "rlo": _json_bounds(self.rel_lower),
+            "rhi": _json_bounds(self.rel_upper),
             "looks": self.looks,
-            "conflict": self.conflict,
+            "restarts": self.restarts,
+            "restarted": self.restarted,
         }
 
     @classmethod
     def from_json(cls, raw: dict | None) -> Running:
-        if not raw:
+        """The stored state; a state of the earlier single-level form starts afresh (its
+        relative interval was not Fieller's and it kept no levels for Holm)."""
+        if not raw or raw.get("v") != 2:
             return cls()
         return cls(
-            p_value=raw.get("p", 1.0),
-            lower=_or(raw.get("lo"), -math.inf),
-            upper=_or(raw.get("hi"), math.inf),
-            rel_lower=_or(raw.get("rlo"), -math.inf),
-            rel_upper=_or(raw.get("rhi"), math.inf),
+            gammas=tuple(raw["gammas"]),
+            p_value=raw["p"],
+            lower=tuple(_or(x, -math.inf) for x in raw["lo"]),
+            upper=tuple(_or(x, math.inf) for x in raw["hi"]),
+            rel_lower=tuple(_or(x, -math.inf) for x in raw["rlo"]),
+            rel_upper=tuple(_or(x, math.inf) for x in raw["rhi"]),
             looks=raw.get("looks", 0),
-            conflict=raw.get("conflict", False),
+            restarts=raw.get("restarts", 0),
+            restarted=raw.get("restarted", False),
         )
 
 
-def _finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
+def _json_bounds(xs: tuple[float, ...]) -> list[float | None]:
+    return [x if math.isfinite(x) else None for x in xs]
 
 
 def _or(x: float | None, default: float) -> float:
     return default if x is None else x
 
 
-def _intersect(lo1: float, hi1: float, lo2: float, hi2: float) -> tuple[float, float, bool]:
-    lo, hi = max(lo1, lo2), min(hi1, hi2)
-    if lo > hi:
-        # Disjoint intervals cannot both hold: an assumption is broken (e.g. a trend over
-        # time). Fall back to the current look rather than report an empty interval.
-        return lo2, hi2, True
-    return lo, hi, False
-
-
 def advance(
     previous: Running,
+    gammas: tuple[float, ...],
     *,
     p: float,
-    lower: float,
-    upper: float,
-    rel_lower: float | None,
-    rel_upper: float | None,
+    delta: float,
+    h: np.ndarray,
+    rel_lower: np.ndarray,
+    rel_upper: np.ndarray,
 ) -> Running:
-    """Fold one look into the running state: minimum p-value, intersected intervals."""
-    lo, hi, conflict = _intersect(previous.lower, previous.upper, lower, upper)
-    rlo, rhi = previous.rel_lower, previous.rel_upper
-    if rel_lower is not None and rel_upper is not None:
-        rlo, rhi, rel_conflict = _intersect(rlo, rhi, rel_lower, rel_upper)
-        conflict = conflict or rel_conflict
+    """Fold one look into the running state: minimum p-value, intersected intervals at every
+    level; restart from this look if it is disjoint from the running state (see above)."""
+    lo, hi = delta - h, delta + h
+    rlo = np.where(np.isnan(rel_lower), -math.inf, rel_lower)
+    rhi = np.where(np.isnan(rel_upper), math.inf, rel_upper)
+    fresh = Running(gammas, p, _t(lo), _t(hi), _t(rlo), _t(rhi), looks=previous.looks + 1, restarts=previous.restarts)
+    if not previous.started or not previous.kept_at(gammas):
+        return fresh
+    lo_run, hi_run = np.maximum(previous.lower, lo), np.minimum(previous.upper, hi)
+    rlo_run, rhi_run = np.maximum(previous.rel_lower, rlo), np.minimum(previous.rel_upper, rhi)
+    if (lo_run > hi_run).any() or (rlo_run > rhi_run).any():
+        return Running(
+            gammas,
+            p,
+            _t(lo),
+            _t(hi),
+            _t(rlo),
+            _t(rhi),
+            looks=previous.looks + 1,
+            restarts=previous.restarts + 1,
+            restarted=True,
+        )
     return Running(
-        p_value=min(previous.p_value, p),
-        lower=lo,
-        upper=hi,
-        rel_lower=rlo,
-        rel_upper=rhi,
+        gammas,
+        min(previous.p_value, p),
+        _t(lo_run),
+        _t(hi_run),
+        _t(rlo_run),
+        _t(rhi_run),
         looks=previous.looks + 1,
-        conflict=previous.conflict or conflict,
+        restarts=previous.restarts,
     )
+
+
+def _t(a: np.ndarray) -> tuple[float, ...]:
+    return tuple(np.asarray(a, dtype=float).tolist())

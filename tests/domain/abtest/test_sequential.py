@@ -62,16 +62,36 @@ def test_functions_work_on_arrays():
     assert sequential.half_width(np.array([1.0, 2.0]), 8.0, 0.05).shape == (2,)
 
 
-def test_running_state_takes_the_minimum_and_intersects():
-    s = Running()
-    s = sequential.advance(s, p=0.3, lower=-1, upper=3, rel_lower=-0.1, rel_upper=0.3)
-    s = sequential.advance(s, p=0.5, lower=0, upper=4, rel_lower=0.0, rel_upper=0.4)
-    assert (s.p_value, s.lower, s.upper, s.rel_lower, s.rel_upper, s.looks) == (0.3, 0, 3, 0.0, 0.3, 2)
+def test_running_state_takes_the_minimum_and_intersects_at_every_level():
+    gammas = (0.025, 0.05)
+    nan = np.array([np.nan, np.nan])
+    s = sequential.advance(
+        Running(),
+        gammas,
+        p=0.3,
+        delta=1.0,
+        h=np.array([2.5, 2.0]),
+        rel_lower=np.array([-0.2, -0.1]),
+        rel_upper=np.array([0.4, 0.3]),
+    )
+    s = sequential.advance(s, gammas, p=0.5, delta=2.0, h=np.array([2.5, 2.0]), rel_lower=nan, rel_upper=nan)
+    assert (s.p_value, s.lower, s.upper, s.looks) == (0.3, (-0.5, 0.0), (3.5, 3.0), 2)
+    assert (s.rel_lower, s.rel_upper) == ((-0.2, -0.1), (0.4, 0.3))  # an undefined look changes nothing
     assert Running.from_json(s.to_json()) == s
-    # Disjoint intervals: the model broke; keep the latest look and say so.
-    s = sequential.advance(s, p=0.2, lower=5, upper=6, rel_lower=None, rel_upper=None)
-    assert (s.lower, s.upper, s.conflict) == (5, 6, True)
+    # Disjoint intervals: the model broke; restart everything from the latest look, and say so.
+    s = sequential.advance(s, gammas, p=0.2, delta=5.0, h=np.array([1.0, 0.5]), rel_lower=nan, rel_upper=nan)
+    assert (s.p_value, s.lower, s.upper, s.restarted, s.restarts) == (0.2, (4.0, 4.5), (6.0, 5.5), True, 1)
+    assert s.rel_lower == (-math.inf, -math.inf)
     assert Running.from_json(None) == Running()
+    # A state of the earlier single-level form starts afresh.
+    assert Running.from_json({"p": 0.01, "lo": 0.1, "hi": 0.3}) == Running()
+
+
+def test_look_bounds_agree_with_the_p_value_at_every_level():
+    gammas = np.array([0.05 / 3, 0.025, 0.05])
+    for delta in np.linspace(0, 5, 501):
+        p, h = sequential.look_bounds(float(delta), 1.0, 8.0, gammas)
+        assert ((abs(delta) > h) == (p <= gammas)).all()
 
 
 # --- Bayesian view -----------------------------------------------------------------------
