@@ -46,15 +46,15 @@ def signed_percent(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value * 100:+.{digits}f}%"
 
 
-def nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
-    """Round tick values covering [low, high] (steps of 1, 2 or 5 × 10ⁿ)."""
+def nice_ticks(low: float, high: float, count: int = 4, *, min_step: float = 0.0) -> list[float]:
+    """Round tick values covering [low, high] (steps of 1, 2 or 5 × 10ⁿ, at least `min_step`)."""
     if not math.isfinite(low) or not math.isfinite(high):
         return [0.0]
     if high <= low:
         high = low + (abs(low) or 1.0)
     raw = (high - low) / max(count, 1)
     magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    step = max(next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw), min_step)
     first = math.floor(low / step) * step
     ticks: list[float] = []
     value = first
@@ -120,6 +120,7 @@ def line_chart(
     width: int = 560,
     height: int = 200,
     max_x_labels: int = 7,
+    whole: bool = False,
 ) -> LineChart:
     """A line of the measured points, a dashed line of the forecast, and the intervals as a band."""
     left, right, top, bottom = 52.0, width - 12.0, 12.0, height - 28.0
@@ -133,7 +134,9 @@ def line_chart(
         chart.empty = True
         chart.description = f"{title}: no data in this period."
         return chart
-    ticks = nice_ticks(min(0.0, min(values)), max(values) if max(values) > 0 else 1.0)
+    # Counts (`whole`) get whole-number ticks: no "0.25 calls".
+    top_value = max(values) if max(values) > 0 else (4.0 if whole else 1.0)
+    ticks = nice_ticks(min(0.0, min(values)), top_value, min_step=1.0 if whole else 0.0)
     lo, hi = ticks[0], ticks[-1]
     n = len(points)
 

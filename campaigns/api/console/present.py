@@ -78,7 +78,8 @@ def trend_charts(report: Analytics, tz: str, today: date) -> ChartSet:
                 history = [v if (v := value(t)) is not None else 0.0 for t in complete]
                 ahead = _from_history(history, last_day)
             points += _future(ahead, today)
-        out.charts.append((key, charts.line_chart(points, title=title, fmt=fmt)))
+        whole = key in ("calls", "leads")
+        out.charts.append((key, charts.line_chart(points, title=title, fmt=fmt, whole=whole)))
     out.forecast_note = (
         "Forecasts are by day: switch to 7 or 30 days to see them."
         if hourly

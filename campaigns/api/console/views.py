@@ -38,6 +38,10 @@ def iso(value: datetime | None) -> str:
     return "" if value is None else value.astimezone(UTC).isoformat()
 
 
+def compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
 def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False, default=str)
 
@@ -51,6 +55,7 @@ env.filters.update(
     percent=charts.percent,
     signed_percent=charts.signed_percent,
     pretty_json=pretty_json,
+    compact_json=compact_json,
 )
 
 
