@@ -506,7 +506,8 @@ async def attempts_by_hour(conn: Conn, *, endpoint_ids: list[UUID], since: datet
                percentile_cont(0.5) WITHIN GROUP (ORDER BY a.latency_ms) AS latency_p50,
                percentile_cont(0.95) WITHIN GROUP (ORDER BY a.latency_ms) AS latency_p95
         FROM webhook_deliveries d JOIN webhook_attempts a ON a.delivery_id = d.id
-        WHERE d.endpoint_id = ANY($1::uuid[]) AND d.created_at >= $2 - interval '7 days' AND a.started_at >= $2
+        WHERE d.endpoint_id = ANY($1::uuid[]) AND a.started_at >= $2
+          AND d.created_at >= $2::timestamptz - interval '7 days'
         GROUP BY 1, 2 ORDER BY 1, 2
         """,
         endpoint_ids,

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from campaigns.api.console import security, views
 from campaigns.api.console.deps import SignInRequired
@@ -26,10 +27,37 @@ log = logging.getLogger("campaigns.console")
 MOUNT = "/console"
 
 
+class ErrorPages:
+    """An unexpected failure is logged once and answered with the console's error page
+    (Starlette's own last-resort handler would log it again in the API app around it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            if started or scope["type"] != "http":
+                raise
+            request = Request(scope)
+            log.exception("unexpected error on %s %s", request.method, request.url.path)
+            message = "something failed on our side; it has been logged. Try again shortly."
+            await views.page(request, "error.html", {"status": 500, "message": message}, 500)(scope, receive, send)
+
+
 def create_console(api: FastAPI) -> FastAPI:
     """The console application; `api` is the API app whose state (pool, caches…) it uses."""
     console = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     console.state.api = api
+    console.add_middleware(ErrorPages)
     console.add_middleware(security.SecurityHeaders)
     static = StaticFiles(packages=[("campaigns.api.console", "static")])
     console.mount("/static", static, name="static")
@@ -58,11 +86,5 @@ def create_console(api: FastAPI) -> FastAPI:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         message = "no such page" if exc.status_code == 404 else str(exc.detail)
         return views.page(request, "error.html", {"status": exc.status_code, "message": message}, exc.status_code)
-
-    @console.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        message = "something failed on our side; it has been logged. Try again shortly."
-        return views.page(request, "error.html", {"status": 500, "message": message}, 500)
 
     return console
