@@ -50,7 +50,7 @@ def nice_ticks(low: float, high: float, count: int = 4, *, min_step: float = 0.0
     """Round tick values covering [low, high] (steps of 1, 2 or 5 × 10ⁿ, at least `min_step`)."""
     if not math.isfinite(low) or not math.isfinite(high):
         return [0.0]
-    if high <= low:
+    if high - low < 1e-9 * max(1.0, abs(low), abs(high)):  # no spread worth a scale: show one unit
         high = low + (abs(low) or 1.0)
     raw = (high - low) / max(count, 1)
     magnitude = 10 ** math.floor(math.log10(raw))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from campaigns.auth.service import create_key
 from tests.support import abtests
 from tests.support.browser import browser, chromium, live_api, screenshot  # noqa: F401 (fixtures)
-from tests.support.campaigns import CAMPAIGN
+from tests.support.campaigns import CAMPAIGN, EVERY_DAY
 from tests.support.polling import eventually
 from tests.support.receiver import Answer, Receiver
 from tests.support.webhooks import FAST_RETRY
@@ -127,8 +128,15 @@ async def test_a_campaign_from_a_bad_form_to_paused(browser, live_api, pool):  #
     assert await page.get_by_text("21:00 in Sydney").count() >= 1
     assert await page.get_by_role("link", name="Resume").count() == 1
 
-    # The other pages of the campaign, for a look.
+    # The other pages of the campaign, for a look: a schedule with windows and a blackout day.
+    blackout = (datetime.now(UTC) + timedelta(days=2)).astimezone(ZoneInfo("Australia/Sydney")).date()
+    async with _api(live_api, key) as api:
+        r = await api.put(f"/api/campaigns/{campaign_id}/configuration", json={"schedule": {
+            "windows": {**{d: ["09:00-12:30", "14:00-20:00"] for d in EVERY_DAY[:5]}, "saturday": ["10:00-14:00"]},
+            "blackoutDates": [blackout.isoformat()]}})
+        assert r.status_code == 200, r.text
     await page.get_by_role("link", name="Schedule").click()
+    assert await page.locator("svg.calendar .blackout").count() == 1
     await page.get_by_label("Phone number (E.164)").fill("+61 2 9374 4000")
     await page.get_by_role("button", name="May we dial now?").click()
     await page.get_by_role("status").wait_for()
