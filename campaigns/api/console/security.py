@@ -42,7 +42,8 @@ HEADERS = [
 
 
 class SecurityHeaders:
-    """Adds the headers above to every console response (pages, streams, static files)."""
+    """Adds the headers above to every console response (pages, streams, static files), and
+    `Server-Timing: app;dur=…`, the time until the response started (a page's whole render)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -52,10 +53,14 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        began = time.perf_counter()
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 names = {name.lower() for name, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [h for h in HEADERS if h[0] not in names]
+                timing = (b"server-timing", f"app;dur={(time.perf_counter() - began) * 1000:.1f}".encode())
+                extra = [h for h in HEADERS if h[0] not in names] + [timing]
+                message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
