@@ -145,7 +145,15 @@ async def test_a_campaign_from_a_bad_form_to_paused(browser, live_api, pool):  #
     await page.locator("iframe.preview").wait_for()
     await page.wait_for_timeout(800)
     await screenshot(page, "console/widget")
+    async with _api(live_api, key) as api:  # a fuller list to look at
+        for name, channel, activate in [("Renewals outreach", "phone", True), ("Inbound support line", "multi", True),
+                                        ("Web leads", "web", False), ("Spring promo, Paris", "sms", False)]:
+            r = await api.post("/api/campaigns", json={**CAMPAIGN, "name": name, "channel": channel,
+                                                       "timezone": "Europe/Paris"})
+            if activate:
+                await api.post(f"/api/campaigns/{r.json()['campaign']['id']}/activate")
     await page.goto(f"{live_api.url}/console/campaigns")
+    assert await page.locator("table.list tbody tr").count() == 5
     await screenshot(page, "console/campaigns")
 
     # Signing out ends the session.
