@@ -83,6 +83,13 @@ class Settings(BaseSettings):
 
     log_level: str = Field(default="info")
 
+    # The web console (/console). Session cookies are signed with this key; unset: a key is
+    # made once in DATA_DIR/console-secret.key (set it when running several API processes).
+    console_secret_key: str | None = None
+    console_session_hours: float = 12.0
+    # Where the console links a campaign's workflow; default: the embedded Temporal UI.
+    temporal_ui_url: str | None = None
+
     # Webhooks. Secrets are encrypted at rest with these Fernet keys (comma-separated; the
     # first encrypts, all decrypt, so keys can be rotated). Unset: a key is made once in
     # DATA_DIR/webhook-secret.key (fine for one machine; set it when running several).
@@ -123,6 +130,10 @@ class Settings(BaseSettings):
     @property
     def temporal_target(self) -> str:
         return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def temporal_ui(self) -> str:
+        return (self.temporal_ui_url or f"http://127.0.0.1:{self.temporal_ui_port}").rstrip("/")
 
     @property
     def base_url(self) -> str:

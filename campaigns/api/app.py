@@ -20,6 +20,8 @@ from campaigns.api import errors
 from campaigns.api.abtests.routes import router as abtests_router
 from campaigns.api.analytics.routes import router as analytics_router
 from campaigns.api.campaigns.routes import router as campaigns_router
+from campaigns.api.console.app import MOUNT as CONSOLE_MOUNT
+from campaigns.api.console.app import create_console
 from campaigns.api.embed.routes import router as embed_router
 from campaigns.api.events.routes import router as events_router
 from campaigns.api.health.routes import router as health_router
@@ -110,4 +112,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(keys_router)
     app.include_router(webhooks_router)
     app.include_router(health_router)
+    # The web console: pages on the same services, under the same organization and scope checks.
+    app.mount(CONSOLE_MOUNT, create_console(app))
     return app

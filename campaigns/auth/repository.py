@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
@@ -71,3 +72,38 @@ async def revoke_key(conn: Conn, *, organization_id: UUID, key_id: UUID) -> asyn
         key_id,
         organization_id,
     )
+
+
+# --- Console sessions ----------------------------------------------------------------------
+
+
+async def insert_session(
+    conn: Conn, *, token_hash: bytes, key_id: UUID, organization_id: UUID, expires_at: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO console_sessions (token_hash, key_id, organization_id, expires_at) VALUES ($1, $2, $3, $4)",
+        token_hash,
+        key_id,
+        organization_id,
+        expires_at,
+    )
+
+
+async def session_key_hash(conn: Conn, token_hash: bytes) -> bytes | None:
+    """The hash of the key a live session was opened with; None when the session is over or
+    the key revoked."""
+    return await conn.fetchval(
+        """
+        SELECT k.key_hash FROM console_sessions s JOIN api_keys k ON k.id = s.key_id
+        WHERE s.token_hash = $1 AND s.expires_at > now() AND k.revoked_at IS NULL
+        """,
+        token_hash,
+    )
+
+
+async def delete_session(conn: Conn, token_hash: bytes) -> None:
+    await conn.execute("DELETE FROM console_sessions WHERE token_hash = $1", token_hash)
+
+
+async def delete_expired_sessions(conn: Conn) -> None:
+    await conn.execute("DELETE FROM console_sessions WHERE expires_at <= now()")

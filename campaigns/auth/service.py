@@ -42,7 +42,11 @@ async def create_key(pool: asyncpg.Pool, *, organization: str, name: str = "defa
 async def authenticate(pool: asyncpg.Pool, principals: PrincipalCache | None, key: str) -> Principal | None:
     """The key's principal; through the process's memory when it has a principal cache
     (revoking a key drops it there in every process before the revocation returns)."""
-    key_hash = hash_key(key)
+    return await authenticate_hash(pool, principals, hash_key(key))
+
+
+async def authenticate_hash(pool: asyncpg.Pool, principals: PrincipalCache | None, key_hash: bytes) -> Principal | None:
+    """`authenticate` for a key known by its hash (a console session keeps only that)."""
     if principals is not None and (known := principals.get(key_hash)) is not None:
         return known
     epoch = principals.epoch if principals is not None else 0

@@ -158,6 +158,7 @@ def _banner(settings: Settings, key: str, *, simulate: bool = False) -> None:
         f"""
 Quantum Campaigns is running.
 
+  Console        {settings.base_url}/console  (sign in with the API key below)
   API            {settings.base_url}
   OpenAPI docs   {settings.base_url}/docs
   Temporal UI    {ui}

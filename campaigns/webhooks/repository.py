@@ -493,3 +493,23 @@ async def reopen_failed(
         until,
         limit,
     )
+
+
+async def attempts_by_hour(conn: Conn, *, endpoint_ids: list[UUID], since: datetime) -> list[asyncpg.Record]:
+    """Attempts per endpoint and hour since `since`: how many, how many succeeded (a 2xx),
+    and their latencies' median and 95th percentile. Reached through the deliveries' index
+    (attempts start after their delivery was created)."""
+    return await conn.fetch(
+        """
+        SELECT d.endpoint_id, date_trunc('hour', a.started_at) AS hour, count(*) AS attempts,
+               count(*) FILTER (WHERE a.error_class IS NULL AND a.status_code BETWEEN 200 AND 299) AS succeeded,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY a.latency_ms) AS latency_p50,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY a.latency_ms) AS latency_p95
+        FROM webhook_deliveries d JOIN webhook_attempts a ON a.delivery_id = d.id
+        WHERE d.endpoint_id = ANY($1::uuid[]) AND a.started_at >= $2
+          AND d.created_at >= $2::timestamptz - interval '7 days'
+        GROUP BY 1, 2 ORDER BY 1, 2
+        """,
+        endpoint_ids,
+        since,
+    )

@@ -491,3 +491,53 @@ async def recover(
 def _require_enabled(endpoint: asyncpg.Record) -> None:
     if not endpoint["enabled"]:
         raise Conflict("the endpoint is disabled; enable it first (PUT with enabled: true)", code="webhook_disabled")
+
+
+@dataclass(frozen=True)
+class HourHealth:
+    hour: datetime
+    attempts: int
+    succeeded: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+
+
+@dataclass(frozen=True)
+class EndpointHealth:
+    """An endpoint's attempts over a period: success rate, latency, and the same per hour."""
+
+    attempts: int
+    succeeded: int
+    success_rate: float | None
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    hours: list[HourHealth]
+
+
+async def health(*, pool: asyncpg.Pool, endpoints: list[asyncpg.Record], hours: int = 24) -> dict[UUID, EndpointHealth]:
+    """Delivery health over the last `hours` of endpoints read in the caller's scope (`list_`)."""
+    since = datetime.now(UTC) - timedelta(hours=hours)
+    endpoint_ids = [e["id"] for e in endpoints]
+    rows = await repo.attempts_by_hour(pool, endpoint_ids=endpoint_ids, since=since)
+    by_endpoint: dict[UUID, list[asyncpg.Record]] = {}
+    for r in rows:
+        by_endpoint.setdefault(r["endpoint_id"], []).append(r)
+    out = {}
+    for endpoint_id in endpoint_ids:
+        hourly = [
+            HourHealth(r["hour"], r["attempts"], r["succeeded"], r["latency_p50"], r["latency_p95"])
+            for r in by_endpoint.get(endpoint_id, [])
+        ]
+        attempts = sum(h.attempts for h in hourly)
+        succeeded = sum(h.succeeded for h in hourly)
+        weighted = [(h.latency_p50_ms, h.attempts) for h in hourly if h.latency_p50_ms is not None]
+        out[endpoint_id] = EndpointHealth(
+            attempts=attempts,
+            succeeded=succeeded,
+            success_rate=succeeded / attempts if attempts else None,
+            # Per-hour medians weighted by attempts: close enough for a dashboard, one query.
+            latency_p50_ms=sum(v * n for v, n in weighted) / sum(n for _, n in weighted) if weighted else None,
+            latency_p95_ms=max((h.latency_p95_ms for h in hourly if h.latency_p95_ms is not None), default=None),
+            hours=hourly,
+        )
+    return out

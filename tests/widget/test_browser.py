@@ -6,9 +6,6 @@ and are counted. A page on an origin the widget does not allow shows nothing."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import uuid
 
 import httpx
@@ -16,59 +13,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from campaigns.api.app import create_app
 from campaigns.auth.service import create_key
+from tests.support.browser import browser, chromium, live_api  # noqa: F401 (fixtures)
 from tests.support.campaigns import CAMPAIGN
 from tests.support.polling import eventually
 from tests.support.servers import Server
 
 # Marked by hand: conftest.py tells browser tests by this marker, wherever they live.
 pytestmark = pytest.mark.browser
-
-playwright_api = pytest.importorskip("playwright.async_api", reason="the playwright package is not installed")
-
-
-def _install_chromium() -> str | None:
-    """Debian's chromium, installed with apt-get when missing and we may (root, apt present)."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
-        return found
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
-    if subprocess.run(install, env=env, capture_output=True, timeout=900).returncode != 0:
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=600)
-        subprocess.run(install, env=env, capture_output=True, timeout=900)
-    return shutil.which("chromium")
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = _install_chromium()
-    if path is None:
-        pytest.skip("headless Chromium is not available here and cannot be installed "
-                    "(needs Debian's `chromium` package: run `apt-get install -y chromium` as root)")
-    return path
-
-
-@pytest.fixture(scope="module")
-async def browser(chromium):
-    async with playwright_api.async_playwright() as p:
-        instance = await p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        yield instance
-        await instance.close()
-
-
-@pytest.fixture(scope="module")
-async def live_api(settings, worker):
-    """The API on a real port, so a browser can reach it."""
-    server = Server(None)
-    app = create_app(settings.model_copy(update={"public_base_url": f"http://127.0.0.1:{server.port}"}))
-    server.app = app
-    async with app.router.lifespan_context(app):
-        await server.start()
-        yield server
-        await server.stop()
-
 
 @pytest.fixture(scope="module")
 async def shop():
