@@ -100,6 +100,8 @@ class LineChart:
     line: str = ""  # path data of the measured values
     forecast_line: str = ""  # from the last measured value through the forecast
     band: str = ""  # polygon of the interval, where points have one
+    # Each point's own interval as a vertical bar: what a band cannot show for a lone point.
+    whiskers: list[tuple[float, float, float]] = field(default_factory=list)  # x, y of upper, y of lower
     y_ticks: list[tuple[float, str]] = field(default_factory=list)
     x_ticks: list[tuple[float, str]] = field(default_factory=list)
     marks: list[Mark] = field(default_factory=list)
@@ -123,7 +125,8 @@ def line_chart(
     whole: bool = False,
 ) -> LineChart:
     """A line of the measured points, a dashed line of the forecast, and the intervals as a band."""
-    left, right, top, bottom = 52.0, width - 12.0, 12.0, height - 28.0
+    # Room on the left for the widest label, e.g. "+150.0%" or "$12,500".
+    left, right, top, bottom = 66.0, width - 12.0, 12.0, height - 28.0
     chart = LineChart(title, "", width, height, left, right, top, bottom)
     chart.rows = [
         (p.note or p.label, fmt(p.value) if p.value is not None else "—", _fmt_interval(fmt, p.lower, p.upper))
@@ -162,6 +165,11 @@ def line_chart(
         upper = [(x(i), y(p.upper)) for i, p in banded if p.upper is not None]
         lower = [(x(i), y(p.lower)) for i, p in reversed(banded) if p.lower is not None]
         chart.band = _path(upper + lower) + " Z"
+        chart.whiskers = [
+            (round(x(i), 1), round(y(p.upper), 1), round(y(p.lower), 1))
+            for i, p in banded
+            if p.upper is not None and p.lower is not None
+        ]
     chart.marks = [
         Mark(round(x(i), 1), round(y(p.value), 1), f"{p.note or p.label}: {fmt(p.value)}", p.forecast)
         for i, p in enumerate(points)
@@ -221,7 +229,7 @@ def interval_plot(
 ) -> IntervalPlot:
     """Each interval as a horizontal bar around its estimate, against a line at zero (no change)."""
     row_height = 34
-    left, right = 150.0, width - 16.0
+    left, right = 150.0, width - 36.0  # room for the last tick's label, e.g. "+200.0%"
     height = max(1, len(intervals)) * row_height + 30
     reach = max([abs(v) for i in intervals for v in (i.lower, i.upper, i.estimate)] + [1e-9])
     ticks = nice_ticks(-reach, reach, 4)
