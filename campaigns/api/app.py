@@ -16,9 +16,10 @@ from fastapi import FastAPI
 
 from campaigns import db, temporal
 from campaigns.analytics.runtime import AnalyticsRuntime
-from campaigns.api import errors
+from campaigns.api import errors, openapi
 from campaigns.api.abtests.routes import router as abtests_router
 from campaigns.api.analytics.routes import router as analytics_router
+from campaigns.api.bodies import BodyLimit
 from campaigns.api.campaigns.routes import router as campaigns_router
 from campaigns.api.embed.routes import router as embed_router
 from campaigns.api.events.routes import router as events_router
@@ -92,13 +93,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.redis.aclose()
             await app.state.pool.close()
 
+    docs = settings.api_docs
     app = FastAPI(
         title="Quantum Campaigns API",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
     )
     errors.install(app)
+    body_limits = {
+        "/api/events": settings.events_max_body_bytes,
+        "/embed/events": settings.widget_events_max_body_bytes,
+    }
+    # Outside the routes, so a body too large is refused before anything reads it.
+    app.add_middleware(BodyLimit, default=settings.max_body_bytes, limits=body_limits)
     app.add_middleware(MetricsMiddleware)
     app.include_router(campaigns_router)
     app.include_router(abtests_router)
@@ -110,4 +121,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(keys_router)
     app.include_router(webhooks_router)
     app.include_router(health_router)
+    openapi.install(app, body_limit=lambda path: body_limits.get(path, settings.max_body_bytes))
     return app

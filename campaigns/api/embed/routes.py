@@ -11,11 +11,12 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from campaigns.api.bodies import JsonRoute
 from campaigns.api.deps import Analytics, AppSettings, Db, Redis
 from campaigns.errors import AppError, Forbidden, NotFound
 from campaigns.widget import public as service
 
-router = APIRouter(prefix="/embed", tags=["embed"])
+router = APIRouter(prefix="/embed", tags=["embed"], route_class=JsonRoute)
 
 _SCRIPT = (resources.files("campaigns.api.embed") / "static" / "widget.js").read_bytes()
 _SCRIPT_ETAG = '"' + hashlib.sha256(_SCRIPT).hexdigest()[:20] + '"'
@@ -85,8 +86,8 @@ async def widget_events(
 
     Body (text/plain or application/json): `{"key": "qcw_pk_…", "events": [{"id", "type",
     "subjectId"?, "data"?}]}`, at most 50 events. Only from the widget's allowed origins."""
-    body = await request.body()
-    key, raw_events = service.parse_batch(body)
+    body = await request.body()  # at most WIDGET_EVENTS_MAX_BODY_BYTES (api.bodies)
+    key, raw_events = service.parse_batch(body, max_depth=settings.json_max_depth)
     widget = await service.by_key(db, key)
     if widget is None:
         raise NotFound("unknown widget key", code="widget_not_found")

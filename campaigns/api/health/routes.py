@@ -8,10 +8,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from campaigns import db, metrics
+from campaigns.api.bodies import JsonRoute
 from campaigns.api.metrics import CAMPAIGNS
 from campaigns.campaigns import service as campaigns_service
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=JsonRoute)
 
 
 @router.get("/healthz")
