@@ -9,7 +9,8 @@ arrives and refused the moment it passes the limit. Nothing is buffered on the w
 
 Depth: a route class whose requests parse JSON with `domain.jsonbody` (orjson, then a walk
 over containers), both for the bodies FastAPI reads into models and for those routes read
-themselves, so no nesting reaches a recursive parser, validator or encoder.
+themselves, so no nesting reaches a recursive parser, validator or encoder. The same walk,
+and a look at the query, refuse NUL characters, which Postgres cannot store.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class JsonRequest(Request):
             try:
                 self._json = jsonbody.loads(await self.body(), max_depth=depth)
             except jsonbody.InvalidJson as err:
-                raise invalid([{"field": "(body)", "reason": str(err)}]) from None
+                raise invalid([{"field": err.field, "reason": err.reason}]) from None
         return self._json
 
 
@@ -108,6 +109,10 @@ class JsonRoute(APIRoute):
 
         async def route(request: Request) -> Response:
             request = JsonRequest(request.scope, request.receive)
+            nul = [f"query.{k}" for k, v in request.query_params.multi_items() if "\x00" in k or "\x00" in v]
+            if nul:
+                # Postgres cannot store or compare text holding one.
+                raise invalid([{"field": field, "reason": "must not contain a NUL character"} for field in nul])
             if reads_model and await request.body():
                 # Parsed here first: FastAPI would answer its own 400 for any error raised
                 # while it reads the body; it finds the document already parsed.

@@ -110,18 +110,22 @@ def public_config(widget: PublicWidget, *, preview: bool) -> dict[str, Any]:
 # --- Events --------------------------------------------------------------------------
 
 
-class _Batch(BaseModel):
-    key: str = Field(max_length=100)
+class EventBatch(BaseModel):
+    """What widget.js posts to /embed/events."""
+
+    key: str = Field(max_length=100, description="The widget's publishable key (qcw_pk_…)")
     events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_EVENTS)
 
 
 def parse_batch(body: bytes, *, max_depth: int = jsonbody.DEFAULT_MAX_DEPTH) -> tuple[str, list[dict[str, Any]]]:
     """The key and the raw events of a request body (sent as text/plain or application/json)."""
     try:
-        batch = _Batch.model_validate(jsonbody.loads(body, max_depth=max_depth))
+        batch = EventBatch.model_validate(jsonbody.loads(body, max_depth=max_depth))
     except jsonbody.InvalidJson as err:
         raise BadRequest(
-            f'body must be JSON {{"key": "qcw_pk_…", "events": [...]}}: {err}', code="invalid_json"
+            f'body must be JSON {{"key": "qcw_pk_…", "events": [...]}}: {err.field}: {err.reason}',
+            code="invalid_json",
+            details=[{"field": err.field, "reason": err.reason}],
         ) from None
     except ValidationError as err:
         raise invalid(err, "invalid widget events") from None

@@ -118,7 +118,11 @@ async def test_results(campaign_id: CampaignId, test_id: TestId, caller: Reader,
     }
 
 
-@router.post(_TEST + "/assign", response_model=AssignmentEnvelope)
+@router.post(
+    _TEST + "/assign",
+    response_model=AssignmentEnvelope,
+    responses={409: {"description": "The campaign or the test no longer assigns (`campaign_ended`…)."}},
+)
 async def assign(
     campaign_id: CampaignId, test_id: TestId, body: AssignRequest, caller: PipelineCaller, db: Db, cache: Cache
 ) -> dict:

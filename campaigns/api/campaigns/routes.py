@@ -15,6 +15,7 @@ from campaigns.api.deps import Analytics, AppSettings, Cache, Db, Reader, Tempor
 from campaigns.campaigns import service
 from campaigns.campaigns.models import CampaignCreate, CampaignPatch, CloneRequest, ConfigurationPatch
 from campaigns.domain.config import CampaignChannel, CampaignStatus, CampaignType
+from campaigns.domain.validators import Count, NonNegativeReal, Rate
 from campaigns.errors import invalid
 
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"], route_class=JsonRoute)
@@ -95,11 +96,11 @@ async def list_campaigns(
     page: Page = 1,
     limit: Limit = 20,
     organization_id: Annotated[str | None, Query(alias="organizationId")] = None,
-    min_conversion_rate: Annotated[float | None, Query(alias="minConversionRate", ge=0, le=1)] = None,
-    max_conversion_rate: Annotated[float | None, Query(alias="maxConversionRate", ge=0, le=1)] = None,
-    min_qualified_leads: Annotated[int | None, Query(alias="minQualifiedLeads", ge=0)] = None,
-    max_cost_per_lead: Annotated[float | None, Query(alias="maxCostPerLead", ge=0)] = None,
-    min_total_calls: Annotated[int | None, Query(alias="minTotalCalls", ge=0)] = None,
+    min_conversion_rate: Annotated[Rate | None, Query(alias="minConversionRate")] = None,
+    max_conversion_rate: Annotated[Rate | None, Query(alias="maxConversionRate")] = None,
+    min_qualified_leads: Annotated[Count | None, Query(alias="minQualifiedLeads")] = None,
+    max_cost_per_lead: Annotated[NonNegativeReal | None, Query(alias="maxCostPerLead")] = None,
+    min_total_calls: Annotated[Count | None, Query(alias="minTotalCalls")] = None,
 ) -> dict:
     """List the organization's campaigns with their performance (filter and sort on it too)."""
     if sort.lstrip("-") not in service.SORT_KEYS:

@@ -45,7 +45,13 @@ async def widget_script(request: Request) -> Response:
     return Response(_SCRIPT, media_type="text/javascript; charset=utf-8", headers=headers)
 
 
-@router.get("/config")
+@router.get(
+    "/config",
+    responses={
+        403: {"description": "The page's origin may not use this widget (`origin_not_allowed`)."},
+        404: {"description": "No widget has this key (`widget_not_found`)."},
+    },
+)
 async def widget_config(
     request: Request,
     db: Db,
@@ -78,7 +84,25 @@ async def events_preflight(request: Request) -> Response:
     return response
 
 
-@router.post("/events", status_code=202)
+@router.post(
+    "/events",
+    status_code=202,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                media: {"schema": service.EventBatch.model_json_schema()}
+                for media in ("application/json", "text/plain")
+            },
+        }
+    },
+    responses={
+        403: {"description": "The page's origin may not send this widget's events (`origin_not_allowed`)."},
+        404: {"description": "No widget has this key (`widget_not_found`)."},
+        409: {"description": "The campaign is archived (`campaign_archived`)."},
+        429: {"description": "Too many events from this visitor; retry after `Retry-After`."},
+    },
+)
 async def widget_events(
     request: Request, db: Db, redis: Redis, settings: AppSettings, analytics: Analytics
 ) -> JSONResponse:
@@ -119,7 +143,11 @@ async def widget_events(
     return response
 
 
-@router.get("/preview/{campaignId}", response_class=HTMLResponse)
+@router.get(
+    "/preview/{campaignId}",
+    response_class=HTMLResponse,
+    responses={404: {"description": "No widget here: the key is wrong.", "content": {"text/html": {}}}},
+)
 async def widget_preview(
     campaign_id: Annotated[UUID, Path(alias="campaignId")],
     db: Db,

@@ -69,7 +69,11 @@ async def list_keys(caller: Admin, db: Db) -> dict:
     return {"keys": [_key(r) for r in await service.list_keys(pool=db, principal=caller)]}
 
 
-@router.post("/api/keys", status_code=201)
+@router.post(
+    "/api/keys",
+    status_code=201,
+    responses={409: {"description": "The organization has as many active keys as it may (`key_limit_reached`)."}},
+)
 async def create_api_key(body: KeyCreate, caller: Admin, db: Db, settings: AppSettings) -> dict:
     """Create another API key for the organization, with its scopes; the key is in the answer only."""
     secret, row = await service.mint_key(

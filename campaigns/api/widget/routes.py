@@ -41,7 +41,11 @@ async def get_widget(
     return {"widget": widget}
 
 
-@router.put("", response_model=WidgetUpdated)
+@router.put(
+    "",
+    response_model=WidgetUpdated,
+    responses={409: {"description": "The campaign is archived: its widget is read-only (`campaign_archived`)."}},
+)
 async def update_widget(
     campaign_id: CampaignId,
     body: WidgetPatch,
@@ -70,7 +74,11 @@ async def update_widget(
     return {"message": "Widget configuration updated", "widget": widget}
 
 
-@router.post("/rotate-key", response_model=WidgetEnvelope)
+@router.post(
+    "/rotate-key",
+    response_model=WidgetEnvelope,
+    responses={409: {"description": "The campaign is archived: its widget is read-only (`campaign_archived`)."}},
+)
 async def rotate_widget_key(
     campaign_id: CampaignId, caller: Writer, db: Db, cache: Cache, settings: AppSettings
 ) -> dict:
