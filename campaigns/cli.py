@@ -76,9 +76,21 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 def cmd_migrate(args: argparse.Namespace) -> None:
     from campaigns import db
+    from campaigns.webhooks.service import seal_stored_credentials
 
-    applied = asyncio.run(db.migrate(get_settings().database_dsn))
+    async def go() -> tuple[list[str], int]:
+        settings = get_settings()
+        applied = await db.migrate(settings.database_dsn)
+        pool = await db.create_pool(settings.database_dsn, min_size=1, max_size=2)
+        try:
+            return applied, await seal_stored_credentials(pool=pool, settings=settings)
+        finally:
+            await pool.close()
+
+    applied, sealed = asyncio.run(go())
     print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+    if sealed:
+        print(f"encrypted the URL and headers of {sealed} webhook endpoint(s) stored in clear")
 
 
 def cmd_keys_create(args: argparse.Namespace) -> None:

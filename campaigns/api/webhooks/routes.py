@@ -125,14 +125,16 @@ def _endpoint_routes(
     ) -> dict:
         row, secret = await service.create(pool=db, settings=settings, scope=scope, body=body)
         response.headers["Location"] = f"{prefix}/{row['id']}".replace("{id}", str(scope.campaign_id))
-        return {singular: out(row, secret)}
+        return {singular: out(settings, row, secret)}
 
     create.__doc__ = f"Create a {singular}; its signing secret is in this answer only."
     add(prefix, create, "POST", envelope, 201)
 
-    async def list_all(caller: WebhookReader, scope: ScopeDep, db: Db, page: Page = 1, limit: Limit = 50) -> dict:
+    async def list_all(
+        caller: WebhookReader, scope: ScopeDep, db: Db, settings: AppSettings, page: Page = 1, limit: Limit = 50
+    ) -> dict:
         rows, total = await service.list_(pool=db, scope=scope, kinds=kinds, page=page, limit=limit)
-        result = {plural: [out(r) for r in rows], "total": total}
+        result = {plural: [out(settings, r) for r in rows], "total": total}
         if listing is WebhookList:
             result |= {"page": page, "limit": limit}
         return result
@@ -140,8 +142,10 @@ def _endpoint_routes(
     list_all.__doc__ = f"List the {plural} (secrets are never listed)."
     add(prefix, list_all, "GET", listing)
 
-    async def get(endpoint_id: EndpointId, caller: WebhookReader, scope: ScopeDep, db: Db) -> dict:
-        return {singular: out(await service.get_endpoint_row(db, scope, endpoint_id, kinds))}
+    async def get(
+        endpoint_id: EndpointId, caller: WebhookReader, scope: ScopeDep, db: Db, settings: AppSettings
+    ) -> dict:
+        return {singular: out(settings, await service.get_endpoint_row(db, scope, endpoint_id, kinds))}
 
     get.__doc__ = f"Get a {singular}."
     add(item, get, "GET", envelope)
@@ -152,13 +156,17 @@ def _endpoint_routes(
         row = await service.update(
             pool=db, settings=settings, scope=scope, endpoint_id=endpoint_id, kinds=kinds, body=body
         )
-        return {singular: out(row)}
+        return {singular: out(settings, row)}
 
     update.__doc__ = f"Change a {singular}: the fields given replace the current ones; `enabled: true` re-enables it."
     add(item, update, "PUT", envelope)
 
-    async def delete(endpoint_id: EndpointId, caller: WebhookWriter, scope: ScopeDep, db: Db) -> dict:
-        return {singular: out(await service.delete(pool=db, scope=scope, endpoint_id=endpoint_id, kinds=kinds))}
+    async def delete(
+        endpoint_id: EndpointId, caller: WebhookWriter, scope: ScopeDep, db: Db, settings: AppSettings
+    ) -> dict:
+        return {
+            singular: out(settings, await service.delete(pool=db, scope=scope, endpoint_id=endpoint_id, kinds=kinds))
+        }
 
     delete.__doc__ = f"Delete a {singular} and its delivery log."
     add(item, delete, "DELETE", envelope)
@@ -179,7 +187,7 @@ def _endpoint_routes(
             kinds=kinds,
             grace_period_s=body.grace_period_seconds if body else None,
         )
-        return {singular: out(row, secret)}
+        return {singular: out(settings, row, secret)}
 
     rotate_secret.__doc__ = "Rotate the signing secret; the old one keeps signing too during the grace period."
     add(f"{item}/rotate-secret", rotate_secret, "POST", envelope)
