@@ -25,7 +25,7 @@ from campaigns.api.embed.routes import router as embed_router
 from campaigns.api.events.routes import router as events_router
 from campaigns.api.health.routes import router as health_router
 from campaigns.api.keys.routes import router as keys_router
-from campaigns.api.metrics import MetricsMiddleware
+from campaigns.api.metrics import MetricsMiddleware, Reused
 from campaigns.api.scheduling.routes import router as scheduling_router
 from campaigns.api.webhooks.routes import router as webhooks_router
 from campaigns.api.widget.routes import router as widget_router
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.settings = settings
+        app.state.campaign_counts = Reused(settings.metrics_campaigns_ttl_s)
         app.state.pool = await _pool_with_retry(settings)
         app.state.redis = aioredis.from_url(settings.redis_dsn, decode_responses=True)
         # Lazy: the API starts (and /readyz says why it is not ready) while Temporal is down.
