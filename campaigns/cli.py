@@ -4,7 +4,7 @@ campaigns run                      the whole platform (what `make run` calls)
 campaigns api                      the HTTP API alone
 campaigns worker                   a Temporal worker alone
 campaigns migrate                  apply database migrations
-campaigns keys create --org NAME   a new API key (the organization is created if needed)
+campaigns keys create --org NAME   a new API key (the organization is created if needed; --scope S, default admin)
 campaigns rebuild-analytics        recompute rollups, summaries and real-time counters from the events
 campaigns simulate                 stand-in pipeline and knowledge bases, and live traffic
 """
@@ -17,6 +17,7 @@ import logging
 import sys
 import uuid
 
+from campaigns.auth import scopes
 from campaigns.settings import get_settings
 
 
@@ -75,9 +76,21 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 def cmd_migrate(args: argparse.Namespace) -> None:
     from campaigns import db
+    from campaigns.webhooks.service import seal_stored_credentials
 
-    applied = asyncio.run(db.migrate(get_settings().database_dsn))
+    async def go() -> tuple[list[str], int]:
+        settings = get_settings()
+        applied = await db.migrate(settings.database_dsn)
+        pool = await db.create_pool(settings.database_dsn, min_size=1, max_size=2)
+        try:
+            return applied, await seal_stored_credentials(pool=pool, settings=settings)
+        finally:
+            await pool.close()
+
+    applied, sealed = asyncio.run(go())
     print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+    if sealed:
+        print(f"encrypted the URL and headers of {sealed} webhook endpoint(s) stored in clear")
 
 
 def cmd_keys_create(args: argparse.Namespace) -> None:
@@ -89,10 +102,15 @@ def cmd_keys_create(args: argparse.Namespace) -> None:
         await db.migrate(settings.database_dsn)
         pool = await db.create_pool(settings.database_dsn, min_size=1, max_size=2)
         try:
-            key, record = await create_key(pool, organization=args.org, name=args.name)
+            key, record = await create_key(
+                pool, organization=args.org, name=args.name, scopes=args.scope or [scopes.ADMIN]
+            )
         finally:
             await pool.close()
-        print(f"organization {args.org!r} ({record['organization_id']}), key {args.name!r} ({record['id']}):")
+        print(
+            f"organization {args.org!r} ({record['organization_id']}), key {args.name!r} ({record['id']}), "
+            f"scopes {', '.join(record['scopes'])}:"
+        )
         return key
 
     key = asyncio.run(go())
@@ -175,6 +193,12 @@ def parser() -> argparse.ArgumentParser:
     create = keys.add_parser("create", help="create an API key; prints it alone on the last line")
     create.add_argument("--org", required=True, help="organization name (created if needed)")
     create.add_argument("--name", default="default", help="a label for the key")
+    create.add_argument(
+        "--scope",
+        action="append",
+        choices=scopes.ALL,
+        help="what the key may do (repeatable; default admin)",
+    )
     create.set_defaults(fn=cmd_keys_create)
     return p
 

@@ -57,6 +57,16 @@ class PreconditionFailed(AppError):
     status, code = 412, "precondition_failed"
 
 
+class PayloadTooLarge(AppError):
+    status, code = 413, "payload_too_large"
+
+
+class TooMany(AppError):
+    """429: the caller holds as many of something as it may (say so in `code`); `Retry-After`."""
+
+    status, code = 429, "too_many"
+
+
 class Unavailable(AppError):
     status, code = 503, "unavailable"
 

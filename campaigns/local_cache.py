@@ -18,7 +18,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -58,6 +58,19 @@ class LocalCache:
         self._epoch = 0  # bumped by every invalidation this process hears of
         self._subscribed = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
+        self._observers: list[Callable[[list[str] | None], None]] = []
+
+    def observe(self, callback: Callable[[list[str] | None], None]) -> None:
+        """Call `callback(keys)` with the keys of every invalidation this process hears of, and
+        `callback(None)` when it stops listening (invalidations may be missed until it is back)."""
+        self._observers.append(callback)
+
+    def _tell(self, keys: list[str] | None) -> None:
+        for callback in self._observers:
+            try:
+                callback(keys)
+            except Exception:  # noqa: BLE001 - an observer must not break invalidation
+                log.exception("cache: an invalidation observer failed")
 
     # --- Reading ---------------------------------------------------------------------
 
@@ -86,6 +99,7 @@ class LocalCache:
         if not keys:
             return
         self._drop(keys)
+        self._tell(keys)
         try:
             nonce = uuid.uuid4().hex
             receivers = await self.redis.publish(CHANNEL, json.dumps({"ids": keys, "ack": nonce}))
@@ -169,6 +183,8 @@ class LocalCache:
             except Exception:
                 log.exception("cache: listener failed; memory tier off until it recovers")
             finally:
+                if self._on:
+                    self._tell(None)
                 self._on = False
                 self._subscribed.clear()
                 self._drop(list(self._entries.keys()))
@@ -187,6 +203,7 @@ class LocalCache:
             log.warning("cache: ignoring a malformed invalidation %r", data[:200])
             return
         self._drop(keys)
+        self._tell(keys)
         ack_key = f"campaign:cache:ack:{nonce}"
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.rpush(ack_key, "1")

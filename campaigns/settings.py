@@ -81,6 +81,26 @@ class Settings(BaseSettings):
     # Widget events one visitor (client address) may send per minute with one widget key.
     widget_events_per_minute: int = 600
 
+    # Request bodies: refused (413) past these sizes, from Content-Length or as they stream;
+    # JSON nested deeper than this is refused (400).
+    max_body_bytes: int = 1024 * 1024
+    events_max_body_bytes: int = 16 * 1024 * 1024  # POST /api/events
+    widget_events_max_body_bytes: int = 64 * 1024  # POST /embed/events
+    json_max_depth: int = 32
+    # What one organization may hold at once: active API keys; exports being downloaded and
+    # SSE streams open (counted in Redis across API replicas, leases renewed while they run
+    # and expiring this long after a process dies).
+    max_api_keys_per_organization: int = 100
+    max_exports_per_organization: int = 4
+    max_streams_per_organization: int = 20
+    stream_lease_s: float = 30.0
+    # /metrics: a bearer token it requires (unset: open, for a scraper on a private network);
+    # how long the campaigns-by-status gauge is reused before Postgres is asked again.
+    metrics_token: str | None = None
+    metrics_campaigns_ttl_s: float = 15.0
+    # The OpenAPI document (/openapi.json) and its pages (/docs, /redoc).
+    api_docs: bool = True
+
     log_level: str = Field(default="info")
 
     # The web console (/console). Session cookies are signed with this key; unset: a key is

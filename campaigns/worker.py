@@ -30,6 +30,7 @@ from campaigns.local_cache import LocalCache
 from campaigns.settings import Settings, get_settings
 from campaigns.temporal import connect
 from campaigns.webhooks.dispatcher import Dispatcher
+from campaigns.webhooks.service import seal_stored_credentials
 from campaigns.workflows.abtest import ABTestWorkflow
 from campaigns.workflows.campaign import CampaignWorkflow
 from campaigns.workflows.run_window import RunWindowWorkflow
@@ -123,6 +124,10 @@ async def run(settings: Settings | None = None) -> None:
     client = await connect(settings)
     pool = await db.create_pool(settings.database_dsn, min_size=1, max_size=settings.db_pool_max)
     redis = aioredis.from_url(settings.redis_dsn)
+    # Endpoints saved before their credentials were encrypted (a deployment that skipped
+    # `campaigns migrate`): encrypted now, once, whichever worker gets there first.
+    if sealed := await seal_stored_credentials(pool=pool, settings=settings):
+        log.info("encrypted the URL and headers of %d webhook endpoint(s) stored in clear", sealed)
     worker = build_worker(client, pool, settings.temporal_task_queue, settings=settings, redis=redis)
     if not settings.pipeline_url:
         log.warning("PIPELINE_URL is not set: campaigns will not be provisioned on a voice-AI pipeline")

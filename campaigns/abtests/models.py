@@ -6,12 +6,13 @@ the service so that every error is listed at once."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from campaigns.domain.abtest.config import BanditSettings, GuardrailSpec, MetricSpec, Variant
 from campaigns.domain.base import ApiModel, ResponseModel
+from campaigns.domain.validators import NonNegativeReal
 
 
 class VariantView(Variant):
@@ -190,19 +191,17 @@ class SampleSizeRequest(ApiModel):
     metric_type: Literal["proportion", "mean"] = Field(
         default="proportion", description="A rate (conversion) or a mean (revenue per call, duration)."
     )
-    baseline: float = Field(
-        ge=0, le=1e12, allow_inf_nan=False, description="Control's expected rate (proportion) or mean."
+    baseline: NonNegativeReal = Field(description="Control's expected rate (proportion) or mean.")
+    standard_deviation: Annotated[NonNegativeReal, Field(gt=0)] | None = Field(
+        default=None, description="Per-call standard deviation (means only)."
     )
-    standard_deviation: float | None = Field(
-        default=None, gt=0, le=1e12, allow_inf_nan=False, description="Per-call standard deviation (means only)."
-    )
-    minimum_detectable_effect: float = Field(gt=0, le=1e12, allow_inf_nan=False)
+    minimum_detectable_effect: Annotated[NonNegativeReal, Field(gt=0)]
     effect_type: Literal["relative", "absolute"] = "relative"
     power: float = Field(default=0.8, ge=0.5, le=0.99)
     confidence_level: float = Field(default=0.95, ge=0.8, le=0.999)
     variants: int = Field(default=2, ge=2, le=10, description="Including control.")
     daily_traffic: float | None = Field(
-        default=None, gt=0, le=1e9, allow_inf_nan=False, description="Calls a day across all variants."
+        default=None, ge=1, le=1e9, allow_inf_nan=False, description="Calls a day across all variants."
     )
     mode: Literal["fixed", "sequential", "bandit"] = "sequential"
 

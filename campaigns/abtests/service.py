@@ -57,7 +57,7 @@ from campaigns.domain.abtest.config import (
     resolve,
 )
 from campaigns.domain.config import FINISHED_STATUSES, CampaignConfiguration, CampaignStatus
-from campaigns.errors import BadRequest, Conflict, NotFound, field_errors, invalid
+from campaigns.errors import Conflict, NotFound, field_errors, invalid
 from campaigns.messages.abtest import ABTestStart, StopRequest, workflow_id
 from campaigns.messages.common import Actor
 from campaigns.settings import Settings
@@ -734,7 +734,9 @@ def sample_size(body: SampleSizeRequest) -> SampleSize:
                 sd=body.standard_deviation, effect=effect, alpha=alpha, power=body.power, variants=body.variants
             )
     except ValueError as err:
-        raise BadRequest(str(err), code="validation_error") from None
+        raise invalid(
+            [{"field": "minimumDetectableEffect", "reason": str(err)}], "invalid sample-size request"
+        ) from None
     per_variant = size.for_mode(body.mode)
     notes = [
         f"Each of the {body.variants - 1} comparison(s) with control is made at α = {size.alpha_per_comparison:.4g} "

@@ -31,6 +31,7 @@ from campaigns.webhooks import repository as repo
 from campaigns.webhooks import secrets
 from campaigns.webhooks.limiter import EndpointLimiter
 from campaigns.webhooks.sender import Response, Sender
+from campaigns.webhooks.service import display_url
 
 log = logging.getLogger("campaigns.webhooks")
 
@@ -92,7 +93,8 @@ class WebhookActivities:
             )
         else:
             try:
-                headers = self._headers(row)
+                url, custom = secrets.unseal(self.settings, row)
+                headers = self._headers(row, custom)
             except secrets.UndecryptableSecret as err:
                 # Retrying cannot help until an operator restores the key: fail the delivery
                 # visibly (recover re-sends it once the key is back).
@@ -117,7 +119,7 @@ class WebhookActivities:
                         summary="waiting for a free slot under the concurrency limit",
                     )
                 started_at = datetime.now(UTC)
-                response = await self.sender.post(row["url"], headers, body)
+                response = await self.sender.post(url, headers, body)
         return await self._record(row, request, started_at, response)
 
     @staticmethod
@@ -125,14 +127,14 @@ class WebhookActivities:
         """Seconds since the delivery's current run began."""
         return (row["now"] - row["run_started_at"]).total_seconds()
 
-    def _headers(self, row: asyncpg.Record) -> dict[str, str]:
+    def _headers(self, row: asyncpg.Record, custom: dict[str, str]) -> dict[str, str]:
         now = datetime.now(UTC).replace(microsecond=0)
         signing = [secrets.decrypt(self.settings, row["secret"])]
         if row["previous_secret"] and row["previous_secret_expires_at"] and row["previous_secret_expires_at"] > now:
             signing.append(secrets.decrypt(self.settings, row["previous_secret"]))
         msg_id = message_id(row["id"])
         headers = {
-            **(row["headers"] or {}),
+            **custom,
             "content-type": "application/json",
             "user-agent": USER_AGENT,
             "webhook-id": msg_id,
@@ -274,7 +276,7 @@ class WebhookActivities:
             data={
                 "webhookId": str(endpoint["id"]),
                 "campaignId": str(campaign_id) if campaign_id else None,
-                "url": endpoint["url"],
+                "url": display_url(self.settings, endpoint),
                 "reason": reason,
                 "detail": detail,
             },

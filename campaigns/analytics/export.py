@@ -1,9 +1,12 @@
 """Streamed exports: a campaign's events (or its hourly / daily figures) as CSV, JSON or
 NDJSON, in constant memory however large the range.
 
-Rows come from a server-side cursor a few thousand at a time and leave as encoded chunks;
-nothing holds the whole result. CSV cells that a spreadsheet would run as a formula
-(starting with =, +, -, @, tab or carriage return) are prefixed with a quote.
+Rows are read a page at a time, each page one short query (keyset pagination for events,
+windows of whole periods for figures), and leave as encoded chunks: nothing holds the
+whole result, and no pool connection waits while a slow client reads.
+
+CSV cells that a spreadsheet would run as a formula (starting with =, +, -, @, tab or
+carriage return) are prefixed with a quote.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ FORMATS = {
 }
 DATASETS = ("events", "hourly", "daily")
 CHUNK_ROWS = 1000
+# Figures are read a window of whole periods at a time (at most a few thousand rows).
+DAILY_WINDOW = timedelta(days=366)
+HOURLY_WINDOW = timedelta(days=14)
 
 EVENT_FIELDS = ("id", "type", "occurredAt", "receivedAt", "variantId", "subjectId", "callId")
 DATA_FIELDS = (
@@ -144,6 +150,53 @@ def filename(campaign_id: UUID, dataset: str, start: datetime, end: datetime, fm
     return f"campaign-{campaign_id}-{dataset}-{start:%Y%m%d}-{last:%Y%m%d}.{fmt}"
 
 
+async def _event_pages(
+    pool: asyncpg.Pool, campaign_id: UUID, start: datetime, end: datetime
+) -> AsyncIterator[list[asyncpg.Record]]:
+    after = None
+    while True:
+        page = await repo.events_page(pool, campaign_id, start, end, after=after, limit=CHUNK_ROWS)
+        if page:
+            yield page
+        if len(page) < CHUNK_ROWS:
+            return
+        after = (page[-1]["occurred_at"], page[-1]["event_id"])
+
+
+async def _period_pages(
+    pool: asyncpg.Pool, campaign_id: UUID, start: datetime, end: datetime, tz: str, granularity: str
+) -> AsyncIterator[list[asyncpg.Record]]:
+    span = await repo.rollup_span(pool, campaign_id, start, end)
+    if span["first"] is None:
+        return
+    first, last = span["first"], span["last"]
+    periods: Any
+    if granularity == "daily":
+        local = zone(tz)
+        day, last_day = first.astimezone(local).date(), last.astimezone(local).date()
+        while day <= last_day:
+            upto = min(day + DAILY_WINDOW, last_day + timedelta(days=1))
+            # Every slot of a local day lies within a day of its UTC midnight.
+            slots = (
+                datetime.combine(day, datetime.min.time(), UTC) - timedelta(days=2),
+                datetime.combine(upto, datetime.min.time(), UTC) + timedelta(days=2),
+            )
+            yield await repo.rollup_periods(
+                pool, campaign_id, start, end, tz, granularity, periods=(day, upto), slots=slots
+            )
+            day = upto
+    else:
+        # A slot's local hour began at most an hour before it.
+        hour = first - timedelta(hours=1)
+        while hour <= last:
+            upto = hour + HOURLY_WINDOW
+            periods = (hour, upto)
+            yield await repo.rollup_periods(
+                pool, campaign_id, start, end, tz, granularity, periods=periods, slots=(hour, upto + timedelta(hours=1))
+            )
+            hour = upto
+
+
 async def stream(
     pool: asyncpg.Pool,
     *,
@@ -154,7 +207,7 @@ async def stream(
     end: datetime,
     tz: str,
 ) -> AsyncIterator[bytes]:
-    """The export's bytes, chunk by chunk. Holds one connection while it runs."""
+    """The export's bytes, chunk by chunk. A connection is held only while a page is read."""
     meta = {
         "campaignId": str(campaign_id),
         "dataset": dataset,
@@ -167,25 +220,17 @@ async def stream(
         header = list(EVENT_FIELDS + DATA_FIELDS)
         encoder = _Encoder(fmt, header, meta, _event_csv)
         convert: Callable[[asyncpg.Record], dict[str, Any]] = _event_row
+        pages = _event_pages(pool, campaign_id, start, end)
     else:
         encoder = _Encoder(fmt, list(PERIOD_FIELDS), meta, lambda r: [r[f] for f in PERIOD_FIELDS])
 
         def convert(r: asyncpg.Record) -> dict[str, Any]:
             return _period_row(r, dataset, tz)
 
+        pages = _period_pages(pool, campaign_id, start, end, tz, dataset)
+
     yield encoder.start()
-    async with pool.acquire() as conn, conn.transaction(readonly=True):
-        rows = (
-            repo.stream_events(conn, campaign_id, start, end)
-            if dataset == "events"
-            else repo.stream_rollups(conn, campaign_id, start, end, tz, dataset)
-        )
-        chunk: list[dict[str, Any]] = []
-        async for record in rows:
-            chunk.append(convert(record))
-            if len(chunk) >= CHUNK_ROWS:
-                yield encoder.rows(chunk)
-                chunk = []
-        if chunk:
-            yield encoder.rows(chunk)
+    async for page in pages:
+        if page:
+            yield encoder.rows([convert(record) for record in page])
     yield encoder.end()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -430,50 +430,84 @@ async def first_event_bucket(conn: Conn, campaign_id: UUID) -> datetime | None:
     return await conn.fetchval("SELECT min(bucket) FROM analytics_rollups WHERE campaign_id = $1", campaign_id)
 
 
-async def stream_events(
-    conn: Connection, campaign_id: UUID, start: datetime, end: datetime, *, prefetch: int = 2000
-) -> AsyncIterator[asyncpg.Record]:
-    """The campaign's events in `[start, end)` by time, through a server-side cursor (constant
-    memory however many). Must run in a transaction."""
-    async for row in conn.cursor(
+async def events_page(
+    conn: Conn,
+    campaign_id: UUID,
+    start: datetime,
+    end: datetime,
+    *,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Up to `limit` of the campaign's events in `[start, end)` by time, after the
+    (occurred_at, event_id) of the last one read: one short query per page, so an export
+    never holds a connection while its client reads."""
+    after_at, after_id = after if after is not None else (start, "")
+    return await conn.fetch(
         """
         SELECT event_id, type, occurred_at, received_at, variant_id, subject_id, call_id, data::text AS data
-        FROM analytics_events WHERE campaign_id = $1 AND occurred_at >= $2 AND occurred_at < $3
-        ORDER BY occurred_at, event_id
+        FROM analytics_events
+        WHERE campaign_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND (occurred_at, event_id) > ($4, $5)
+        ORDER BY occurred_at, event_id LIMIT $6
         """,
         campaign_id,
         start,
         end,
-        prefetch=prefetch,
-    ):
-        yield row
+        after_at,
+        after_id,
+        limit,
+    )
 
 
-async def stream_rollups(
-    conn: Connection,
+async def rollup_span(conn: Conn, campaign_id: UUID, start: datetime, end: datetime) -> asyncpg.Record:
+    """The first and last slot with figures in `[start, end)` (both NULL when none)."""
+    return one(
+        await conn.fetchrow(
+            """
+        SELECT min(bucket) AS first, max(bucket) AS last FROM analytics_rollups
+        WHERE campaign_id = $1 AND bucket >= $2 AND bucket < $3
+        """,
+            campaign_id,
+            start,
+            end,
+        )
+    )
+
+
+async def rollup_periods(
+    conn: Conn,
     campaign_id: UUID,
     start: datetime,
     end: datetime,
     tz: str,
     granularity: str,
     *,
-    prefetch: int = 500,
-) -> AsyncIterator[asyncpg.Record]:
-    """Sums per local hour or day (and variant), oldest first, through a cursor."""
-    async for row in conn.cursor(
+    periods: tuple[Any, Any],
+    slots: tuple[datetime, datetime],
+) -> list[asyncpg.Record]:
+    """Sums per local hour or day (and variant) of the slots in `[start, end)`, for the
+    periods in `[periods[0], periods[1])` (dates when daily, instants when hourly), oldest
+    first. `slots` bounds the slots read: it must hold every slot of those periods. One
+    short query per window, so an export pages through a long range without holding a
+    connection, and no period is ever split between two windows."""
+    key = _period_key(granularity)
+    return await conn.fetch(
         f"""
-        SELECT {_period_key(granularity)} AS period, r.variant_id, {metrics.sql_sum_list()}
+        SELECT {key} AS period, r.variant_id, {metrics.sql_sum_list()}
         FROM analytics_rollups r
-        WHERE r.campaign_id = $1 AND r.bucket >= $2 AND r.bucket < $3
+        WHERE r.campaign_id = $1 AND r.bucket >= $2 AND r.bucket < $3 AND r.bucket >= $5 AND r.bucket < $6
+          AND {key} >= $7 AND {key} < $8
         GROUP BY 1, 2 ORDER BY 1, 2
         """,
         campaign_id,
         start,
         end,
         tz,
-        prefetch=prefetch,
-    ):
-        yield row
+        slots[0],
+        slots[1],
+        periods[0],
+        periods[1],
+    )
 
 
 # --- Rebuilding -----------------------------------------------------------------------------

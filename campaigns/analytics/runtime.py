@@ -9,6 +9,7 @@ from temporalio.client import Client
 
 from campaigns.analytics.directory import CampaignDirectory
 from campaigns.analytics.hub import RealtimeHub
+from campaigns.analytics.leases import Leases
 from campaigns.analytics.realtime import Realtime
 from campaigns.analytics.refresher import Refresher
 from campaigns.campaigns.cache import CampaignCache
@@ -28,6 +29,8 @@ class AnalyticsRuntime:
         self.realtime = Realtime(redis)
         self.directory = CampaignDirectory(pool)
         self.hub = RealtimeHub(redis)
+        # Exports and SSE streams open per organization, across API replicas.
+        self.leases = Leases(redis, lease_s=settings.stream_lease_s)
         self.refresher = Refresher(pool, self.realtime, temporal, cache, settings)
 
     async def start(self) -> None:

@@ -16,9 +16,10 @@ from fastapi import FastAPI
 
 from campaigns import db, temporal
 from campaigns.analytics.runtime import AnalyticsRuntime
-from campaigns.api import errors
+from campaigns.api import errors, openapi
 from campaigns.api.abtests.routes import router as abtests_router
 from campaigns.api.analytics.routes import router as analytics_router
+from campaigns.api.bodies import BodyLimit
 from campaigns.api.campaigns.routes import router as campaigns_router
 from campaigns.api.console.app import MOUNT as CONSOLE_MOUNT
 from campaigns.api.console.app import create_console
@@ -26,7 +27,7 @@ from campaigns.api.embed.routes import router as embed_router
 from campaigns.api.events.routes import router as events_router
 from campaigns.api.health.routes import router as health_router
 from campaigns.api.keys.routes import router as keys_router
-from campaigns.api.metrics import MetricsMiddleware
+from campaigns.api.metrics import MetricsMiddleware, Reused
 from campaigns.api.scheduling.routes import router as scheduling_router
 from campaigns.api.webhooks.routes import router as webhooks_router
 from campaigns.api.widget.routes import router as widget_router
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.settings = settings
+        app.state.campaign_counts = Reused(settings.metrics_campaigns_ttl_s)
         app.state.pool = await _pool_with_retry(settings)
         app.state.redis = aioredis.from_url(settings.redis_dsn, decode_responses=True)
         # Lazy: the API starts (and /readyz says why it is not ready) while Temporal is down.
@@ -94,13 +96,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.redis.aclose()
             await app.state.pool.close()
 
+    docs = settings.api_docs
     app = FastAPI(
         title="Quantum Campaigns API",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
     )
     errors.install(app)
+    body_limits = {
+        "/api/events": settings.events_max_body_bytes,
+        "/embed/events": settings.widget_events_max_body_bytes,
+    }
+    # Outside the routes, so a body too large is refused before anything reads it.
+    app.add_middleware(BodyLimit, default=settings.max_body_bytes, limits=body_limits)
     app.add_middleware(MetricsMiddleware)
     app.include_router(campaigns_router)
     app.include_router(abtests_router)
@@ -112,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(keys_router)
     app.include_router(webhooks_router)
     app.include_router(health_router)
+    openapi.install(app, body_limit=lambda path: body_limits.get(path, settings.max_body_bytes))
     # The web console: pages on the same services, under the same organization and scope checks.
     app.mount(CONSOLE_MOUNT, create_console(app))
     return app

@@ -6,6 +6,8 @@ dependencies in a thread pool, a thread hop per dependency per request."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import asyncpg
@@ -16,9 +18,10 @@ from temporalio.client import Client
 
 from campaigns.analytics.runtime import AnalyticsRuntime
 from campaigns.api import ratelimit
+from campaigns.auth import scopes
 from campaigns.auth.cache import PrincipalCache
-from campaigns.auth.principals import Principal, require_same_org
-from campaigns.auth.service import authenticate
+from campaigns.auth.principals import Principal, require_same_org, require_scope
+from campaigns.auth.service import authenticate, hash_key, until_revoked
 from campaigns.campaigns.cache import CampaignCache
 from campaigns.errors import Unauthorized
 from campaigns.settings import Settings
@@ -65,6 +68,7 @@ async def current_principal(
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
     state = request.app.state
     principal = await authenticate(state.pool, state.principals, credentials.credentials)
+    request.state.key_hash = hash_key(credentials.credentials)
     if principal is None:
         raise Unauthorized("invalid or revoked API key")
     await ratelimit.check(state.redis, str(principal.key_id), state.settings.rate_limit_per_second)
@@ -75,6 +79,28 @@ async def current_principal(
     return principal
 
 
+def requiring(*any_of: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the caller, if its key has one of these scopes (else 403
+    `insufficient_scope` naming them). Routes take it through the aliases below."""
+
+    async def authorized(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        require_scope(principal, *any_of)
+        return principal
+
+    authorized.required_scopes = any_of  # type: ignore[attr-defined]  # read by the OpenAPI document and tests
+    return authorized
+
+
+async def revocation(
+    request: Request, _: Annotated[Principal, Depends(current_principal)]
+) -> Callable[[], Awaitable[None]]:
+    """What a long response (a stream, an export) awaits to end when the caller's key is revoked."""
+    state = request.app.state
+    return functools.partial(
+        until_revoked, pool=state.pool, principals=state.principals, key_hash=request.state.key_hash
+    )
+
+
 Db = Annotated[asyncpg.Pool, Depends(get_pool)]
 Redis = Annotated[aioredis.Redis, Depends(get_redis)]
 Temporal = Annotated[Client, Depends(get_temporal)]
@@ -82,4 +108,16 @@ AppSettings = Annotated[Settings, Depends(get_settings)]
 Analytics = Annotated[AnalyticsRuntime, Depends(get_analytics)]
 Cache = Annotated[CampaignCache, Depends(get_campaign_cache)]
 Principals = Annotated[PrincipalCache, Depends(get_principals)]
+# Authenticated, whatever its scopes: for dependencies that routes with a scope build on.
 Caller = Annotated[Principal, Depends(current_principal)]
+# Every /api route takes the caller through one of these (a test walks the routes).
+Reader = Annotated[Principal, Depends(requiring(scopes.CAMPAIGNS_READ))]
+Writer = Annotated[Principal, Depends(requiring(scopes.CAMPAIGNS_WRITE))]
+EventWriter = Annotated[Principal, Depends(requiring(scopes.EVENTS_WRITE))]
+# What the voice pipeline asks while it dials (A/B assignment, dial checks).
+PipelineCaller = Annotated[Principal, Depends(requiring(scopes.EVENTS_WRITE, scopes.CAMPAIGNS_READ))]
+AnalyticsReader = Annotated[Principal, Depends(requiring(scopes.ANALYTICS_READ))]
+WebhookWriter = Annotated[Principal, Depends(requiring(scopes.WEBHOOKS_WRITE))]
+WebhookReader = Annotated[Principal, Depends(requiring(scopes.WEBHOOKS_WRITE, scopes.CAMPAIGNS_READ))]
+Admin = Annotated[Principal, Depends(requiring(scopes.ADMIN))]
+Revocation = Annotated[Callable[[], Awaitable[None]], Depends(revocation)]

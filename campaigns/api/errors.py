@@ -47,7 +47,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+        codes = {
+            404: "not_found",
+            405: "method_not_allowed",
+            401: "unauthorized",
+            403: "forbidden",
+            413: "payload_too_large",
+        }
         return _body(exc.status_code, str(exc.detail), codes.get(exc.status_code, "http_error"))
 
     @app.exception_handler(ValidationError)

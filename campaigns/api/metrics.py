@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,7 +21,25 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10),
     registry=REGISTRY,
 )
+T = TypeVar("T")
 CAMPAIGNS = Gauge("campaigns", "Campaigns by status (all organizations)", ["status"], registry=REGISTRY)
+
+
+class Reused(Generic[T]):
+    """A value read at most once per `ttl_s`; concurrent readers share one read."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._value: T | None = None
+        self._read_at = -math.inf
+        self._lock = asyncio.Lock()
+
+    async def get(self, read: Callable[[], Awaitable[T]]) -> T:
+        async with self._lock:
+            if self._value is None or time.monotonic() - self._read_at >= self.ttl_s:
+                self._value = await read()
+                self._read_at = time.monotonic()
+            return self._value
 
 
 class MetricsMiddleware:

@@ -17,20 +17,32 @@ async def get_or_create_organization(conn: Conn, *, organization_id: UUID, name:
     return one(await conn.fetchrow("SELECT * FROM organizations WHERE name = $1", name))
 
 
+async def lock_organization(conn: Conn, organization_id: UUID) -> None:
+    """Serialize key changes of one organization until the transaction ends (the key cap)."""
+    await conn.execute("SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE", organization_id)
+
+
+async def count_active_keys(conn: Conn, organization_id: UUID) -> int:
+    return await conn.fetchval(
+        "SELECT count(*) FROM api_keys WHERE organization_id = $1 AND revoked_at IS NULL", organization_id
+    )
+
+
 async def insert_key(
-    conn: Conn, *, key_id: UUID, organization_id: UUID, name: str, prefix: str, key_hash: bytes
+    conn: Conn, *, key_id: UUID, organization_id: UUID, name: str, prefix: str, key_hash: bytes, scopes: list[str]
 ) -> asyncpg.Record:
     return one(
         await conn.fetchrow(
             """
-        INSERT INTO api_keys (id, organization_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4, $5)
-        RETURNING id, organization_id, name, prefix, created_at, last_used_at, revoked_at, key_hash
+        INSERT INTO api_keys (id, organization_id, name, prefix, key_hash, scopes) VALUES ($1, $2, $3, $4, $5, $6)
+        RETURNING id, organization_id, name, prefix, scopes, created_at, last_used_at, revoked_at, key_hash
         """,
             key_id,
             organization_id,
             name,
             prefix,
             key_hash,
+            scopes,
         )
     )
 
@@ -38,7 +50,8 @@ async def insert_key(
 async def principal_by_hash(conn: Conn, key_hash: bytes) -> asyncpg.Record | None:
     return await conn.fetchrow(
         """
-        SELECT k.id AS key_id, k.name AS key_name, k.last_used_at, o.id AS organization_id, o.name AS organization_name
+        SELECT k.id AS key_id, k.name AS key_name, k.scopes, k.last_used_at,
+               o.id AS organization_id, o.name AS organization_name
         FROM api_keys k JOIN organizations o ON o.id = k.organization_id
         WHERE k.key_hash = $1 AND k.revoked_at IS NULL
         """,
@@ -57,7 +70,7 @@ async def touch_key(conn: Conn, key_id: UUID) -> None:
 
 async def list_keys(conn: Conn, organization_id: UUID) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT id, organization_id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys "
+        "SELECT id, organization_id, name, prefix, scopes, created_at, last_used_at, revoked_at FROM api_keys "
         "WHERE organization_id = $1 ORDER BY created_at",
         organization_id,
     )
@@ -67,11 +80,15 @@ async def revoke_key(conn: Conn, *, organization_id: UUID, key_id: UUID) -> asyn
     return await conn.fetchrow(
         """
         UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND organization_id = $2
-        RETURNING id, organization_id, name, prefix, created_at, last_used_at, revoked_at, key_hash
+        RETURNING id, organization_id, name, prefix, scopes, created_at, last_used_at, revoked_at, key_hash
         """,
         key_id,
         organization_id,
     )
+
+
+async def key_is_active(conn: Conn, key_hash: bytes) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", key_hash))
 
 
 # --- Console sessions ----------------------------------------------------------------------

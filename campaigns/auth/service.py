@@ -6,15 +6,17 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import asyncpg
 
 from campaigns.auth import repository as repo
+from campaigns.auth import scopes as scopes_
 from campaigns.auth.cache import PrincipalCache
-from campaigns.auth.principals import Principal
-from campaigns.errors import NotFound
+from campaigns.auth.principals import Principal, require_scope
+from campaigns.errors import Conflict, NotFound
 
 KEY_PREFIX = "qck_"
 
@@ -23,11 +25,32 @@ def hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-async def create_key(pool: asyncpg.Pool, *, organization: str, name: str = "default") -> tuple[str, asyncpg.Record]:
-    """Create the organization if needed and a new key for it; return (key, its record)."""
+async def create_key(
+    pool: asyncpg.Pool,
+    *,
+    organization: str,
+    name: str = "default",
+    scopes: Sequence[str] = (scopes_.ADMIN,),
+    max_keys: int | None = None,
+) -> tuple[str, asyncpg.Record]:
+    """Create the organization if needed and a new key for it with these scopes; return
+    (key, its record). 409 `key_limit_reached` when the organization already has `max_keys`
+    active keys."""
+    unknown = sorted(set(scopes) - set(scopes_.ALL))
+    if unknown or not scopes:
+        raise ValueError(f"unknown scopes {unknown}; known: {list(scopes_.ALL)}" if unknown else "no scope")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     async with pool.acquire() as conn, conn.transaction():
         org = await repo.get_or_create_organization(conn, organization_id=uuid.uuid4(), name=organization)
+        if max_keys is not None:
+            await repo.lock_organization(conn, org["id"])
+            if await repo.count_active_keys(conn, org["id"]) >= max_keys:
+                raise Conflict(
+                    f"the organization already has {max_keys} active API keys, the most it may have; "
+                    "revoke one it no longer uses first",
+                    code="key_limit_reached",
+                    details={"limit": max_keys},
+                )
         record = await repo.insert_key(
             conn,
             key_id=uuid.uuid4(),
@@ -35,8 +58,18 @@ async def create_key(pool: asyncpg.Pool, *, organization: str, name: str = "defa
             name=name,
             prefix=key[: len(KEY_PREFIX) + 6],
             key_hash=hash_key(key),
+            scopes=sorted(set(scopes)),
         )
     return key, record
+
+
+async def mint_key(
+    *, pool: asyncpg.Pool, principal: Principal, name: str, scopes: Sequence[str], max_keys: int
+) -> tuple[str, asyncpg.Record]:
+    """Another key for the caller's organization, with no scope the caller lacks."""
+    for scope in scopes:
+        require_scope(principal, scope)
+    return await create_key(pool, organization=principal.organization_name, name=name, scopes=scopes, max_keys=max_keys)
 
 
 async def authenticate(pool: asyncpg.Pool, principals: PrincipalCache | None, key: str) -> Principal | None:
@@ -55,10 +88,27 @@ async def authenticate_hash(pool: asyncpg.Pool, principals: PrincipalCache | Non
         return None
     if row["last_used_at"] is None or _stale(row["last_used_at"]):
         await repo.touch_key(pool, row["key_id"])
-    principal = Principal(row["organization_id"], row["organization_name"], row["key_id"], row["key_name"])
+    principal = Principal(
+        row["organization_id"],
+        row["organization_name"],
+        row["key_id"],
+        row["key_name"],
+        scopes_.expand(row["scopes"]),
+    )
     if principals is not None:
         principals.keep(key_hash, principal, epoch)
     return principal
+
+
+async def until_revoked(*, pool: asyncpg.Pool, principals: PrincipalCache, key_hash: bytes) -> None:
+    """Return once the key is revoked. Waits for the key's invalidation (which every process
+    hears), then confirms in Postgres: no query while nothing happens."""
+    with principals.watch(key_hash) as woken:
+        while True:
+            await woken.wait()
+            woken.clear()
+            if not await repo.key_is_active(pool, key_hash):
+                return
 
 
 def _stale(last_used: datetime) -> bool:

@@ -7,7 +7,6 @@ expected; the API turns those into `{field, reason}` lists. These models are pur
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import date, datetime
 from enum import StrEnum
@@ -17,6 +16,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from campaigns.domain import validators, voices
 from campaigns.domain.base import ApiModel
+from campaigns.domain.validators import Int64, NonNegativeReal, Rate, Real
 
 Timezone = Annotated[str, AfterValidator(validators.iana_timezone)]
 Language = Annotated[str, AfterValidator(validators.bcp47_language)]
@@ -61,7 +61,7 @@ class HandoffTrigger(ApiModel):
     """When the AI hands the caller to someone (or something) else."""
 
     type: Literal["keyword", "sentiment", "intent", "duration", "explicit_request"]
-    value: str | float | None = None
+    value: str | Real | None = None
     action: Literal["transfer_to_agent", "schedule_callback", "send_sms", "end_call"] = "transfer_to_agent"
     target: str | None = Field(default=None, max_length=200)
 
@@ -164,8 +164,8 @@ class BehavioralFilters(ApiModel):
     min_engagement_score: float | None = Field(default=None, ge=0, le=100)
     last_interaction_within_days: int | None = Field(default=None, gt=0, le=3650)
     previous_customer: bool | None = None
-    min_previous_calls: int | None = Field(default=None, ge=0)
-    max_previous_calls: int | None = Field(default=None, ge=0)
+    min_previous_calls: int | None = Field(default=None, ge=0, le=1_000_000)
+    max_previous_calls: int | None = Field(default=None, ge=0, le=1_000_000)
 
     @model_validator(mode="after")
     def _ordered(self) -> BehavioralFilters:
@@ -199,7 +199,7 @@ class ExclusionRule(ApiModel):
         return self
 
 
-CustomValue = str | int | float | bool | list[str | int | float | bool] | None
+CustomValue = str | Int64 | Real | bool | list[str | Int64 | Real | bool] | None
 
 
 class TargetAudience(ApiModel):
@@ -210,15 +210,6 @@ class TargetAudience(ApiModel):
         default_factory=dict, max_length=100
     )
     exclusion_rules: list[ExclusionRule] = Field(default_factory=list, max_length=200)
-
-    @field_validator("custom_attributes")
-    @classmethod
-    def _finite(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for key, v in value.items():
-            items = v if isinstance(v, list) else [v]
-            if any(isinstance(i, float) and not math.isfinite(i) for i in items):
-                raise ValueError(f"customAttributes[{key!r}] must be a finite number")
-        return value
 
 
 # --- Schedule ------------------------------------------------------------------------
@@ -395,7 +386,7 @@ class CampaignBudget(ApiModel):
     total: float | None = Field(default=None, gt=0, le=1e12)
     daily: float | None = Field(default=None, gt=0, le=1e12)
     currency: Currency = "USD"
-    alert_thresholds: list[float] = Field(default_factory=lambda: [0.5, 0.8, 1.0], max_length=10)
+    alert_thresholds: list[Annotated[Rate, Field(gt=0)]] = Field(default_factory=lambda: [0.5, 0.8, 1.0], max_length=10)
 
     @field_validator("alert_thresholds")
     @classmethod
@@ -436,7 +427,7 @@ class CampaignGoal(ApiModel):
     type: GoalType
     target: float = Field(gt=0, le=1e12)
     timeframe: GoalTimeframe = GoalTimeframe.CAMPAIGN
-    current: float = 0
+    current: NonNegativeReal = 0
     achieved: bool = False
 
 
@@ -461,7 +452,7 @@ class KPI(ApiModel):
     id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] | None = None
     name: ShortText
     metric: KpiMetric
-    target: float | None = None
+    target: Real | None = None
     unit: Literal["count", "ratio", "seconds", "currency", "score", "per_hour"] = "count"
     direction: Literal["higher_is_better", "lower_is_better"] = "higher_is_better"
 

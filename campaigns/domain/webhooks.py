@@ -242,3 +242,23 @@ def throttle_delay(throttled: int, rand: float) -> float:
     asking again: growing, so a long backlog does not churn, and jittered, so the waiters
     do not ask all at once."""
     return min(10.0, 0.25 * 2**throttled) * (0.5 + rand)
+
+
+# --- Showing credentials -----------------------------------------------------------------
+# A receiver's header values and an integration's URL (a Slack webhook URL is its own
+# credential) are shown masked once saved: enough to recognise, never enough to use.
+
+MASK = "****"
+
+
+def mask(value: str) -> str:
+    """`****` and the last four characters (only the mark for a value too short to spare them)."""
+    return MASK + value[-4:] if len(value) >= 12 else MASK
+
+
+def mask_url(url: str) -> str:
+    """`https://hooks.slack.com/…/****abcd`: the scheme and host, not the path or query."""
+    scheme, _, rest = url.partition("://")
+    host, slash, tail = rest.partition("/")
+    host = host.rpartition("@")[2]
+    return f"{scheme}://{host}/…/{mask(tail)}" if slash or tail else f"{scheme}://{host}"

@@ -81,7 +81,7 @@ def fan_out(
                     e["campaign_id"],
                     e["seq"],
                     body,
-                    ep["url"],
+                    ep["id"],  # names the endpoint in the workflow's summary (never its URL)
                     failure,
                 )
             )
@@ -189,6 +189,6 @@ class Dispatcher:
             self.client,
             self.pool,
             self.settings,
-            [Pending(r["id"], r["run"], r["event_type"], r["url"]) for r in rows],
+            [Pending(r["id"], r["run"], r["event_type"], r["endpoint_id"]) for r in rows],
             gate=self._gate,
         )

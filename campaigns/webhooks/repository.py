@@ -26,6 +26,7 @@ _ENDPOINT_COLUMNS = {
     "disabled_reason",
     "disabled_at",
     "failing_since",
+    "credentials_encrypted",
 }
 
 
@@ -52,9 +53,9 @@ async def insert_endpoint(
             """
         INSERT INTO webhook_endpoints (id, organization_id, campaign_id, kind, name, description, url, event_types,
                                        headers, config, retry_config, max_concurrency, enabled, disabled_reason,
-                                       disabled_at, secret)
+                                       disabled_at, secret, credentials_encrypted)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-                CASE WHEN $13 THEN NULL ELSE 'manual' END, CASE WHEN $13 THEN NULL ELSE now() END, $14)
+                CASE WHEN $13 THEN NULL ELSE 'manual' END, CASE WHEN $13 THEN NULL ELSE now() END, $14, true)
         RETURNING *
         """,
             endpoint_id,
@@ -143,6 +144,31 @@ async def rotate_secret(
     )
 
 
+async def unsealed_endpoints(conn: Connection, limit: int) -> list[asyncpg.Record]:
+    """Endpoints whose URL and header values are still stored in clear (written before they
+    were encrypted), locked until the caller's transaction ends; others skip them."""
+    return await conn.fetch(
+        """
+        SELECT id, url, headers, credentials_encrypted FROM webhook_endpoints WHERE NOT credentials_encrypted
+        ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+        """,
+        limit,
+    )
+
+
+async def store_sealed(conn: Conn, *, endpoint_id: UUID, url: str, headers: dict[str, str]) -> None:
+    """Replace an endpoint's clear URL and header values with their encrypted form (once)."""
+    await conn.execute(
+        """
+        UPDATE webhook_endpoints SET url = $2, headers = $3, credentials_encrypted = true
+        WHERE id = $1 AND NOT credentials_encrypted
+        """,
+        endpoint_id,
+        url,
+        headers,
+    )
+
+
 # --- Endpoint health (written by the delivery activity) ---------------------------------
 
 
@@ -194,7 +220,7 @@ async def subscribers(conn: Conn, organization_ids: list[UUID]) -> list[asyncpg.
     """Enabled endpoints of these organizations (matching by event type happens in Python)."""
     return await conn.fetch(
         """
-        SELECT id, organization_id, campaign_id, kind, url, event_types, config, created_at
+        SELECT id, organization_id, campaign_id, kind, event_types, config, created_at
         FROM webhook_endpoints WHERE organization_id = ANY($1) AND enabled
         """,
         organization_ids,
@@ -231,8 +257,7 @@ async def mark_started(conn: Conn, delivery_ids: list[UUID]) -> None:
 async def unstarted(conn: Conn, *, older_than_s: float, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         """
-        SELECT d.id, d.run, d.event_type, e.url FROM webhook_deliveries d
-        JOIN webhook_endpoints e ON e.id = d.endpoint_id
+        SELECT d.id, d.run, d.event_type, d.endpoint_id FROM webhook_deliveries d
         WHERE NOT d.workflow_started AND d.created_at < now() - make_interval(secs => $1)
         ORDER BY d.created_at LIMIT $2
         """,
@@ -263,7 +288,8 @@ async def delivery_for_attempt(conn: Conn, delivery_id: UUID) -> asyncpg.Record 
     return await conn.fetchrow(
         """
         SELECT d.id, d.run, d.status, d.body, d.event_type, d.attempts, d.organization_id,
-               e.id AS endpoint_id, e.campaign_id AS endpoint_campaign_id, e.url, e.headers, e.retry_config,
+               e.id AS endpoint_id, e.campaign_id AS endpoint_campaign_id, e.kind, e.url, e.headers,
+               e.credentials_encrypted, e.retry_config,
                e.max_concurrency, e.enabled, e.secret, e.previous_secret, e.previous_secret_expires_at,
                e.failing_since, coalesce(d.run_started_at, d.created_at) AS run_started_at, now() AS now
         FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id

@@ -3,7 +3,8 @@
 Encryption is Fernet (AES-128-CBC + HMAC-SHA256, from `cryptography`) with keys from
 WEBHOOK_SECRET_KEYS; MultiFernet lets an operator add a new key in front and re-encrypt
 at leisure. Signatures come from the `standardwebhooks` reference implementation, so
-what we sign is exactly what its verifier checks.
+what we sign is exactly what its verifier checks. A receiver's URL and custom header values
+are credentials too (`seal`, `unseal`), encrypted with the same keys.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import base64
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from standardwebhooks.webhooks import Webhook
 
@@ -86,3 +90,20 @@ def signature(secrets_: list[str], msg_id: str, timestamp: datetime, body: str) 
     a rotation both the new and the old secret sign, so receivers may switch at any time)."""
     ts = timestamp.astimezone(UTC)
     return " ".join(Webhook(s).sign(msg_id, ts, body) for s in secrets_)
+
+
+# --- A receiver's credentials: its URL and custom header values ---------------------------
+
+
+def seal(settings: Settings, url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The URL and header values as stored: encrypted, like the signing secrets."""
+    return encrypt(settings, url), {name: encrypt(settings, value) for name, value in headers.items()}
+
+
+def unseal(settings: Settings, row: Mapping[str, Any] | asyncpg.Record) -> tuple[str, dict[str, str]]:
+    """An endpoint row's URL and header values in clear (rows written before they were
+    encrypted, not yet migrated, are read as they are)."""
+    headers = row["headers"] or {}
+    if not row["credentials_encrypted"]:
+        return row["url"], dict(headers)
+    return decrypt(settings, row["url"]), {name: decrypt(settings, value) for name, value in headers.items()}

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
+import re
 import socket
 import ssl
 import time
@@ -124,6 +126,22 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+# An IPv4 address, or anything with two colons (IPv6).
+_ADDRESS = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b|[0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f:.%]*")
+
+
+def _os_reason(err: BaseException | None) -> str:
+    """Why a connection failed, without the addresses the OS names (what a host name
+    resolved to is not the tenant's to learn: it may be an internal one the guard allows)."""
+    if isinstance(err, OSError) and err.errno:
+        return os.strerror(err.errno).lower()
+    return _without_addresses(err) if err is not None else "unknown error"
+
+
+def _without_addresses(err: BaseException) -> str:
+    return _ADDRESS.sub("<address>", str(err) or type(err).__name__)
+
+
 def _is_tls(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
@@ -216,10 +234,10 @@ class Sender:
             host = netguard.client_host(url)
             literal = netguard.host_address(host)
         except ValueError as err:
-            return done(error_class="blocked", error=f"invalid URL: {err}")
+            return done(error_class="blocked", error=f"invalid URL: {err}")  # names the host at most
         reason = netguard.blocked_reason(literal, self.allowed) if literal is not None else None
         if reason:
-            log.info("webhook to %s refused: %s", url, reason)
+            log.info("webhook to %s refused: %s", host, reason)  # the host only: a URL may be a credential
             return done(error_class="blocked", error=netguard.REFUSED)
         try:
             async with self._client().post(target, data=body, headers=headers, allow_redirects=False) as response:
@@ -236,7 +254,7 @@ class Sender:
             reason = "redirects are not followed" if 300 <= status < 400 else f"HTTP {status}"
             return done(status, excerpt, "http", reason, retry_after)
         except Blocked as err:
-            log.info("webhook to %s refused: %s", url, err.detail)
+            log.info("webhook to %s refused: %s", host, err.detail)
             return done(error_class="blocked", error=netguard.REFUSED)
         except aiohttp.ClientConnectorDNSError as err:
             return done(error_class="dns", error=f"cannot resolve {host!r}: {err.os_error}")
@@ -245,19 +263,19 @@ class Sender:
             return done(error_class="timeout", error=f"timed out {what} (limit {self.total_timeout:g}s)")
         except aiohttp.ClientConnectorError as err:
             if isinstance(err.os_error, BlockedPeer):
-                log.info("webhook to %s refused: %s", url, err.os_error.detail)
+                log.info("webhook to %s refused: %s", host, err.os_error.detail)
                 return done(error_class="blocked", error=netguard.REFUSED)
             if _is_tls(err):
-                return done(error_class="tls", error=f"TLS handshake failed: {err}")
-            return done(error_class="connect", error=f"cannot connect: {err.os_error or err}")
-        except aiohttp.InvalidURL as err:
-            return done(error_class="blocked", error=f"invalid URL: {err}")
+                return done(error_class="tls", error=f"TLS handshake failed: {_without_addresses(err)}")
+            return done(error_class="connect", error=f"cannot connect to {host}: {_os_reason(err.os_error)}")
+        except aiohttp.InvalidURL:
+            return done(error_class="blocked", error="invalid URL")  # its text is the URL
         except (aiohttp.ClientError, OSError) as err:
             if _is_tls(err):
-                return done(error_class="tls", error=f"TLS error: {err}")
-            return done(error_class="connect", error=f"connection failed: {err or type(err).__name__}")
+                return done(error_class="tls", error=f"TLS error: {_without_addresses(err)}")
+            return done(error_class="connect", error=f"connection to {host} failed: {_os_reason(err)}")
         except Exception as err:  # noqa: BLE001 - any failure is a classified attempt, never a crash
             # e.g. a header value the client will not write: an attempt that raised would be
             # retried by the activity forever instead of counting towards giving up.
-            log.warning("webhook to %s failed unexpectedly: %r", url, err)
-            return done(error_class="unexpected", error=f"{type(err).__name__}: {err}"[:500])
+            log.warning("webhook to %s failed unexpectedly: %s", host, type(err).__name__)
+            return done(error_class="unexpected", error=f"{type(err).__name__}: {_without_addresses(err)}"[:500])

@@ -12,6 +12,7 @@ import asyncio
 import json
 import socket
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,7 +27,7 @@ from campaigns.campaigns.cache import CampaignCache
 from campaigns.campaigns.service import get_row as get_campaign_row
 from campaigns.db import Connection, one
 from campaigns.domain import integrations, netguard
-from campaigns.domain.webhooks import RetryConfig, envelope, message_id
+from campaigns.domain.webhooks import MASK, RetryConfig, envelope, mask, mask_url, message_id
 from campaigns.errors import Conflict, NotFound, invalid
 from campaigns.settings import Settings
 from campaigns.webhooks import repository as repo
@@ -95,6 +96,24 @@ async def check_destination(settings: Settings, url: str, field: str = "url") ->
             raise invalid([{"field": field, "reason": f"{netguard.REFUSED} (webhooks reach public addresses only)"}])
 
 
+# --- Credentials at rest -------------------------------------------------------------------
+
+
+async def seal_stored_credentials(*, pool: asyncpg.Pool, settings: Settings, batch: int = 500) -> int:
+    """Encrypt in place the URLs and header values of endpoints saved before they were
+    encrypted; return how many. Idempotent, and safe to run in several processes at once."""
+    total = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await repo.unsealed_endpoints(conn, batch)
+            for row in rows:
+                url, headers = secrets.seal(settings, row["url"], dict(row["headers"] or {}))
+                await repo.store_sealed(conn, endpoint_id=row["id"], url=url, headers=headers)
+        total += len(rows)
+        if len(rows) < batch:
+            return total
+
+
 # --- Shaping rows --------------------------------------------------------------------------
 
 
@@ -104,16 +123,34 @@ def _state(row: asyncpg.Record) -> str:
     return "failing" if row["failing_since"] else "active"
 
 
-def to_webhook(row: asyncpg.Record, secret: str | None = None) -> Webhook:
+def display_url(settings: Settings, row: Mapping[str, Any] | asyncpg.Record) -> str:
+    """How an endpoint's URL is shown: a webhook's as it is, an integration's (a Slack URL is
+    its own credential) masked."""
+    try:
+        url, _ = secrets.unseal(settings, row)
+    except secrets.UndecryptableSecret:
+        return MASK  # the key is gone (the deliveries say so); a read must still work
+    return url if row["kind"] == "webhook" else mask_url(url)
+
+
+def _shown_headers(settings: Settings, row: Mapping[str, Any] | asyncpg.Record) -> dict[str, str]:
+    try:
+        _, headers = secrets.unseal(settings, row)
+    except secrets.UndecryptableSecret:
+        return {name: MASK for name in row["headers"] or {}}
+    return {name: mask(value) for name, value in headers.items()}
+
+
+def to_webhook(settings: Settings, row: asyncpg.Record, secret: str | None = None) -> Webhook:
     expires = row["previous_secret_expires_at"]
     return Webhook(
         id=str(row["id"]),
         organization_id=str(row["organization_id"]),
         campaign_id=str(row["campaign_id"]) if row["campaign_id"] else None,
-        url=row["url"],
+        url=display_url(settings, row),
         description=row["description"],
         event_types=list(row["event_types"]),
-        headers=row["headers"],
+        headers=_shown_headers(settings, row),
         retry_config=RetryConfig.model_validate(row["retry_config"]),
         max_concurrency=row["max_concurrency"],
         enabled=row["enabled"],
@@ -131,16 +168,16 @@ def to_webhook(row: asyncpg.Record, secret: str | None = None) -> Webhook:
     )
 
 
-def to_integration(row: asyncpg.Record, secret: str | None = None) -> Integration:
+def to_integration(settings: Settings, row: asyncpg.Record, secret: str | None = None) -> Integration:
     return Integration(
         id=str(row["id"]),
         campaign_id=str(row["campaign_id"]),
         type=row["kind"],
         name=row["name"],
-        url=row["url"],
+        url=display_url(settings, row),
         event_types=list(row["event_types"]),
         config=row["config"],
-        headers=row["headers"],
+        headers=_shown_headers(settings, row),
         retry_config=RetryConfig.model_validate(row["retry_config"]),
         max_concurrency=row["max_concurrency"],
         enabled=row["enabled"],
@@ -230,18 +267,19 @@ async def create(
     else:
         description = body.description
     secret = secrets.new_secret()
+    url, headers = secrets.seal(settings, body.url, body.headers)
     row = await repo.insert_endpoint(
         pool,
         endpoint_id=uuid.uuid4(),
         organization_id=scope.organization_id,
         campaign_id=scope.campaign_id,
         kind=kind,
-        url=body.url,
+        url=url,
         event_types=body.event_types,
         secret=secrets.encrypt(settings, secret),
         name=name,
         description=description,
-        headers=body.headers,
+        headers=headers,
         config=config,
         retry_config=body.retry_config.model_dump(mode="json", by_alias=True),
         max_concurrency=body.max_concurrency,
@@ -278,14 +316,29 @@ async def update(
         raise invalid(
             [{"field": alias[n], "reason": "cannot be null (leave it out to keep it)"} for n in sorted(nulled)]
         )
-    if body.url is not None:
-        await check_destination(settings, body.url)
+    masked_url = body.url is not None and f"/…/{MASK}" in body.url
+    if body.url is not None and not masked_url:
+        await check_destination(settings, body.url)  # before the row is locked: it may resolve a name
     async with pool.acquire() as conn, conn.transaction():
         row = await get_endpoint_row(conn, scope, endpoint_id, kinds, for_update=True)
         fields: dict[str, Any] = {}
-        for name in ("url", "event_types", "headers", "max_concurrency"):
+        for name in ("event_types", "max_concurrency"):
             if name in given and getattr(body, name) is not None:
                 fields[name] = getattr(body, name)
+        url, headers = secrets.unseal(settings, row)
+        if masked_url and body.url != display_url(settings, row):
+            raise invalid([{"field": "url", "reason": "is masked but not this endpoint's: send the whole URL"}])
+        if body.url is not None and not masked_url:  # the URL as shown (masked) keeps it
+            url = body.url
+        if body.headers is not None:
+            # A value given back as it is shown (masked) keeps the value it stands for.
+            headers = {
+                name: headers[name] if name in headers and value == mask(headers[name]) else value
+                for name, value in body.headers.items()
+            }
+        if (body.url is not None or body.headers is not None) or not row["credentials_encrypted"]:
+            fields["url"], fields["headers"] = secrets.seal(settings, url, headers)
+            fields["credentials_encrypted"] = True
         if isinstance(body, WebhookUpdate) and "description" in given:
             fields["description"] = body.description
         if isinstance(body, IntegrationUpdate):
@@ -400,7 +453,7 @@ async def send_test(
         if failure is not None:
             await record_render_failures(conn, [(delivery, failure)])
             return one(await repo.get_delivery(conn, endpoint_id=endpoint_id, delivery_id=delivery))
-    await start_all(temporal, pool, settings, [Pending(delivery, 0, "webhook.test", endpoint["url"])])
+    await start_all(temporal, pool, settings, [Pending(delivery, 0, "webhook.test", endpoint_id)])
     return row
 
 
@@ -461,7 +514,7 @@ async def redeliver(
         raise Conflict(
             "the delivery is still in progress; redeliver it once it has finished", code="delivery_in_progress"
         )
-    await start_all(temporal, pool, settings, [Pending(row["id"], row["run"], row["event_type"], endpoint["url"])])
+    await start_all(temporal, pool, settings, [Pending(row["id"], row["run"], row["event_type"], endpoint_id)])
     return row
 
 
@@ -482,9 +535,7 @@ async def recover(
     endpoint = await get_endpoint_row(pool, scope, endpoint_id, kinds)
     _require_enabled(endpoint)
     rows = await repo.reopen_failed(pool, endpoint_id=endpoint_id, since=since, until=until, limit=RECOVER_LIMIT)
-    await start_all(
-        temporal, pool, settings, [Pending(r["id"], r["run"], r["event_type"], endpoint["url"]) for r in rows]
-    )
+    await start_all(temporal, pool, settings, [Pending(r["id"], r["run"], r["event_type"], endpoint_id) for r in rows])
     return [r["id"] for r in rows]
 
 

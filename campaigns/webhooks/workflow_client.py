@@ -33,7 +33,7 @@ class Pending:
     delivery_id: UUID
     run: int
     event_type: str
-    url: str
+    endpoint_id: UUID  # the summary in the Temporal UI names it; a URL may be a credential
 
 
 def _attempt_timeout(settings: Settings) -> float:
@@ -56,7 +56,7 @@ async def start_one(client: Client, settings: Settings, item: Pending) -> bool:
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE
             if item.run == 0
             else WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            static_summary=f"{item.event_type} → {item.url}"[:200],
+            static_summary=f"{item.event_type} → endpoint {item.endpoint_id}",
             # In the worker (the dispatcher), the first task comes back with the start: no
             # round trip through the matching service. Elsewhere it is an ordinary start.
             request_eager_start=True,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import html
-import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,16 +24,15 @@ from pydantic import BaseModel, Field, ValidationError
 
 from campaigns.analytics.directory import CampaignDirectory
 from campaigns.analytics.realtime import Realtime
-from campaigns.domain import embed
+from campaigns.domain import embed, jsonbody
 from campaigns.domain.config import CampaignConfiguration, CampaignStatus
 from campaigns.domain.widget import WidgetSettings, normalize_origin, origin_allowed
-from campaigns.errors import AppError, BadRequest, invalid
+from campaigns.errors import BadRequest, invalid
 from campaigns.settings import Settings
 from campaigns.widget import page_events as widget_events
 from campaigns.widget import repository as repo
 from campaigns.widget import service as widgets
 
-MAX_BODY_BYTES = 64 * 1024
 MAX_EVENTS = 50
 
 
@@ -112,19 +110,23 @@ def public_config(widget: PublicWidget, *, preview: bool) -> dict[str, Any]:
 # --- Events --------------------------------------------------------------------------
 
 
-class _Batch(BaseModel):
-    key: str = Field(max_length=100)
+class EventBatch(BaseModel):
+    """What widget.js posts to /embed/events."""
+
+    key: str = Field(max_length=100, description="The widget's publishable key (qcw_pk_…)")
     events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_EVENTS)
 
 
-def parse_batch(body: bytes) -> tuple[str, list[dict[str, Any]]]:
+def parse_batch(body: bytes, *, max_depth: int = jsonbody.DEFAULT_MAX_DEPTH) -> tuple[str, list[dict[str, Any]]]:
     """The key and the raw events of a request body (sent as text/plain or application/json)."""
-    if len(body) > MAX_BODY_BYTES:
-        raise AppError(f"body larger than {MAX_BODY_BYTES} bytes", code="payload_too_large", status=413)
     try:
-        batch = _Batch.model_validate(json.loads(body))
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest('body must be JSON: {"key": "qcw_pk_…", "events": [...]}', code="invalid_json") from None
+        batch = EventBatch.model_validate(jsonbody.loads(body, max_depth=max_depth))
+    except jsonbody.InvalidJson as err:
+        raise BadRequest(
+            f'body must be JSON {{"key": "qcw_pk_…", "events": [...]}}: {err.field}: {err.reason}',
+            code="invalid_json",
+            details=[{"field": err.field, "reason": err.reason}],
+        ) from None
     except ValidationError as err:
         raise invalid(err, "invalid widget events") from None
     return batch.key, batch.events

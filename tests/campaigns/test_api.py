@@ -381,7 +381,7 @@ async def test_requests_need_a_valid_key(anonymous: httpx.AsyncClient):
 
 
 async def test_revoked_keys_stop_working_at_once(api: httpx.AsyncClient, make_api):
-    created = (await api.post("/api/keys", json={"name": "ci"})).json()["key"]
+    created = (await api.post("/api/keys", json={"name": "ci", "scopes": ["campaigns:read"]})).json()["key"]
     assert created["key"].startswith("qck_")
     second = await make_api(key=created["key"])
     assert (await second.get("/api/campaigns")).status_code == 200

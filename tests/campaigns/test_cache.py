@@ -190,7 +190,7 @@ async def test_two_processes_never_serve_a_write_stale(two_apis):
 
 async def test_a_key_revoked_through_one_process_is_refused_at_once_by_the_other(two_apis, pool):
     first, second = two_apis
-    created = (await first.post("/api/keys", json={"name": "short-lived"})).json()["key"]
+    created = (await first.post("/api/keys", json={"name": "short-lived", "scopes": ["campaigns:read"]})).json()["key"]
     headers = {"Authorization": f"Bearer {created['key']}"}
     for api in (first, second):  # both processes now know the key from memory
         assert (await api.get("/api/campaigns", headers=headers)).status_code == 200

@@ -10,9 +10,7 @@ import httpx
 import pytest
 
 from campaigns.api.console import security
-from campaigns.auth import scopes
-from campaigns.auth.principals import Principal
-from campaigns.auth.service import authenticate, create_key, hash_key
+from campaigns.auth.service import authenticate, create_key
 from tests.support.campaigns import CAMPAIGN
 
 
@@ -110,7 +108,7 @@ async def test_signing_out_ends_the_session(browser_like, pool):
 
 async def test_revoking_the_key_ends_its_sessions(browser_like, make_api):
     admin = await make_api()
-    r = await admin.post("/api/keys", json={"name": "console"})
+    r = await admin.post("/api/keys", json={"name": "console", "scopes": ["campaigns:read"]})
     assert r.status_code == 201, r.text
     created = r.json()["key"]
     await _sign_in(browser_like, created["key"])
@@ -120,26 +118,20 @@ async def test_revoking_the_key_ends_its_sessions(browser_like, make_api):
     assert r.status_code == 303 and r.headers["location"].startswith("/console/sign-in")
 
 
-async def test_a_read_only_key_sees_no_actions_and_is_refused_them(browser_like, app, make_api, pool):
+async def test_a_read_only_key_sees_no_actions_and_is_refused_them(browser_like, make_api):
     api = await make_api()
     cid = (await api.post("/api/campaigns", json=CAMPAIGN)).json()["campaign"]["id"]
-    # Until keys carry scopes in Postgres, give this key's cached principal read-only scopes.
-    principal = await authenticate(pool, app.state.principals, api.key)
-    reader = Principal(principal.organization_id, principal.organization_name, principal.key_id, principal.key_name,
-                       scopes=scopes.expand({scopes.CAMPAIGNS_READ}))
-    app.state.principals.keep(hash_key(api.key), reader, app.state.principals.epoch)
-    try:
-        await _sign_in(browser_like, api.key)
-        page = await browser_like.get(f"/console/campaigns/{cid}")
-        assert page.status_code == 200
-        assert "Activate" not in page.text and "Edit configuration" not in page.text
-        r = await browser_like.post(f"/console/campaigns/{cid}/status",
-                                    data={"csrf": _csrf(page.text), "action": "activate", "reason": "try"})
-        assert r.status_code == 403 and "campaigns:write" in r.text
-        assert (await browser_like.get("/console/campaigns/new")).status_code == 403
-        assert (await api.get(f"/api/campaigns/{cid}")).json()["campaign"]["status"] == "draft"
-    finally:
-        await app.state.principals.forget(hash_key(api.key))
+    r = await api.post("/api/keys", json={"name": "reader", "scopes": ["campaigns:read"]})
+    assert r.status_code == 201, r.text
+    await _sign_in(browser_like, r.json()["key"]["key"])
+    page = await browser_like.get(f"/console/campaigns/{cid}")
+    assert page.status_code == 200
+    assert "Activate" not in page.text and "Edit configuration" not in page.text
+    r = await browser_like.post(f"/console/campaigns/{cid}/status",
+                                data={"csrf": _csrf(page.text), "action": "activate", "reason": "try"})
+    assert r.status_code == 403 and "campaigns:write" in r.text
+    assert (await browser_like.get("/console/campaigns/new")).status_code == 403
+    assert (await api.get(f"/api/campaigns/{cid}")).json()["campaign"]["status"] == "draft"
 
 
 async def test_another_organizations_campaign_is_not_found(browser_like, make_api):

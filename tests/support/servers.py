@@ -9,6 +9,7 @@ from typing import Any
 
 import uvicorn
 
+from campaigns.api.app import create_app
 from campaigns.stack.services import free_port
 from tests.support.polling import eventually
 
@@ -58,3 +59,12 @@ async def serving(app: Any, port: int | None = None) -> AsyncIterator[Server]:
         yield server
     finally:
         await server.stop()
+
+
+@contextlib.asynccontextmanager
+async def another_app(settings: Any) -> AsyncIterator[Any]:
+    """Another API process in this one (its own pool, caches and analytics loops), with these
+    settings: for limits the session's app has at their defaults, or a second replica."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app

@@ -29,7 +29,7 @@ async def test_create_shows_the_secret_once(api: httpx.AsyncClient, campaign: di
     assert hook["retryConfig"]["maxAttempts"] == 8 and hook["maxConcurrency"] == 10
     assert r.headers["location"] == f"{hooks(campaign)}/{hook['id']}"
     got = (await api.get(f"{hooks(campaign)}/{hook['id']}")).json()["webhook"]
-    assert got["secret"] is None and got["headers"] == {"X-Token": "t"} and got["description"] == "CRM sync"
+    assert got["secret"] is None and got["headers"] == {"X-Token": "****"} and got["description"] == "CRM sync"
     listed = (await api.get(hooks(campaign))).json()
     assert listed["total"] == 1 and listed["webhooks"][0]["secret"] is None
 

@@ -420,7 +420,7 @@ async def test_a_worker_killed_between_attempts_loses_nothing(api, campaign, poo
         }
         doomed = await sup.start(ServiceSpec(name="doomed-worker", argv=[sys.executable, "-m", "campaigns.cli", "worker"],
                                              env=env, log_file=settings.data_dir / "logs" / f"{queue}.log"))
-        assert await start_one(temporal_client, isolated, Pending(delivery_id, 0, "webhook.test", receiver.url))
+        assert await start_one(temporal_client, isolated, Pending(delivery_id, 0, "webhook.test", uuid.uuid4()))
         await receiver.wait_for(1, within=30)  # attempt 1 made by the doomed worker, answered 500
         await eventually(lambda: _count_attempts(pool, hook["id"], 1), "attempt 1 recorded")
         await eventually(lambda: _waiting_to_retry(temporal_client, workflow_id(delivery_id)), "retry timer")

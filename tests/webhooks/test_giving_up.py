@@ -45,8 +45,8 @@ async def test_a_sender_error_is_a_failed_attempt_and_the_delivery_ends(api, cam
     its attempts, and the failures disable the endpoint like any others."""
     base, hook = await subscribe(api, campaign, receiver.url, ["lead.created"],
                                  retryConfig={**FAST_RETRY, "disableAfterSeconds": 1})
-    await pool.execute("UPDATE webhook_endpoints SET headers = $2 WHERE id = $1", uuid.UUID(hook["id"]),
-                       {"X-Evil": "a\x01b"})
+    await pool.execute("UPDATE webhook_endpoints SET url = $3, headers = $2, credentials_encrypted = false "
+                       "WHERE id = $1", uuid.UUID(hook["id"]), {"X-Evil": "a\x01b"}, receiver.url)
     await record(pool, campaign, "lead.created")
     [delivery] = await wait_deliveries(api, base, count=1, status="failed", within=30)
     log = (await api.get(f"{base}/deliveries/{delivery['id']}")).json()["delivery"]["attemptLog"]
@@ -83,7 +83,7 @@ async def test_a_delivery_past_its_maximum_age_is_given_up(api, campaign, pool, 
         nearly = await _insert(pool, campaign, hook, age=max_age - timedelta(seconds=1))
         past = await _insert(pool, campaign, hook, age=max_age + timedelta(seconds=1))
         for delivery_id in (nearly, past):
-            assert await start_one(temporal_client, settings, Pending(delivery_id, 0, "webhook.test", receiver.url))
+            assert await start_one(temporal_client, settings, Pending(delivery_id, 0, "webhook.test", uuid.uuid4()))
 
         async def status(delivery_id) -> dict:
             return (await api.get(f"{base}/deliveries/{delivery_id}")).json()["delivery"]

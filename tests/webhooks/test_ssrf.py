@@ -105,8 +105,10 @@ async def test_a_saved_spelling_is_refused_at_send_time_before_a_byte_is_sent(
         r = await api.post(base, json={**body, "url": receiver.url, "headers": {"Metadata-Flavor": "Google"}})
         assert r.status_code == 201, r.text
         endpoint = r.json()["webhook" if "webhooks" in base else "integration"]
-        await pool.execute("UPDATE webhook_endpoints SET url = $2 WHERE id = $1", uuid.UUID(endpoint["id"]),
-                           f"http://{host}:{internal.port}/latest/meta-data/")
+        # Saved in clear, as before credentials were encrypted (such rows are read as they are).
+        await pool.execute("UPDATE webhook_endpoints SET url = $2, headers = $3, credentials_encrypted = false "
+                           "WHERE id = $1", uuid.UUID(endpoint["id"]), f"http://{host}:{internal.port}/latest/meta-data/",
+                           {"Metadata-Flavor": "Google"})
         item = f"{base}/{endpoint['id']}"
         assert (await api.post(f"{item}/test")).status_code == 202
         [delivery] = await wait_deliveries(api, item, count=1, status="failed")

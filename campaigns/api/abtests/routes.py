@@ -20,11 +20,12 @@ from campaigns.api.abtests.schemas import (
     SampleSizeEnvelope,
     StopBody,
 )
-from campaigns.api.deps import AppSettings, Cache, Caller, Db, Temporal
+from campaigns.api.bodies import JsonRoute
+from campaigns.api.deps import AppSettings, Cache, Db, PipelineCaller, Reader, Temporal, Writer
 from campaigns.domain.abtest.config import ABTestCreate
 from campaigns.errors import invalid
 
-router = APIRouter(tags=["a/b tests"])
+router = APIRouter(tags=["a/b tests"], route_class=JsonRoute)
 
 CampaignId = Annotated[UUID, Path(alias="id", description="The campaign's id")]
 TestId = Annotated[UUID, Path(alias="testId", description="The test's id")]
@@ -66,7 +67,7 @@ async def create_test(
     campaign_id: CampaignId,
     request: Request,
     response: Response,
-    caller: Caller,
+    caller: Writer,
     db: Db,
     cache: Cache,
     temporal: Temporal,
@@ -87,7 +88,7 @@ async def create_test(
 @router.get("/api/campaigns/{id}/ab-tests", response_model=ABTestList)
 async def list_tests(
     campaign_id: CampaignId,
-    caller: Caller,
+    caller: Reader,
     db: Db,
     cache: Cache,
     status: Annotated[Literal["running", "concluded"] | None, Query()] = None,
@@ -102,13 +103,13 @@ async def list_tests(
 
 
 @router.get(_TEST, response_model=ABTestEnvelope)
-async def get_test(campaign_id: CampaignId, test_id: TestId, caller: Caller, db: Db, cache: Cache) -> dict:
+async def get_test(campaign_id: CampaignId, test_id: TestId, caller: Reader, db: Db, cache: Cache) -> dict:
     """Get a test: its design, status, conclusion and promotion."""
     return {"test": await service.get(pool=db, cache=cache, principal=caller, campaign_id=campaign_id, test_id=test_id)}
 
 
 @router.get(_TEST + "/results", response_model=ResultsEnvelope)
-async def test_results(campaign_id: CampaignId, test_id: TestId, caller: Caller, db: Db, cache: Cache) -> dict:
+async def test_results(campaign_id: CampaignId, test_id: TestId, caller: Reader, db: Db, cache: Cache) -> dict:
     """The test's results now: each variant against control, the checks, the verdict."""
     return {
         "results": await service.results(
@@ -117,9 +118,13 @@ async def test_results(campaign_id: CampaignId, test_id: TestId, caller: Caller,
     }
 
 
-@router.post(_TEST + "/assign", response_model=AssignmentEnvelope)
+@router.post(
+    _TEST + "/assign",
+    response_model=AssignmentEnvelope,
+    responses={409: {"description": "The campaign or the test no longer assigns (`campaign_ended`…)."}},
+)
 async def assign(
-    campaign_id: CampaignId, test_id: TestId, body: AssignRequest, caller: Caller, db: Db, cache: Cache
+    campaign_id: CampaignId, test_id: TestId, body: AssignRequest, caller: PipelineCaller, db: Db, cache: Cache
 ) -> dict:
     """The subject's variant (the same every time; the split follows the weights)."""
     return {
@@ -133,7 +138,7 @@ async def assign(
 async def stop_test(
     campaign_id: CampaignId,
     test_id: TestId,
-    caller: Caller,
+    caller: Writer,
     db: Db,
     cache: Cache,
     temporal: Temporal,
@@ -156,7 +161,7 @@ async def stop_test(
 
 @router.get(_TEST + "/evaluations", response_model=EvaluationList)
 async def test_evaluations(
-    campaign_id: CampaignId, test_id: TestId, caller: Caller, db: Db, cache: Cache, page: Page = 1, limit: Limit = 50
+    campaign_id: CampaignId, test_id: TestId, caller: Reader, db: Db, cache: Cache, page: Page = 1, limit: Limit = 50
 ) -> dict:
     """Every evaluation the test's workflow made, newest first."""
     items, total = await service.evaluations(
@@ -166,6 +171,6 @@ async def test_evaluations(
 
 
 @router.post("/api/ab-tests/sample-size", response_model=SampleSizeEnvelope)
-async def sample_size(body: SampleSizeRequest, caller: Caller) -> dict:
+async def sample_size(body: SampleSizeRequest, caller: Reader) -> dict:
     """Calls per variant and days a test needs (fixed horizon and sequential)."""
     return {"sampleSize": service.sample_size(body)}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Request
@@ -15,10 +16,13 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from campaigns.analytics import export, service
 from campaigns.api.analytics.schemas import AnalyticsEnvelope, RealTimeEnvelope
-from campaigns.api.deps import Analytics, Cache, Caller, Db
+from campaigns.api.bodies import JsonRoute
+from campaigns.api.deps import Analytics, AnalyticsReader, AppSettings, Cache, Db, Revocation
 from campaigns.errors import invalid
 
-router = APIRouter(prefix="/api/campaigns", tags=["analytics"])
+T = TypeVar("T")
+
+router = APIRouter(prefix="/api/campaigns", tags=["analytics"], route_class=JsonRoute)
 
 CampaignId = Annotated[UUID, Path(alias="id", description="The campaign's id")]
 
@@ -26,10 +30,37 @@ STREAM_REFRESH_S = 5.0  # re-read even without a change: the day rolls over, sta
 STREAM_PING_S = 15
 
 
+class KeyRevoked(Exception):
+    """The caller's key was revoked while its export ran: the download is cut off, so the
+    client sees a broken transfer rather than a short file it might take for whole."""
+
+
+async def _until(stop: Awaitable[None], source: AsyncIterator[T]) -> AsyncIterator[T | None]:
+    """`source`'s items until `stop` completes; then one None, and the end."""
+    stopper = asyncio.ensure_future(stop)
+    try:
+        while True:
+            following = asyncio.ensure_future(anext(source))
+            await asyncio.wait({following, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if not following.done():
+                following.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await following
+                yield None
+                return
+            try:
+                yield following.result()
+            except StopAsyncIteration:
+                return
+    finally:
+        stopper.cancel()
+        await source.aclose()  # type: ignore[attr-defined]
+
+
 @router.get("/{id}/analytics", response_model=AnalyticsEnvelope)
 async def campaign_analytics(
     campaign_id: CampaignId,
-    caller: Caller,
+    caller: AnalyticsReader,
     db: Db,
     cache: Cache,
     timeframe: Annotated[str | None, Query(description="24h, 7d (default), 30d or 90d, ending now")] = None,
@@ -56,7 +87,9 @@ async def campaign_analytics(
 
 
 @router.get("/{id}/analytics/real-time", response_model=RealTimeEnvelope)
-async def realtime_metrics(campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, analytics: Analytics) -> dict:
+async def realtime_metrics(
+    campaign_id: CampaignId, caller: AnalyticsReader, db: Db, cache: Cache, analytics: Analytics
+) -> dict:
     """Today's figures (in the campaign's timezone) and the calls in progress, live."""
     row = await service.campaign_row(db, cache, caller, campaign_id)
     return {"metrics": await service.realtime_metrics(analytics.realtime, service.CampaignInfo.of(row))}
@@ -73,12 +106,22 @@ async def realtime_metrics(campaign_id: CampaignId, caller: Caller, db: Db, cach
     },
 )
 async def realtime_stream(
-    campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, analytics: Analytics, request: Request
+    campaign_id: CampaignId,
+    caller: AnalyticsReader,
+    db: Db,
+    cache: Cache,
+    analytics: Analytics,
+    settings: AppSettings,
+    revoked: Revocation,
+    request: Request,
 ) -> EventSourceResponse:
     """Server-Sent Events: the real-time metrics now, then again whenever they change."""
     row = await service.campaign_row(db, cache, caller, campaign_id)
     info = service.CampaignInfo.of(row)
     key = str(info.id)
+    lease = await analytics.leases.acquire(
+        "streams", caller.organization_id, settings.max_streams_per_organization, what="real-time streams"
+    )
 
     async def load() -> str:
         metrics = await service.realtime_metrics(analytics.realtime, info)
@@ -96,8 +139,16 @@ async def realtime_stream(
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), timeout=STREAM_REFRESH_S)
 
+    async def until_revoked():
+        async with lease.kept():
+            async for event in _until(revoked(), events()):
+                if event is None:
+                    yield ServerSentEvent(data='{"code": "key_revoked"}', event="revoked")
+                    return
+                yield event
+
     return EventSourceResponse(
-        events(), ping=STREAM_PING_S, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        until_revoked(), ping=STREAM_PING_S, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     )
 
 
@@ -113,9 +164,12 @@ async def realtime_stream(
 )
 async def export_analytics(
     campaign_id: CampaignId,
-    caller: Caller,
+    caller: AnalyticsReader,
     db: Db,
     cache: Cache,
+    analytics: Analytics,
+    settings: AppSettings,
+    revoked: Revocation,
     format: Annotated[str, Query(description="csv, json or ndjson")] = "json",
     dataset: Annotated[str, Query(description="events (default: one row per event), hourly or daily")] = "events",
     start_date: Annotated[
@@ -151,8 +205,22 @@ async def export_analytics(
             max_span=None,
         )
     name = export.filename(info.id, dataset, start if start_date else row["created_at"], min(end, now), format)
+    lease = await analytics.leases.acquire(
+        "exports", caller.organization_id, settings.max_exports_per_organization, what="exports"
+    )
+
+    async def body() -> AsyncIterator[bytes]:
+        chunks = export.stream(
+            db, campaign_id=info.id, dataset=dataset, fmt=format, start=start, end=end, tz=info.timezone
+        )
+        async with lease.kept():
+            async for chunk in _until(revoked(), chunks):
+                if chunk is None:
+                    raise KeyRevoked(f"export of campaign {info.id} cut off: its API key was revoked")
+                yield chunk
+
     return StreamingResponse(
-        export.stream(db, campaign_id=info.id, dataset=dataset, fmt=format, start=start, end=end, tz=info.timezone),
+        body(),
         media_type=export.FORMATS[format],
         headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
     )

@@ -9,14 +9,16 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from campaigns.analytics.service import enrich
+from campaigns.api.bodies import JsonRoute
 from campaigns.api.campaigns.schemas import AuditList, CampaignEnvelope, CampaignList
-from campaigns.api.deps import Analytics, AppSettings, Cache, Caller, Db, Temporal
+from campaigns.api.deps import Analytics, AppSettings, Cache, Db, Reader, Temporal, Writer
 from campaigns.campaigns import service
 from campaigns.campaigns.models import CampaignCreate, CampaignPatch, CloneRequest, ConfigurationPatch
 from campaigns.domain.config import CampaignChannel, CampaignStatus, CampaignType
+from campaigns.domain.validators import Count, NonNegativeReal, Rate
 from campaigns.errors import invalid
 
-router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
+router = APIRouter(prefix="/api/campaigns", tags=["campaigns"], route_class=JsonRoute)
 
 CampaignId = Annotated[UUID, Path(alias="id", description="The campaign's id")]
 IdempotencyKey = Annotated[
@@ -52,7 +54,7 @@ def _envelope(response: Response, campaign) -> dict:
 @router.post("", status_code=201, response_model=CampaignEnvelope)
 async def create_campaign(
     body: CampaignCreate,
-    caller: Caller,
+    caller: Writer,
     db: Db,
     cache: Cache,
     temporal: Temporal,
@@ -78,7 +80,7 @@ async def create_campaign(
 
 @router.get("", response_model=CampaignList)
 async def list_campaigns(
-    caller: Caller,
+    caller: Reader,
     db: Db,
     analytics: Analytics,
     status: Annotated[
@@ -94,11 +96,11 @@ async def list_campaigns(
     page: Page = 1,
     limit: Limit = 20,
     organization_id: Annotated[str | None, Query(alias="organizationId")] = None,
-    min_conversion_rate: Annotated[float | None, Query(alias="minConversionRate", ge=0, le=1)] = None,
-    max_conversion_rate: Annotated[float | None, Query(alias="maxConversionRate", ge=0, le=1)] = None,
-    min_qualified_leads: Annotated[int | None, Query(alias="minQualifiedLeads", ge=0)] = None,
-    max_cost_per_lead: Annotated[float | None, Query(alias="maxCostPerLead", ge=0)] = None,
-    min_total_calls: Annotated[int | None, Query(alias="minTotalCalls", ge=0)] = None,
+    min_conversion_rate: Annotated[Rate | None, Query(alias="minConversionRate")] = None,
+    max_conversion_rate: Annotated[Rate | None, Query(alias="maxConversionRate")] = None,
+    min_qualified_leads: Annotated[Count | None, Query(alias="minQualifiedLeads")] = None,
+    max_cost_per_lead: Annotated[NonNegativeReal | None, Query(alias="maxCostPerLead")] = None,
+    min_total_calls: Annotated[Count | None, Query(alias="minTotalCalls")] = None,
 ) -> dict:
     """List the organization's campaigns with their performance (filter and sort on it too)."""
     if sort.lstrip("-") not in service.SORT_KEYS:
@@ -129,7 +131,7 @@ async def list_campaigns(
 
 @router.get("/{id}", response_model=CampaignEnvelope)
 async def get_campaign(
-    campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, analytics: Analytics, response: Response
+    campaign_id: CampaignId, caller: Reader, db: Db, cache: Cache, analytics: Analytics, response: Response
 ) -> dict:
     """Get a campaign, with today's figures and its recent trends."""
     row = await service.get_row(db, cache, caller, campaign_id)
@@ -144,7 +146,7 @@ async def update_campaign(
     body: CampaignPatch,
     request: Request,
     response: Response,
-    caller: Caller,
+    caller: Writer,
     db: Db,
     cache: Cache,
     temporal: Temporal,
@@ -170,7 +172,7 @@ async def update_campaign(
 @router.delete("/{id}", response_model=CampaignEnvelope)
 async def archive_campaign(
     campaign_id: CampaignId,
-    caller: Caller,
+    caller: Writer,
     db: Db,
     cache: Cache,
     temporal: Temporal,
@@ -198,7 +200,7 @@ async def update_configuration(
     body: ConfigurationPatch,
     request: Request,
     response: Response,
-    caller: Caller,
+    caller: Writer,
     db: Db,
     cache: Cache,
     temporal: Temporal,
@@ -223,7 +225,7 @@ async def update_configuration(
 @router.post("/{id}/clone", status_code=201, response_model=CampaignEnvelope)
 async def clone_campaign(
     campaign_id: CampaignId,
-    caller: Caller,
+    caller: Writer,
     db: Db,
     cache: Cache,
     temporal: Temporal,
@@ -251,7 +253,7 @@ async def clone_campaign(
 
 @router.get("/{id}/audit", response_model=AuditList)
 async def campaign_audit(
-    campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, page: Page = 1, limit: Limit = 50
+    campaign_id: CampaignId, caller: Reader, db: Db, cache: Cache, page: Page = 1, limit: Limit = 50
 ) -> dict:
     """Who changed what and when (configuration and status), oldest first."""
     entries, total = await service.audit(
@@ -263,7 +265,7 @@ async def campaign_audit(
 def _action_route(path: str, target: CampaignStatus, doc: str) -> None:
     async def action(
         campaign_id: CampaignId,
-        caller: Caller,
+        caller: Writer,
         db: Db,
         cache: Cache,
         temporal: Temporal,

@@ -11,11 +11,12 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from campaigns.api.bodies import JsonRoute
 from campaigns.api.deps import Analytics, AppSettings, Db, Redis
 from campaigns.errors import AppError, Forbidden, NotFound
 from campaigns.widget import public as service
 
-router = APIRouter(prefix="/embed", tags=["embed"])
+router = APIRouter(prefix="/embed", tags=["embed"], route_class=JsonRoute)
 
 _SCRIPT = (resources.files("campaigns.api.embed") / "static" / "widget.js").read_bytes()
 _SCRIPT_ETAG = '"' + hashlib.sha256(_SCRIPT).hexdigest()[:20] + '"'
@@ -44,7 +45,13 @@ async def widget_script(request: Request) -> Response:
     return Response(_SCRIPT, media_type="text/javascript; charset=utf-8", headers=headers)
 
 
-@router.get("/config")
+@router.get(
+    "/config",
+    responses={
+        403: {"description": "The page's origin may not use this widget (`origin_not_allowed`)."},
+        404: {"description": "No widget has this key (`widget_not_found`)."},
+    },
+)
 async def widget_config(
     request: Request,
     db: Db,
@@ -77,7 +84,25 @@ async def events_preflight(request: Request) -> Response:
     return response
 
 
-@router.post("/events", status_code=202)
+@router.post(
+    "/events",
+    status_code=202,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                media: {"schema": service.EventBatch.model_json_schema()}
+                for media in ("application/json", "text/plain")
+            },
+        }
+    },
+    responses={
+        403: {"description": "The page's origin may not send this widget's events (`origin_not_allowed`)."},
+        404: {"description": "No widget has this key (`widget_not_found`)."},
+        409: {"description": "The campaign is archived (`campaign_archived`)."},
+        429: {"description": "Too many events from this visitor; retry after `Retry-After`."},
+    },
+)
 async def widget_events(
     request: Request, db: Db, redis: Redis, settings: AppSettings, analytics: Analytics
 ) -> JSONResponse:
@@ -85,8 +110,8 @@ async def widget_events(
 
     Body (text/plain or application/json): `{"key": "qcw_pk_…", "events": [{"id", "type",
     "subjectId"?, "data"?}]}`, at most 50 events. Only from the widget's allowed origins."""
-    body = await request.body()
-    key, raw_events = service.parse_batch(body)
+    body = await request.body()  # at most WIDGET_EVENTS_MAX_BODY_BYTES (api.bodies)
+    key, raw_events = service.parse_batch(body, max_depth=settings.json_max_depth)
     widget = await service.by_key(db, key)
     if widget is None:
         raise NotFound("unknown widget key", code="widget_not_found")
@@ -118,7 +143,11 @@ async def widget_events(
     return response
 
 
-@router.get("/preview/{campaignId}", response_class=HTMLResponse)
+@router.get(
+    "/preview/{campaignId}",
+    response_class=HTMLResponse,
+    responses={404: {"description": "No widget here: the key is wrong.", "content": {"text/html": {}}}},
+)
 async def widget_preview(
     campaign_id: Annotated[UUID, Path(alias="campaignId")],
     db: Db,

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from campaigns import db, metrics
+from campaigns.api.bodies import JsonRoute
 from campaigns.api.metrics import CAMPAIGNS
 from campaigns.campaigns import service as campaigns_service
+from campaigns.errors import Unauthorized
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=JsonRoute)
 
 
 @router.get("/healthz")
@@ -52,8 +55,16 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 async def prometheus(request: Request) -> Response:
-    """Prometheus metrics."""
-    counts = await campaigns_service.count_by_status(pool=request.app.state.pool)
+    """Prometheus metrics (with `METRICS_TOKEN` set, only for `Authorization: Bearer <it>`)."""
+    state = request.app.state
+    token = state.settings.metrics_token
+    if token is not None:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise Unauthorized("/metrics needs its token: 'Authorization: Bearer <METRICS_TOKEN>'")
+    # A count over every organization: asked of Postgres at most once per interval, however
+    # often (or by how many scrapers) this is read.
+    counts = await state.campaign_counts.get(lambda: campaigns_service.count_by_status(pool=state.pool))
     for status in ("draft", "scheduled", "active", "paused", "ended", "archived"):
         CAMPAIGNS.labels(status).set(counts.get(status, 0))
     body, content_type = metrics.render()

@@ -8,12 +8,13 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Query
 
-from campaigns.api.deps import Caller, Db
+from campaigns.api.bodies import JsonRoute
+from campaigns.api.deps import Db, PipelineCaller, Reader
 from campaigns.api.scheduling.schemas import PreviewEnvelope, PreviewRequest
 from campaigns.scheduling import service
 from campaigns.scheduling.models import DialCheck, DialCheckRequest
 
-router = APIRouter(prefix="/api", tags=["scheduling"])
+router = APIRouter(prefix="/api", tags=["scheduling"], route_class=JsonRoute)
 
 CampaignId = Annotated[UUID, Path(alias="id", description="The campaign's id")]
 
@@ -21,7 +22,7 @@ CampaignId = Annotated[UUID, Path(alias="id", description="The campaign's id")]
 @router.get("/campaigns/{id}/schedule/preview", response_model=PreviewEnvelope)
 async def preview_schedule(
     campaign_id: CampaignId,
-    caller: Caller,
+    caller: Reader,
     db: Db,
     count: Annotated[int, Query(ge=1, le=500, description="How many windows")] = 10,
     from_: Annotated[
@@ -34,13 +35,13 @@ async def preview_schedule(
 
 
 @router.post("/schedule/preview", response_model=PreviewEnvelope)
-async def preview_unsaved_schedule(body: PreviewRequest, caller: Caller) -> dict:
+async def preview_unsaved_schedule(body: PreviewRequest, caller: Reader) -> dict:
     """Preview a schedule before saving it (the same computation as a campaign's preview)."""
     since = (body.from_ or datetime.now(UTC)).astimezone(UTC)
     return {"preview": service.preview_of(body.schedule, body.timezone, count=body.count, since=since)}
 
 
 @router.post("/campaigns/{id}/dial-check", response_model=DialCheck)
-async def dial_check(campaign_id: CampaignId, body: DialCheckRequest, caller: Caller, db: Db) -> DialCheck:
+async def dial_check(campaign_id: CampaignId, body: DialCheckRequest, caller: PipelineCaller, db: Db) -> DialCheck:
     """Whether the campaign may dial this recipient now (asked before each outbound dial)."""
     return await service.dial_check(pool=db, principal=caller, campaign_id=campaign_id, body=body)

@@ -13,7 +13,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from campaigns.api.deps import AppSettings, Cache, Caller, Db, Temporal
+from campaigns.api.bodies import JsonRoute
+from campaigns.api.deps import AppSettings, Cache, Caller, Db, Temporal, WebhookReader, WebhookWriter
 from campaigns.api.webhooks.schemas import (
     AttemptList,
     DeliveryEnvelope,
@@ -33,7 +34,7 @@ from campaigns.webhooks import service
 from campaigns.webhooks.models import IntegrationCreate, IntegrationUpdate, WebhookCreate, WebhookUpdate
 from campaigns.webhooks.service import Scope
 
-router = APIRouter()
+router = APIRouter(route_class=JsonRoute)
 
 Page = Annotated[int, Query(ge=1, le=100_000)]
 Limit = Annotated[int, Query(ge=1, le=100)]
@@ -42,7 +43,7 @@ _STATUSES = {"pending", "succeeded", "failed", "cancelled"}
 
 
 @router.get("/api/webhooks/event-types", tags=["webhooks"])
-async def event_types(caller: Caller) -> dict:
+async def event_types(caller: WebhookReader) -> dict:
     """The event catalogue: every type a webhook can subscribe to (and the test ping)."""
     return {"eventTypes": [EventType(type=t, description=d) for t, d in EVENTS.items()]}
 
@@ -119,17 +120,21 @@ def _endpoint_routes(
             description=f"{'Organization-wide' if scope_name == 'organization' else 'A campaign’s'} {plural}.",
         )
 
-    async def create(body: CreateBody, scope: ScopeDep, db: Db, settings: AppSettings, response: Response) -> dict:
+    async def create(
+        body: CreateBody, caller: WebhookWriter, scope: ScopeDep, db: Db, settings: AppSettings, response: Response
+    ) -> dict:
         row, secret = await service.create(pool=db, settings=settings, scope=scope, body=body)
         response.headers["Location"] = f"{prefix}/{row['id']}".replace("{id}", str(scope.campaign_id))
-        return {singular: out(row, secret)}
+        return {singular: out(settings, row, secret)}
 
     create.__doc__ = f"Create a {singular}; its signing secret is in this answer only."
     add(prefix, create, "POST", envelope, 201)
 
-    async def list_all(scope: ScopeDep, db: Db, page: Page = 1, limit: Limit = 50) -> dict:
+    async def list_all(
+        caller: WebhookReader, scope: ScopeDep, db: Db, settings: AppSettings, page: Page = 1, limit: Limit = 50
+    ) -> dict:
         rows, total = await service.list_(pool=db, scope=scope, kinds=kinds, page=page, limit=limit)
-        result = {plural: [out(r) for r in rows], "total": total}
+        result = {plural: [out(settings, r) for r in rows], "total": total}
         if listing is WebhookList:
             result |= {"page": page, "limit": limit}
         return result
@@ -137,29 +142,38 @@ def _endpoint_routes(
     list_all.__doc__ = f"List the {plural} (secrets are never listed)."
     add(prefix, list_all, "GET", listing)
 
-    async def get(endpoint_id: EndpointId, scope: ScopeDep, db: Db) -> dict:
-        return {singular: out(await service.get_endpoint_row(db, scope, endpoint_id, kinds))}
+    async def get(
+        endpoint_id: EndpointId, caller: WebhookReader, scope: ScopeDep, db: Db, settings: AppSettings
+    ) -> dict:
+        return {singular: out(settings, await service.get_endpoint_row(db, scope, endpoint_id, kinds))}
 
     get.__doc__ = f"Get a {singular}."
     add(item, get, "GET", envelope)
 
-    async def update(endpoint_id: EndpointId, body: UpdateBody, scope: ScopeDep, db: Db, settings: AppSettings) -> dict:
+    async def update(
+        endpoint_id: EndpointId, body: UpdateBody, caller: WebhookWriter, scope: ScopeDep, db: Db, settings: AppSettings
+    ) -> dict:
         row = await service.update(
             pool=db, settings=settings, scope=scope, endpoint_id=endpoint_id, kinds=kinds, body=body
         )
-        return {singular: out(row)}
+        return {singular: out(settings, row)}
 
     update.__doc__ = f"Change a {singular}: the fields given replace the current ones; `enabled: true` re-enables it."
     add(item, update, "PUT", envelope)
 
-    async def delete(endpoint_id: EndpointId, scope: ScopeDep, db: Db) -> dict:
-        return {singular: out(await service.delete(pool=db, scope=scope, endpoint_id=endpoint_id, kinds=kinds))}
+    async def delete(
+        endpoint_id: EndpointId, caller: WebhookWriter, scope: ScopeDep, db: Db, settings: AppSettings
+    ) -> dict:
+        return {
+            singular: out(settings, await service.delete(pool=db, scope=scope, endpoint_id=endpoint_id, kinds=kinds))
+        }
 
     delete.__doc__ = f"Delete a {singular} and its delivery log."
     add(item, delete, "DELETE", envelope)
 
     async def rotate_secret(
         endpoint_id: EndpointId,
+        caller: WebhookWriter,
         scope: ScopeDep,
         db: Db,
         settings: AppSettings,
@@ -173,13 +187,18 @@ def _endpoint_routes(
             kinds=kinds,
             grace_period_s=body.grace_period_seconds if body else None,
         )
-        return {singular: out(row, secret)}
+        return {singular: out(settings, row, secret)}
 
     rotate_secret.__doc__ = "Rotate the signing secret; the old one keeps signing too during the grace period."
     add(f"{item}/rotate-secret", rotate_secret, "POST", envelope)
 
     async def send_test(
-        endpoint_id: EndpointId, scope: ScopeDep, db: Db, temporal: Temporal, settings: AppSettings
+        endpoint_id: EndpointId,
+        caller: WebhookWriter,
+        scope: ScopeDep,
+        db: Db,
+        temporal: Temporal,
+        settings: AppSettings,
     ) -> dict:
         row = await service.send_test(
             pool=db, temporal=temporal, settings=settings, scope=scope, endpoint_id=endpoint_id, kinds=kinds
@@ -191,6 +210,7 @@ def _endpoint_routes(
 
     async def deliveries(
         endpoint_id: EndpointId,
+        caller: WebhookReader,
         scope: ScopeDep,
         db: Db,
         status: Annotated[list[str] | None, Query(description="pending, succeeded, failed, cancelled")] = None,
@@ -217,7 +237,9 @@ def _endpoint_routes(
     deliveries.__doc__ = "List deliveries, newest first; filter by status, event type and time."
     add(f"{item}/deliveries", deliveries, "GET", DeliveryList)
 
-    async def delivery(endpoint_id: EndpointId, delivery_id: DeliveryId, scope: ScopeDep, db: Db) -> dict:
+    async def delivery(
+        endpoint_id: EndpointId, delivery_id: DeliveryId, caller: WebhookReader, scope: ScopeDep, db: Db
+    ) -> dict:
         row, attempts = await service.get_delivery(
             pool=db, scope=scope, endpoint_id=endpoint_id, kinds=kinds, delivery_id=delivery_id
         )
@@ -226,7 +248,9 @@ def _endpoint_routes(
     delivery.__doc__ = "Get a delivery with its payload and every attempt."
     add(f"{item}/deliveries/{{deliveryId}}", delivery, "GET", DeliveryEnvelope)
 
-    async def attempts(endpoint_id: EndpointId, delivery_id: DeliveryId, scope: ScopeDep, db: Db) -> dict:
+    async def attempts(
+        endpoint_id: EndpointId, delivery_id: DeliveryId, caller: WebhookReader, scope: ScopeDep, db: Db
+    ) -> dict:
         _, rows = await service.get_delivery(
             pool=db, scope=scope, endpoint_id=endpoint_id, kinds=kinds, delivery_id=delivery_id
         )
@@ -238,6 +262,7 @@ def _endpoint_routes(
     async def redeliver(
         endpoint_id: EndpointId,
         delivery_id: DeliveryId,
+        caller: WebhookWriter,
         scope: ScopeDep,
         db: Db,
         temporal: Temporal,
@@ -260,6 +285,7 @@ def _endpoint_routes(
     async def recover(
         endpoint_id: EndpointId,
         body: Recover,
+        caller: WebhookWriter,
         scope: ScopeDep,
         db: Db,
         temporal: Temporal,

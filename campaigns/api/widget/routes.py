@@ -6,8 +6,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
+from campaigns.api.bodies import JsonRoute
 from campaigns.api.campaigns.routes import CampaignId, IfMatch
-from campaigns.api.deps import AppSettings, Cache, Caller, Db
+from campaigns.api.deps import AnalyticsReader, AppSettings, Cache, Db, Reader, Writer
 from campaigns.api.widget.schemas import (
     EmbedCodeEnvelope,
     WidgetAnalyticsEnvelope,
@@ -18,7 +19,7 @@ from campaigns.api.widget.schemas import (
 from campaigns.errors import invalid
 from campaigns.widget import service
 
-router = APIRouter(prefix="/api/campaigns/{id}/widget", tags=["widget"])
+router = APIRouter(prefix="/api/campaigns/{id}/widget", tags=["widget"], route_class=JsonRoute)
 
 Callback = Annotated[
     str | None,
@@ -32,7 +33,7 @@ def _etag(response: Response, widget) -> None:
 
 @router.get("", response_model=WidgetEnvelope)
 async def get_widget(
-    campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, settings: AppSettings, response: Response
+    campaign_id: CampaignId, caller: Reader, db: Db, cache: Cache, settings: AppSettings, response: Response
 ) -> dict:
     """Get the campaign's widget: styling, behaviour, integration and publishable key."""
     widget = await service.get(pool=db, cache=cache, principal=caller, campaign_id=campaign_id, settings=settings)
@@ -40,13 +41,17 @@ async def get_widget(
     return {"widget": widget}
 
 
-@router.put("", response_model=WidgetUpdated)
+@router.put(
+    "",
+    response_model=WidgetUpdated,
+    responses={409: {"description": "The campaign is archived: its widget is read-only (`campaign_archived`)."}},
+)
 async def update_widget(
     campaign_id: CampaignId,
     body: WidgetPatch,
     request: Request,
     response: Response,
-    caller: Caller,
+    caller: Writer,
     db: Db,
     cache: Cache,
     settings: AppSettings,
@@ -69,9 +74,13 @@ async def update_widget(
     return {"message": "Widget configuration updated", "widget": widget}
 
 
-@router.post("/rotate-key", response_model=WidgetEnvelope)
+@router.post(
+    "/rotate-key",
+    response_model=WidgetEnvelope,
+    responses={409: {"description": "The campaign is archived: its widget is read-only (`campaign_archived`)."}},
+)
 async def rotate_widget_key(
-    campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, settings: AppSettings
+    campaign_id: CampaignId, caller: Writer, db: Db, cache: Cache, settings: AppSettings
 ) -> dict:
     """Replace the publishable key; the old key stops working at once."""
     return {
@@ -84,7 +93,7 @@ async def rotate_widget_key(
 @router.get("/embed-code", response_model=EmbedCodeEnvelope)
 async def widget_embed_code(
     campaign_id: CampaignId,
-    caller: Caller,
+    caller: Reader,
     db: Db,
     cache: Cache,
     settings: AppSettings,
@@ -116,7 +125,7 @@ async def widget_embed_code(
 @router.get("/analytics", response_model=WidgetAnalyticsEnvelope)
 async def widget_analytics(
     campaign_id: CampaignId,
-    caller: Caller,
+    caller: AnalyticsReader,
     db: Db,
     cache: Cache,
     timeframe: Annotated[Literal["24h", "7d", "30d", "90d", "all"], Query()] = "all",

@@ -65,6 +65,21 @@ class SampleSize:
         return self.fixed if mode == "fixed" else self.sequential
 
 
+MAX_CALLS = 10**12  # per variant: beyond this no test is practical, and floats stop being counts
+
+
+def _calls(numerator: float, effect: float) -> int:
+    """`numerator / effect²` as a whole number of calls, or ValueError if the effect is too
+    small for that to be a number (it underflows, or the answer overflows)."""
+    squared = effect * effect
+    calls = numerator / squared if squared > 0 else math.inf
+    if not math.isfinite(calls) or calls > MAX_CALLS:
+        raise ValueError(
+            f"the effect is too small to detect: a test would need more than {MAX_CALLS:.0e} calls per variant"
+        )
+    return math.ceil(calls)
+
+
 def proportions(*, baseline: float, effect: float, alpha: float, power: float, variants: int = 2) -> SampleSize:
     """Calls per variant to detect an absolute change `effect` from rate `baseline`."""
     if not 0 < baseline < 1:
@@ -78,9 +93,9 @@ def proportions(*, baseline: float, effect: float, alpha: float, power: float, v
     za, zb = _z(1 - a / 2), _z(power)
     pbar = (p1 + p2) / 2
     spread = p1 * (1 - p1) + p2 * (1 - p2)
-    fixed = (za * math.sqrt(2 * pbar * (1 - pbar)) + zb * math.sqrt(spread)) ** 2 / effect**2
-    seq = (boundary_constant(a) + zb) ** 2 * spread / effect**2
-    return SampleSize(math.ceil(fixed), math.ceil(seq), effect, a)
+    fixed = _calls((za * math.sqrt(2 * pbar * (1 - pbar)) + zb * math.sqrt(spread)) ** 2, effect)
+    seq = _calls((boundary_constant(a) + zb) ** 2 * spread, effect)
+    return SampleSize(fixed, seq, effect, a)
 
 
 def means(*, sd: float, effect: float, alpha: float, power: float, variants: int = 2) -> SampleSize:
@@ -91,9 +106,9 @@ def means(*, sd: float, effect: float, alpha: float, power: float, variants: int
         raise ValueError("the effect must not be 0")
     a = per_comparison_alpha(alpha, variants)
     za, zb = _z(1 - a / 2), _z(power)
-    fixed = 2 * sd * sd * (za + zb) ** 2 / effect**2
-    seq = 2 * sd * sd * (boundary_constant(a) + zb) ** 2 / effect**2
-    return SampleSize(math.ceil(fixed), math.ceil(seq), effect, a)
+    fixed = _calls(2 * sd * sd * (za + zb) ** 2, effect)
+    seq = _calls(2 * sd * sd * (boundary_constant(a) + zb) ** 2, effect)
+    return SampleSize(fixed, seq, effect, a)
 
 
 def days_needed(calls_per_variant: int, variants: int, daily_traffic: float) -> int:

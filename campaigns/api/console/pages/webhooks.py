@@ -60,7 +60,7 @@ async def _list(request: Request, viewer: Viewer, campaign_id: UUID | None) -> R
     rows, total = await service.list_(pool=state.pool, scope=scope, kinds=KINDS, page=1, limit=100)
     health = await service.health(pool=state.pool, endpoints=rows)
     now = datetime.now(UTC)
-    endpoints = [(service.to_webhook(r), health[r["id"]], _hours(health[r["id"]], now)) for r in rows]
+    endpoints = [(service.to_webhook(state.settings, r), health[r["id"]], _hours(health[r["id"]], now)) for r in rows]
     return views.page(
         request,
         "webhooks.html",
@@ -117,7 +117,7 @@ async def _endpoint(
             **base(viewer, "webhooks"),
             "campaign": campaign,
             "base_path": base_path,
-            "webhook": service.to_webhook(row),
+            "webhook": service.to_webhook(state.settings, row),
             "health": health,
             "bars": _hours(health, datetime.now(UTC)),
             "deliveries": deliveries,
