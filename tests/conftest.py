@@ -20,6 +20,8 @@ import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from temporalio.client import Client
 
 from campaigns import db, temporal
@@ -34,6 +36,16 @@ from tests.support.campaigns import CAMPAIGN
 
 # Fixtures that start (or stand on) the real services.
 SERVICE_FIXTURES = {"settings", "time_env"}
+
+# Property tests: CI (the default, and `make test`) is derandomized, so every run tries the
+# same examples and a red build is a change in the code, not luck; the search for new
+# failures is the `explore` profile's job (many more random examples, remembered in
+# .hypothesis/), run by developers and a scheduled job: HYPOTHESIS_PROFILE=explore. Every
+# failure it finds is pinned with @example beside its test.
+_PROPERTIES = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow], "print_blob": True}
+hypothesis_settings.register_profile("ci", max_examples=150, derandomize=True, database=None, **_PROPERTIES)
+hypothesis_settings.register_profile("explore", max_examples=5000, **_PROPERTIES)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
