@@ -96,6 +96,70 @@ async def insert(
     return row
 
 
+# Columns of _SELECT that a campaign just created has no values for yet.
+_NOT_YET = (
+    "total_calls completed_calls qualified_leads conversions conversion_rate average_call_duration total_cost "
+    "cost_per_lead revenue cost_by_category performance_updated_at pending_request_id pending_target "
+    "pending_reason pending_requested_at"
+).split()
+
+
+async def create_draft(
+    conn: Conn,
+    *,
+    campaign_id: UUID,
+    organization_id: UUID,
+    user_id: str,
+    name: str,
+    description: str | None,
+    type_: str,
+    channel: str,
+    timezone: str,
+    config: dict[str, Any],
+    actor: dict[str, Any],
+    audit_changes: dict[str, Any],
+    event_id: UUID,
+    event_data: dict[str, Any],
+) -> dict[str, Any]:
+    """A new draft with its performance summary, its `created` audit entry and its
+    `campaign.created` event (sequence 1): one statement, one round trip, all or nothing.
+    Returns its row as `get` would."""
+    row = await conn.fetchrow(
+        """
+        WITH c AS (
+            INSERT INTO campaigns (id, organization_id, user_id, name, description, status, type, channel,
+                                   timezone, config, last_event_seq)
+            VALUES ($1, $2, $3, $4, $5, 'draft', $6, $7, $8, $9, 1)
+            RETURNING *
+        ), p AS (
+            INSERT INTO campaign_performance (campaign_id, organization_id) SELECT id, organization_id FROM c
+        ), a AS (
+            INSERT INTO audit_log (organization_id, campaign_id, actor, action, changes, created_at)
+            SELECT organization_id, id, $10, 'created', $11, created_at FROM c
+        ), e AS (
+            INSERT INTO platform_events (id, organization_id, campaign_id, seq, type, data, occurred_at)
+            SELECT $12, organization_id, id, 1, 'campaign.created', $13, created_at FROM c
+        )
+        SELECT * FROM c
+        """,
+        campaign_id,
+        organization_id,
+        user_id,
+        name,
+        description,
+        type_,
+        channel,
+        timezone,
+        config,
+        actor,
+        audit_changes,
+        event_id,
+        event_data,
+    )
+    assert row is not None
+    return {**dict(row), **dict.fromkeys(_NOT_YET)}
+
+
 async def get(conn: Conn, *, organization_id: UUID, campaign_id: UUID) -> asyncpg.Record | None:
     """A campaign of this organization, or None (another organization's is None too)."""
     return await conn.fetchrow(_SELECT + " WHERE c.id = $1 AND c.organization_id = $2", campaign_id, organization_id)

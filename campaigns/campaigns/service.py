@@ -248,57 +248,44 @@ async def create(
     await check_knowledge_bases(settings, principal, config.knowledge_base_ids)
     campaign_id = uuid.uuid4()
     fingerprint = _request_hash(body.model_dump(mode="json", exclude={"organization_id"}))
-
+    draft: dict[str, Any] = {
+        "campaign_id": campaign_id,
+        "organization_id": principal.organization_id,
+        "user_id": str(principal.key_id),
+        "name": body.name,
+        "description": body.description,
+        "type_": body.type.value,
+        "channel": body.channel.value,
+        "timezone": config.timezone,
+        "config": _config_json(config),
+        "actor": principal.actor(),
+        "audit_changes": {"name": body.name, "type": body.type.value, "channel": body.channel.value},
+        "event_id": uuid.uuid4(),
+        "event_data": {
+            "campaignId": str(campaign_id),
+            "name": body.name,
+            "type": body.type.value,
+            "channel": body.channel.value,
+        },
+    }
+    if not idempotency_key:
+        return to_campaign(await repo.create_draft(pool, **draft)), False
     async with pool.acquire() as conn, conn.transaction():
-        if idempotency_key:
-            held = await repo.claim_idempotency_key(
-                conn,
-                organization_id=principal.organization_id,
-                key=idempotency_key,
-                request_hash=fingerprint,
-                campaign_id=campaign_id,
-            )
-            if held is not None:
-                if bytes(held["request_hash"]) != fingerprint:
-                    raise Conflict(
-                        "this Idempotency-Key was already used with a different request body",
-                        code="idempotency_key_reused",
-                    )
-                return to_campaign(await get_row(conn, None, principal, held["campaign_id"])), True
-        row = await repo.insert(
-            conn,
-            campaign_id=campaign_id,
-            organization_id=principal.organization_id,
-            user_id=str(principal.key_id),
-            name=body.name,
-            description=body.description,
-            type_=body.type.value,
-            channel=body.channel.value,
-            timezone=config.timezone,
-            config=_config_json(config),
-        )
-        await repo.add_audit(
+        held = await repo.claim_idempotency_key(
             conn,
             organization_id=principal.organization_id,
+            key=idempotency_key,
+            request_hash=fingerprint,
             campaign_id=campaign_id,
-            actor=principal.actor(),
-            action="created",
-            changes={"name": body.name, "type": body.type.value, "channel": body.channel.value},
         )
-        await repo.record_platform_event(
-            conn,
-            event_id=uuid.uuid4(),
-            organization_id=principal.organization_id,
-            campaign_id=campaign_id,
-            type_="campaign.created",
-            data={
-                "campaignId": str(campaign_id),
-                "name": body.name,
-                "type": body.type.value,
-                "channel": body.channel.value,
-            },
-            occurred_at=row["created_at"],
-        )
+        if held is not None:
+            if bytes(held["request_hash"]) != fingerprint:
+                raise Conflict(
+                    "this Idempotency-Key was already used with a different request body",
+                    code="idempotency_key_reused",
+                )
+            return to_campaign(await get_row(conn, None, principal, held["campaign_id"])), True
+        row = await repo.create_draft(conn, **draft)
     return to_campaign(row), False
 
 

@@ -101,6 +101,8 @@ def _start_options(row: Row, settings: Settings) -> dict[str, Any]:
                 SearchAttributePair(sa.STATUS, row["status"]),
                 SearchAttributePair(sa.TYPE, row["type"]),
                 SearchAttributePair(sa.CHANNEL, row["channel"]),
+                # All of them at the start, so its first task has none to upsert.
+                SearchAttributePair(sa.WINDOW_OPEN, bool(row["window_open"])),
             ]
         ),
         "static_summary": f"Campaign {row['name']}"[:200],

@@ -361,10 +361,8 @@ class CampaignWorkflow:
         self._publish()
 
     def _has_knowledge_bases(self) -> bool:
-        """Whether an activation has knowledge bases to look for. Histories recorded before
-        the configuration named them checked every time, and replay the same way."""
-        if not workflow.patched("kb-check-only-with-bases"):
-            return True
+        """Whether an activation has knowledge bases to look for. A configuration sent before
+        it named them (None) is checked, as it always was, so old histories replay the same."""
         ids = self.state.config.knowledge_base_ids
         return ids is None or len(ids) > 0
 
