@@ -95,7 +95,8 @@ async def main(n: int, concurrency: int, api_workers: int, rate: float) -> None:
         pids = stack.pids()
         body = {"name": "Bench", "type": "outbound", "channel": "phone", "flowId": "f", "timezone": "Europe/Paris",
                 "goals": [{"type": "leads", "target": 100}], "budget": {"total": 1000}}
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        # Idle connections are dropped before the server's keep-alive timeout (5 s) closes them.
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2)
         ids: list[str] = []
         codes: Counter[int] = Counter()  # answers to the activations of the current run
         async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, limits=limits,

@@ -45,8 +45,9 @@ class Settings(BaseSettings):
     # it a configuration change right after the commit (the relay retries it otherwise).
     status_change_wait_s: float = 4.0
     # A campaign workflow's task timeout (set when its workflow starts): how soon a task that a
-    # killed worker held is handed to another worker.
-    workflow_task_timeout_s: float = 2.0
+    # killed worker held is handed to another worker. Not much shorter: a task that a busy
+    # worker takes longer than this to complete is thrown away and done again.
+    workflow_task_timeout_s: float = 5.0
     # How long a workflow task may wait on the worker that ran the workflow last (its sticky
     # queue) before any worker may take it; short, so a killed worker's workflows move on soon.
     worker_sticky_timeout_s: float = 1.0

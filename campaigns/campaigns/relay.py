@@ -25,8 +25,6 @@ from campaigns.campaigns import repository as repo
 from campaigns.campaigns import service, workflow_client
 from campaigns.campaigns.cache import CampaignCache
 from campaigns.errors import AppError
-from campaigns.messages.campaign import StatusRequest
-from campaigns.messages.common import Actor
 from campaigns.settings import Settings
 
 log = logging.getLogger("campaigns.relay")
@@ -93,39 +91,22 @@ class Relay:
 
     async def _status_request(self, recorded: asyncpg.Record) -> None:
         request_id, campaign_id = recorded["id"], recorded["campaign_id"]
-        row = await repo.get_any(self.pool, campaign_id)
-        if row is None:
-            return
-        request = StatusRequest(
-            target=recorded["target"],
-            actor=Actor.model_validate(recorded["actor"]),
-            reason=recorded["reason"],
-            request_id=str(request_id),
-            config=workflow_client.workflow_config(row),
-        )
         try:
-            result = await workflow_client.change_status(
-                self.client, self.settings, row, request, wait_s=self.settings.status_change_wait_s
+            answer = await service.send_recorded(
+                pool=self.pool,
+                cache=self.cache,
+                temporal=self.client,
+                settings=self.settings,
+                recorded=recorded,
+                wait_s=self.settings.status_change_wait_s,
             )
         except workflow_client.NoAnswer as err:
             await repo.status_request_failed(
                 self.pool, request_id=request_id, error=str(err), retry_in_s=self._retry_in(recorded["attempts"])
             )
             return
-        except AppError as refusal:
-            log.info("status request %s of campaign %s refused: %s", request_id, campaign_id, refusal.message)
-            await service.resolve_refusal(
-                pool=self.pool, cache=self.cache, request_id=request_id, campaign_id=campaign_id, refusal=refusal
-            )
-            return
-        # Applied: the transition's own transaction marked it; this covers an answer the
-        # workflow gave from its memory of a request applied before.
-        if await repo.mark_request_applied(
-            self.pool, request_id=request_id, status=result.status.value, at=result.changed_at
-        ):
-            if self.cache is not None:
-                await self.cache.invalidate(campaign_id)
-        log.info("status request %s of campaign %s applied (try %d)", request_id, campaign_id, recorded["attempts"])
+        outcome = f"refused ({answer.code})" if isinstance(answer, AppError) else "applied"
+        log.info("status request %s of campaign %s %s (try %d)", request_id, campaign_id, outcome, recorded["attempts"])
 
     async def prune(self) -> int:
         """Forget resolved status requests past their retention, in small batches."""

@@ -428,6 +428,20 @@ async def forget_status_request(conn: Conn, *, request_id: UUID) -> None:
     await conn.execute("DELETE FROM status_requests WHERE id = $1 AND state = 'pending'", request_id)
 
 
+async def older_pending(conn: Conn, *, request_id: UUID) -> list[asyncpg.Record]:
+    """The pending requests of the same campaign made before this one, oldest first."""
+    return list(
+        await conn.fetch(
+            """
+            SELECT o.* FROM status_requests me JOIN status_requests o ON o.campaign_id = me.campaign_id
+            WHERE me.id = $1 AND o.state = 'pending' AND (o.requested_at, o.id) < (me.requested_at, me.id)
+            ORDER BY o.requested_at, o.id
+            """,
+            request_id,
+        )
+    )
+
+
 async def claim_status_requests(conn: Conn, *, limit: int, lease_s: float) -> list[asyncpg.Record]:
     """Due pending requests, each the oldest pending one of its campaign (so a campaign's
     requests reach its workflow in the order they were made), leased for `lease_s`."""

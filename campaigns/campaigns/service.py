@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import uuid
 from typing import Any
 from uuid import UUID
@@ -48,7 +49,7 @@ from campaigns.domain import lifecycle
 from campaigns.domain.config import CONFIG_FIELDS, CampaignConfiguration, CampaignStatus
 from campaigns.domain.kpis import default_kpis
 from campaigns.errors import AppError, Conflict, NotFound, PreconditionFailed, Unavailable, invalid
-from campaigns.messages.campaign import StatusRequest
+from campaigns.messages.campaign import StatusRequest, StatusResult
 from campaigns.messages.common import Actor
 from campaigns.settings import Settings
 
@@ -539,8 +540,21 @@ async def change_status(
         request_id=str(request_id),
         config=workflow_client.workflow_config(row),
     )
+    deadline = time.monotonic() + settings.status_change_wait_s
     try:
-        await workflow_client.change_status(temporal, settings, row, request, wait_s=settings.status_change_wait_s)
+        # Changes still pending from before go first, in the order they were made.
+        for earlier in await repo.older_pending(pool, request_id=request_id):
+            await send_recorded(
+                pool=pool,
+                cache=cache,
+                temporal=temporal,
+                settings=settings,
+                recorded=earlier,
+                wait_s=max(0.0, deadline - time.monotonic()),
+            )
+        await workflow_client.change_status(
+            temporal, settings, row, request, wait_s=max(0.0, deadline - time.monotonic())
+        )
     except workflow_client.NoAnswer as err:
         log.info("status request %s of campaign %s pending: %s", request_id, campaign_id, err)
         if cache is not None:  # every reader sees the pending change from now on
@@ -560,6 +574,41 @@ async def change_status(
         await resolve_refusal(pool=pool, cache=cache, request_id=request_id, campaign_id=campaign_id, refusal=refusal)
         raise
     return Changed(await get(pool=pool, cache=cache, principal=principal, campaign_id=campaign_id), replayed=replayed)
+
+
+async def send_recorded(
+    *,
+    pool: asyncpg.Pool,
+    cache: CampaignCache | None,
+    temporal: Client,
+    settings: Settings,
+    recorded: asyncpg.Record,
+    wait_s: float,
+) -> StatusResult | AppError:
+    """Send a recorded pending request again (as the same update, so it applies once) and
+    record the workflow's answer: its result once applied, or its refusal. NoAnswer if it
+    did not answer within `wait_s`."""
+    request_id, campaign_id = recorded["id"], recorded["campaign_id"]
+    row = await repo.get_any(pool, campaign_id)
+    assert row is not None  # a request goes with its campaign
+    request = StatusRequest(
+        target=recorded["target"],
+        actor=Actor.model_validate(recorded["actor"]),
+        reason=recorded["reason"],
+        request_id=str(request_id),
+        config=workflow_client.workflow_config(row),
+    )
+    try:
+        result = await workflow_client.change_status(temporal, settings, row, request, wait_s=wait_s)
+    except AppError as refusal:
+        await resolve_refusal(pool=pool, cache=cache, request_id=request_id, campaign_id=campaign_id, refusal=refusal)
+        return refusal
+    # The transition's transaction marked it; this covers an answer the workflow gave from
+    # its memory of a request it applied before.
+    if await repo.mark_request_applied(pool, request_id=request_id, status=result.status.value, at=result.changed_at):
+        if cache is not None:
+            await cache.invalidate(campaign_id)
+    return result
 
 
 async def _record_request(

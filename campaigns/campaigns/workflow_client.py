@@ -168,13 +168,25 @@ async def _update_with_start(
                 id=update_id,
             )
         except RPCError as err:
+            _settle(operation)
             if not _not_ready(err):
                 raise
+        except BaseException:
+            _settle(operation)
+            raise
         # The workflow task that was to take the update failed, typically because it ended
         # the run (continue-as-new) just as the update arrived: the update was not applied,
         # and the next run takes it.
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)
+
+
+def _settle(operation: WithStartWorkflowOperation) -> None:
+    """Read the start's outcome that the SDK records and nobody reads when the update fails
+    (a timeout, say), so asyncio does not log it as an exception never retrieved."""
+    started = operation._workflow_handle
+    if started.done() and not started.cancelled():
+        started.exception()
 
 
 def _not_ready(err: RPCError) -> bool:

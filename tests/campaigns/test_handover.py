@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
@@ -218,21 +219,22 @@ async def test_a_status_change_the_api_could_not_send_is_pending_then_applied(ap
 
 
 async def test_a_pending_request_the_workflow_refuses_is_resolved_as_refused(api, settings, pool):
-    """Pending, then refused by the workflow when it gets there (the campaign ended
-    meanwhile): the pending change disappears, and its key answers the refusal."""
-    c = await activated(api)
+    """Pending, then refused by the workflow when it gets there (the schedule ended in the
+    meantime): the pending change disappears, and its key answers the refusal."""
+    # The relay's first try comes at least 2 s after the request (the cut-off API waits 1 s,
+    # then 1 s more): the schedule has ended by then.
+    end = (datetime.now(UTC) + timedelta(seconds=2)).replace(tzinfo=None).isoformat(timespec="seconds")
+    c = await create(api, schedule={"endAt": end})
     key = {"Idempotency-Key": f"late-{uuid.uuid4()}"}
     async with cut_off_api(settings, api) as cut:
-        r = await cut.post(f"/api/campaigns/{c['id']}/pause", headers=key)
-        assert r.status_code == 202
-        assert (await api.post(f"/api/campaigns/{c['id']}/end")).status_code == 200
+        r = await cut.post(f"/api/campaigns/{c['id']}/activate", headers=key)
+        assert r.status_code == 202, r.text
         await eventually(lambda: requests_of(pool, c["id"]), "the relay to resolve the request",
-                         until=lambda rows: [r["state"] for r in rows if r["target"] == "paused"] == ["rejected"],
-                         within=30)
+                         until=lambda rows: rows[0]["state"] == "rejected", within=30)
         got = (await api.get(f"/api/campaigns/{c['id']}")).json()["campaign"]
-        assert got["status"] == "ended" and got["pendingStatusChange"] is None
-        again = await cut.post(f"/api/campaigns/{c['id']}/pause", headers=key)
-        assert again.status_code == 409 and again.json()["code"] == "invalid_transition"
+        assert got["status"] == "draft" and got["pendingStatusChange"] is None
+        again = await cut.post(f"/api/campaigns/{c['id']}/activate", headers=key)
+        assert again.status_code == 409 and again.json()["code"] == "schedule_ended"
         assert again.headers["idempotent-replayed"] == "true"
 
 
@@ -240,3 +242,17 @@ async def test_a_campaign_lists_no_pending_change_when_there_is_none(api):
     c = await create(api, name=f"Listed {uuid.uuid4().hex[:6]}")
     listed = (await api.get("/api/campaigns", params={"q": c["name"]})).json()["campaigns"]
     assert [x["id"] for x in listed] == [c["id"]] and listed[0]["pendingStatusChange"] is None
+
+
+async def test_a_change_waits_for_the_ones_still_pending_before_it(api, settings, pool, temporal_client):
+    """A resume made while an earlier pause is still pending is applied after it, not before
+    (which would refuse it as 'already active' and leave the campaign paused)."""
+    c = await activated(api)
+    async with cut_off_api(settings, api) as cut:
+        assert (await cut.post(f"/api/campaigns/{c['id']}/pause")).status_code == 202
+    r = await api.post(f"/api/campaigns/{c['id']}/resume")
+    assert r.status_code == 200 and r.json()["campaign"]["status"] == "active", r.text
+    assert r.json()["campaign"]["pendingStatusChange"] is None
+    moves = [(r["target"], r["state"]) for r in await requests_of(pool, c["id"])]
+    assert moves == [("active", "applied"), ("paused", "applied"), ("active", "applied")]
+    assert await consistent(api, temporal_client, c["id"]) == "active"

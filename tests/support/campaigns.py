@@ -4,12 +4,19 @@ checking that its row, its workflow and its audit log agree."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+import asyncpg
 import httpx
 from temporalio.client import Client
 
+from campaigns.api.app import create_app
+from campaigns.auth.service import create_key
 from campaigns.messages.campaign import CampaignState, workflow_id
+from campaigns.settings import Settings
 from campaigns.workflows.campaign import CampaignWorkflow
 from tests.support.polling import eventually
 
@@ -74,3 +81,17 @@ async def consistent(client: httpx.AsyncClient, tclient: Client, campaign_id: st
         assert before["to"] == after["from"], moves  # a chain: nothing lost, nothing doubled
     assert (moves[-1]["to"] if moves else "draft") == row["status"]
     return row["status"]
+
+
+@asynccontextmanager
+async def api_client(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
+    """An API of its own (in this process, with `settings`) and a client of a new organization.
+    Like a real server, it answers what the app answers, even while raising (a 503 when
+    Postgres is down), instead of raising into the test."""
+    app = create_app(settings)
+    key, _ = await create_key(pool, organization=f"org-{uuid.uuid4().hex[:8]}")
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://api.test",
+        headers={"Authorization": f"Bearer {key}"}, timeout=120,
+    ) as client:
+        yield client

@@ -70,7 +70,7 @@ def _blocking(fn: Callable[..., Any], marker: Path) -> Callable[..., Any]:
     name = activity._Definition.must_from_callable(fn).name
     reached = False
 
-    @functools.wraps(fn)
+    @functools.wraps(fn, updated=())  # its name and types, not its activity definition
     async def blocked(*args: Any) -> Any:
         nonlocal reached
         if not reached:

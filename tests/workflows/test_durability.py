@@ -9,34 +9,19 @@ import signal
 import subprocess
 import sys
 import uuid
-from contextlib import asynccontextmanager
 
 import asyncpg
-import httpx
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from campaigns import temporal
-from campaigns.api.app import create_app
-from campaigns.auth.service import create_key
 from campaigns.messages.campaign import CampaignState, StatusRequest, workflow_id
 from campaigns.settings import Settings
 from campaigns.stack import services
 from campaigns.stack.supervisor import Supervisor
 from campaigns.worker import build_worker
 from campaigns.workflows.campaign import CampaignWorkflow
-from tests.support.campaigns import CAMPAIGN, consistent
-
-
-@asynccontextmanager
-async def api_client(settings: Settings, pool: asyncpg.Pool):
-    app = create_app(settings)
-    key, _ = await create_key(pool, organization=f"org-{uuid.uuid4().hex[:8]}")
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://api.test",
-        headers={"Authorization": f"Bearer {key}"}, timeout=120,
-    ) as client:
-        yield client
+from tests.support.campaigns import CAMPAIGN, api_client, consistent
 
 
 def start_worker(settings: Settings) -> subprocess.Popen:
