@@ -38,6 +38,26 @@ def own(settings: Settings, **changes) -> Settings:
     return settings.model_copy(update={"temporal_task_queue": f"outage-{uuid.uuid4().hex[:8]}", **changes})
 
 
+@pytest.fixture
+async def database(settings: Settings) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+    """A database of the test's own on the session's Postgres: a deployment is one Postgres
+    and one Temporal, and the session's relay must not carry this test's requests to the
+    session's Temporal."""
+    name = f"outage_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(settings.database_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = settings.database_dsn.rsplit("/", 1)[0] + "/" + name
+    await db.migrate(url)
+    pool = await db.create_pool(url, min_size=1, max_size=6)
+    try:
+        yield url, pool
+    finally:
+        await pool.close()
+
+
 async def bounded(call, bound: float) -> httpx.Response:
     """An answer, which must come within `bound` seconds: no request may hang."""
     return await asyncio.wait_for(call, timeout=bound)
@@ -71,8 +91,9 @@ async def frozen_server(tmp_path: Path) -> AsyncIterator[TemporalServer]:
 # --- Temporal frozen ----------------------------------------------------------------------------
 
 
-async def test_a_frozen_temporal_gives_202s_that_are_applied_once_it_thaws(settings, pool, frozen_server):
-    cfg = own(settings, temporal_address=frozen_server.address, status_change_wait_s=2)
+async def test_a_frozen_temporal_gives_202s_that_are_applied_once_it_thaws(settings, database, frozen_server):
+    url, pool = database
+    cfg = own(settings, temporal_address=frozen_server.address, database_url=url, status_change_wait_s=2)
     worker = WorkerProcess(cfg)
     bound = cfg.status_change_wait_s + 15
     seen: list[int] = []
@@ -177,9 +198,10 @@ async def test_a_status_change_postgres_cannot_record_is_503_and_never_applied(s
 # --- A worker killed at an exact point -----------------------------------------------------------
 
 
-async def test_a_worker_killed_while_a_status_change_persists(settings, pool, tmp_path):
+async def test_a_worker_killed_while_a_status_change_persists(settings, database, tmp_path):
     """Killed inside the persist activity of an activation the workflow has accepted."""
-    cfg = own(settings, status_change_wait_s=30)
+    url, pool = database
+    cfg = own(settings, database_url=url, status_change_wait_s=30)
     marker = tmp_path / "reached"
     worker = WorkerProcess(cfg, block="persist_transition", marker=marker)
     try:
@@ -203,9 +225,10 @@ async def test_a_worker_killed_while_a_status_change_persists(settings, pool, tm
         worker.kill()
 
 
-async def test_a_worker_killed_while_syncing_a_recurrence(settings, pool, tmp_path, temporal_client):
+async def test_a_worker_killed_while_syncing_a_recurrence(settings, database, tmp_path, temporal_client):
     """Killed inside the Schedule sync an activation waits on (after its status was written)."""
-    cfg = own(settings, status_change_wait_s=30)
+    url, pool = database
+    cfg = own(settings, database_url=url, status_change_wait_s=30)
     marker = tmp_path / "reached"
     worker = WorkerProcess(cfg, block="sync_recurrence", marker=marker)
     try:
@@ -231,9 +254,10 @@ async def test_a_worker_killed_while_syncing_a_recurrence(settings, pool, tmp_pa
         worker.kill()
 
 
-async def test_a_worker_killed_while_an_ab_test_concludes(settings, pool, tmp_path):
+async def test_a_worker_killed_while_an_ab_test_concludes(settings, database, tmp_path):
     """Killed inside the conclusion of a stop the test's workflow has accepted."""
-    cfg = own(settings, workflow_update_timeout_s=45)
+    url, pool = database
+    cfg = own(settings, database_url=url, workflow_update_timeout_s=45)
     marker = tmp_path / "reached"
     worker = WorkerProcess(cfg, block="conclude", marker=marker)
     try:
@@ -264,8 +288,9 @@ async def test_a_worker_killed_while_an_ab_test_concludes(settings, pool, tmp_pa
 # --- Temporal restarted -------------------------------------------------------------------------
 
 
-async def test_a_restarted_temporal_carries_every_campaign_on(settings, pool, frozen_server):
-    cfg = own(settings, temporal_address=frozen_server.address, status_change_wait_s=20)
+async def test_a_restarted_temporal_carries_every_campaign_on(settings, database, frozen_server):
+    url, pool = database
+    cfg = own(settings, temporal_address=frozen_server.address, database_url=url, status_change_wait_s=20)
     worker = WorkerProcess(cfg)
     try:
         async with api_client(cfg, pool) as api:
