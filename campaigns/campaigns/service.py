@@ -560,7 +560,12 @@ async def change_status(
         if cache is not None:  # every reader sees the pending change from now on
             await cache.invalidate(campaign_id)
         recorded = await repo.get_status_request(pool, request_id)
-        assert recorded is not None  # only a resolved request older than the retention is deleted
+        if recorded is None:  # refused meanwhile because a service it needs was down: not kept
+            raise Unavailable(
+                "the campaign's workflow could not check the change (a service it needs is unavailable); "
+                "nothing was applied, retry shortly",
+                code="unavailable",
+            ) from None
         if recorded["state"] == "rejected":
             raise _refusal_of(recorded["outcome"], replayed=replayed) from None
         campaign = await get(pool=pool, cache=cache, principal=principal, campaign_id=campaign_id)

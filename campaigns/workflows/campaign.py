@@ -1,8 +1,12 @@
-"""CampaignWorkflow: one per campaign (`campaign-<id>`), from creation until archived.
+"""CampaignWorkflow: one per campaign (`campaign-<id>`), from its first status change
+(a draft is only a row) until it is archived.
 
 It owns the lifecycle status. Clients change it through the `change_status` Update
 (validated before it enters history); the handler writes the new status to Postgres
-through an activity before it returns, so the caller's next read agrees. The workflow
+through an activity before it returns, so the caller's next read agrees. Each request is
+recorded in Postgres first and named by its id (the update id); the workflow remembers
+the ids it applied, across continue-as-new, so a request sent again is answered, not
+applied twice. The workflow
 moves the campaign by itself at its schedule's start and end, on timers: an idle
 campaign costs no worker CPU. Everything here is deterministic; I/O lives in activities.
 """
