@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 LOCK   := requirements/dev.lock
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-quick lint bench lock clean
+.PHONY: run test test-quick test-explore lint bench lock clean
 
 # The exact versions tested (the lock), then the project itself on top, without re-resolving.
 $(STAMP): pyproject.toml $(LOCK)
@@ -22,7 +22,12 @@ run: $(STAMP)
 	$(BIN)/campaigns run $(if $(SIMULATE),--simulate)
 
 test: lint
-	$(BIN)/python -m pytest
+	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest
+
+# The property tests with many more random examples (docs/development.md): run it often, and
+# pin every failure it finds as an @example.
+test-explore: $(STAMP)
+	HYPOTHESIS_PROFILE=explore $(BIN)/python -m pytest -m pure -q $$(grep -rl "@given" tests)
 
 # What a developer runs between edits: the tests that need no service, in seconds.
 test-quick: $(STAMP)
@@ -35,7 +40,7 @@ lint: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_layout.py
 
 bench: $(STAMP)
-	for b in create schedules ingest ab webhooks cache console; do test -f bench/$$b.py && $(BIN)/python -m bench.$$b || exit 1; done
+	for b in create worker_kill schedules ingest ab webhooks cache console; do test -f bench/$$b.py && $(BIN)/python -m bench.$$b || exit 1; done
 
 # Re-resolve the locks after changing dependencies in pyproject.toml.
 lock:

@@ -53,6 +53,16 @@ class Stack:
         )
         return url
 
+    def pids(self) -> dict[str, list[int]]:
+        """Each piece's supervised processes (`cpu_seconds` adds the processes they started)."""
+        out: dict[str, list[int]] = {}
+        for child in self.supervisor.children:
+            if child.process is None or child.process.returncode is not None:
+                continue
+            name = "api" if child.spec.name.startswith("api-") else child.spec.name
+            out.setdefault(name, []).append(child.process.pid)
+        return out
+
     async def api_key(self, org: str | None = None) -> str:
         pool = await db.create_pool(self.settings.database_dsn, min_size=1, max_size=2)
         try:
@@ -93,6 +103,31 @@ async def embedded_stack(*, temporal_in_memory: bool = False) -> AsyncIterator[S
             yield Stack(settings, sup, env)
         finally:
             await sup.stop()
+
+
+def _children(pid: int) -> list[int]:
+    """The processes `pid` started (uvicorn's workers, Postgres's backends), Linux only."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
+    """User and system CPU each piece has used so far, with the processes it started (API
+    workers, Postgres backends), Linux only (0 elsewhere). Processes that came and went
+    meanwhile are not counted."""
+    out = {}
+    for name, group in pids.items():
+        total = 0.0
+        for pid in [*group, *(c for p in group for c in _children(p))]:  # one level: enough here
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, ValueError, IndexError):
+                pass
+        out[name] = total
+    return out
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -38,8 +38,19 @@ class Settings(BaseSettings):
 
     db_pool_min: int = 2
     db_pool_max: int = 20
-    # How long the API waits on the campaign workflow before answering 503.
+    # How long the API waits on an A/B test's workflow before answering 503.
     workflow_update_timeout_s: float = 15.0
+    # How long the API waits for a campaign's workflow to apply a status change (recorded in
+    # Postgres first) before answering 202 with the change pending; also the bound on telling
+    # it a configuration change right after the commit (the relay retries it otherwise).
+    status_change_wait_s: float = 4.0
+    # A campaign workflow's task timeout (set when its workflow starts): how soon a task that a
+    # killed worker held is handed to another worker. Not much shorter: a task that a busy
+    # worker takes longer than this to complete is thrown away and done again.
+    workflow_task_timeout_s: float = 5.0
+    # How long a workflow task may wait on the worker that ran the workflow last (its sticky
+    # queue) before any worker may take it; short, so a killed worker's workflows move on soon.
+    worker_sticky_timeout_s: float = 1.0
 
     # Requests a second per API key, shared by all API replicas (0: no limit).
     rate_limit_per_second: int = 200
@@ -126,6 +137,16 @@ class Settings(BaseSettings):
     webhook_rotation_grace_s: float = 86400  # default time the old secret keeps signing
     webhook_retention_days: float = 30  # finished deliveries (and their attempts) kept this long
     webhook_dispatcher: bool = True  # run the event dispatcher in this worker (any number may)
+
+    # The hand-over relay (in every worker unless off; any number may run): it re-sends
+    # pending status requests and configuration changes their workflows have not accepted
+    # yet. How often it looks; how many it takes at once; its longest pause between tries of
+    # one; how long resolved status requests (and their Idempotency-Keys) are kept.
+    handover_relay: bool = True
+    handover_poll_s: float = 1.0
+    handover_batch: int = 50
+    handover_max_backoff_s: float = 30.0
+    status_request_retention_s: float = 7 * 86400
     # The dispatcher's pace: events claimed per batch; how often it looks without being
     # notified; how often (and after how long) it starts deliveries a crash left unstarted;
     # how many may wait to be started before it stops claiming; start requests in flight;

@@ -1,6 +1,6 @@
 """The Temporal worker, the worker process's composition root: it builds the pool, Redis,
 the cache and the activities, registers them with the workflows, and runs (beside the
-webhook dispatcher).
+webhook dispatcher and the hand-over relay).
 
 `campaigns worker` starts it; any number may run side by side on one task queue.
 """
@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import signal
 from collections.abc import Sequence
+from datetime import timedelta
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -26,6 +27,7 @@ from campaigns.activities.recurrence import RecurrenceActivities
 from campaigns.activities.store import StoreActivities
 from campaigns.activities.webhooks import WebhookActivities
 from campaigns.campaigns.cache import CampaignCache
+from campaigns.campaigns.relay import Relay
 from campaigns.local_cache import LocalCache
 from campaigns.settings import Settings, get_settings
 from campaigns.temporal import connect
@@ -108,6 +110,9 @@ def build_worker(
     settings = settings or get_settings()
     redis = redis or aioredis.from_url(settings.redis_dsn)
     holders = activity_holders(pool, settings, redis, client, schedules_client or client, task_queue)
+    # A killed worker never says goodbye: its workflows' next tasks wait this long on its own
+    # queue before any worker may take them.
+    options.setdefault("sticky_queue_schedule_to_start_timeout", timedelta(seconds=settings.worker_sticky_timeout_s))
     return CampaignsWorker(
         client,
         task_queue=task_queue,
@@ -117,6 +122,11 @@ def build_worker(
         workflow_runner=sandbox_runner(),
         **options,
     )
+
+
+def relay(client: Client, pool: asyncpg.Pool, settings: Settings, redis: aioredis.Redis) -> Relay:
+    """The hand-over relay, with a cache to invalidate (its memory tier never starts here)."""
+    return Relay(client, pool, settings, CampaignCache(LocalCache(redis, settings), redis, settings))
 
 
 async def run(settings: Settings | None = None) -> None:
@@ -135,6 +145,10 @@ async def run(settings: Settings | None = None) -> None:
     dispatcher = asyncio.create_task(
         Dispatcher(client, pool, settings).run() if settings.webhook_dispatcher else asyncio.Event().wait()
     )
+    # Carries status requests and configuration changes to workflows the API could not reach.
+    handover = asyncio.create_task(
+        relay(client, pool, settings, redis).run() if settings.handover_relay else asyncio.Event().wait()
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -146,7 +160,8 @@ async def run(settings: Settings | None = None) -> None:
         if heartbeat:
             heartbeat.cancel()
     dispatcher.cancel()
-    await asyncio.gather(dispatcher, return_exceptions=True)
+    handover.cancel()
+    await asyncio.gather(dispatcher, handover, return_exceptions=True)
     await redis.aclose()
     await pool.close()
 

@@ -20,6 +20,8 @@ import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from temporalio.client import Client
 
 from campaigns import db, temporal
@@ -29,11 +31,21 @@ from campaigns.settings import Settings
 from campaigns.stack import services
 from campaigns.stack.supervisor import Supervisor
 from campaigns.webhooks.dispatcher import Dispatcher
-from campaigns.worker import build_worker
+from campaigns.worker import build_worker, relay
 from tests.support.campaigns import CAMPAIGN
 
 # Fixtures that start (or stand on) the real services.
 SERVICE_FIXTURES = {"settings", "time_env"}
+
+# Property tests: CI (the default, and `make test`) is derandomized, so every run tries the
+# same examples and a red build is a change in the code, not luck; the search for new
+# failures is the `explore` profile's job (many more random examples, remembered in
+# .hypothesis/), run by developers and a scheduled job: HYPOTHESIS_PROFILE=explore. Every
+# failure it finds is pinned with @example beside its test.
+_PROPERTIES = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow], "print_blob": True}
+hypothesis_settings.register_profile("ci", max_examples=150, derandomize=True, database=None, **_PROPERTIES)
+hypothesis_settings.register_profile("explore", max_examples=5000, **_PROPERTIES)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -99,7 +111,9 @@ async def settings(data_dir: Path) -> AsyncIterator[Settings]:
             redis_url=redis_url,
             temporal_address=temporal_address,
             temporal_task_queue=f"test-{uuid.uuid4().hex[:8]}",
+            # On a busy machine an answer may take long: tests that expect 200 must not get a 202.
             workflow_update_timeout_s=20,
+            status_change_wait_s=20,
             # Test receivers listen on 127.0.0.1; the rest of loopback (127.0.0.2, say) stands
             # for an internal service the guard must keep webhooks from. Short timeouts keep
             # the slow-receiver test short.
@@ -134,13 +148,18 @@ async def temporal_client(settings: Settings) -> Client:
 async def worker(
     settings: Settings, temporal_client: Client, pool: asyncpg.Pool, redis_client: aioredis.Redis
 ) -> AsyncIterator[None]:
-    """A worker for the whole session, polling the session's task queue, and the webhook dispatcher."""
+    """A worker for the whole session, polling the session's task queue, with the webhook
+    dispatcher and the hand-over relay beside it, as in `campaigns worker`."""
     w = build_worker(temporal_client, pool, settings.temporal_task_queue, settings=settings, redis=redis_client)
-    dispatcher = asyncio.create_task(Dispatcher(temporal_client, pool, settings).run())
+    loops = [
+        asyncio.create_task(Dispatcher(temporal_client, pool, settings).run()),
+        asyncio.create_task(relay(temporal_client, pool, settings, redis_client).run()),
+    ]
     async with w:
         yield
-    dispatcher.cancel()
-    await asyncio.gather(dispatcher, return_exceptions=True)
+    for loop in loops:
+        loop.cancel()
+    await asyncio.gather(*loops, return_exceptions=True)
 
 
 @pytest.fixture(scope="session")

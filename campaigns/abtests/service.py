@@ -62,7 +62,8 @@ from campaigns.messages.abtest import ABTestStart, StopRequest, workflow_id
 from campaigns.messages.common import Actor
 from campaigns.settings import Settings
 
-_TESTABLE = {CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.ACTIVE, CampaignStatus.PAUSED}
+# A draft has no workflow to run a test under (and nothing to test yet): activate it first.
+_TESTABLE = {CampaignStatus.SCHEDULED, CampaignStatus.ACTIVE, CampaignStatus.PAUSED}
 _OVERRIDABLE = ("flowId", "voiceSettings", "knowledgeBaseIds")
 
 

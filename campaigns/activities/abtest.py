@@ -152,7 +152,7 @@ class ABTestActivities:
             actor_name="ab-test-promotion",
         )
         try:
-            await campaigns_service.update(
+            await campaigns_service.update(  # configuration only: never a pending status change
                 pool=self.pool,
                 cache=self.cache,
                 temporal=self.client,

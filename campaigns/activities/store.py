@@ -1,7 +1,8 @@
 """Activities that write the campaign workflow's decisions to Postgres.
 
 Each is idempotent: a retry after a crash, a timeout or a lost reply writes nothing twice
-(status changes are keyed by their transition id, events by their event id).
+(status changes are keyed by their transition id, events by their event id). A status
+change also marks the client's request it applies as applied, in the same transaction.
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ class StoreActivities:
             )
             if change.window is not None:
                 await self._write_window(conn, change.window)
+            if change.request_id is not None:
+                # With the transition itself: a request is applied exactly when its change is.
+                await repo.mark_request_applied(
+                    conn, request_id=UUID(change.request_id), status=change.target.value, at=change.at
+                )
 
     @activity.defn(name=m.RECORD_EVENT)
     async def record_platform_event(self, event: PlatformEvent) -> bool:

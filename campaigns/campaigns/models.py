@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -128,6 +129,16 @@ class CostTracking(ResponseModel):
     last_updated: datetime | None = None
 
 
+class PendingStatusChange(ResponseModel):
+    """A status change accepted (recorded) but not applied yet: the campaign's workflow
+    applies or refuses it as soon as it can."""
+
+    target: CampaignStatus
+    reason: str | None
+    requested_at: datetime
+    request_id: str
+
+
 class Campaign(ResponseModel):
     id: str
     organization_id: str
@@ -161,6 +172,21 @@ class Campaign(ResponseModel):
     next_window_change: datetime | None = Field(
         default=None, description="When windowOpen next changes (while scheduled: the first opening)"
     )
+    pending_status_change: PendingStatusChange | None = Field(
+        default=None,
+        description="A status change accepted (202) and not yet applied or refused; absent once it is",
+    )
+
+
+@dataclass(frozen=True)
+class Changed:
+    """What a change answers: the campaign, whether a status change it asked for is still
+    pending (accepted, not yet applied: 202), and whether this was a retry of an earlier
+    request with the same Idempotency-Key."""
+
+    campaign: Campaign
+    pending: bool = False
+    replayed: bool = False
 
 
 class AuditEntry(ResponseModel):

@@ -1,21 +1,24 @@
-"""The one place that starts a campaign's workflow or talks to it: start it, ask it to
-change status, tell it the configuration changed or that spend reached a cap.
+"""The one place that starts a campaign's workflow or talks to it: ask it to change
+status, tell it the configuration changed or that spend reached a cap.
 
-Every call can also start the workflow (update-with-start, signal-with-start) from the
-Postgres row, so a campaign whose workflow has gone missing heals on its next change
-instead of failing forever. An archived campaign's closed workflow is never restarted.
+A draft has no workflow: it is a row. Its workflow starts with its first lifecycle
+request, and every call here can start it (update-with-start, signal-with-start) from the
+Postgres row, which also heals a campaign whose workflow has gone missing. An archived
+campaign's closed workflow is never restarted.
+
+Every call waits at most a bound: past it, the caller learns that the workflow has not
+answered yet (`NoAnswer`), not that it refused.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
-    WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -31,8 +34,9 @@ from temporalio.service import RPCError
 from campaigns.campaigns.repository import Row
 from campaigns.domain import pipeline
 from campaigns.domain.budget import BudgetSpend
-from campaigns.domain.config import CampaignConfiguration, CampaignStatus
+from campaigns.domain.config import CampaignConfiguration
 from campaigns.errors import Conflict, Unavailable
+from campaigns.messages import campaign as m
 from campaigns.messages import search_attributes as sa
 from campaigns.messages.campaign import (
     CallingWindowState,
@@ -46,7 +50,12 @@ from campaigns.settings import Settings
 from campaigns.workflows.campaign import CampaignWorkflow
 
 # Refusals that mean "a service the check needs is down, retry" rather than "not allowed".
-_UNAVAILABLE = {"knowledge_base_unavailable"}
+RETRYABLE_REFUSALS = {"knowledge_base_unavailable"}
+
+
+class NoAnswer(Exception):
+    """The workflow did not answer within the bound (Temporal or the workers are down or
+    slow): the request may still be applied; ask again with the same id to learn how."""
 
 
 def workflow_config(row: Row) -> WorkflowConfig:
@@ -63,6 +72,7 @@ def workflow_config(row: Row) -> WorkflowConfig:
         pipeline_fingerprint=pipeline.fingerprint(
             config.flow_id, config.voice_settings.model_dump(mode="json"), config.knowledge_base_ids
         ),
+        knowledge_base_ids=list(config.knowledge_base_ids),
     )
 
 
@@ -91,75 +101,50 @@ def _start_options(row: Row, settings: Settings) -> dict[str, Any]:
                 SearchAttributePair(sa.STATUS, row["status"]),
                 SearchAttributePair(sa.TYPE, row["type"]),
                 SearchAttributePair(sa.CHANNEL, row["channel"]),
+                # All of them at the start, so its first task has none to upsert.
+                SearchAttributePair(sa.WINDOW_OPEN, bool(row["window_open"])),
             ]
         ),
         "static_summary": f"Campaign {row['name']}"[:200],
         # An archived campaign's workflow completed and is never started again; one that was
         # terminated or failed may be, from the projection.
         "id_reuse_policy": WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        # Short, so that a task a killed worker held goes to another one within seconds.
+        "task_timeout": timedelta(seconds=settings.workflow_task_timeout_s),
     }
 
 
-async def start(client: Client, settings: Settings, row: Row) -> WorkflowHandle:
-    """Start the workflow of a campaign just inserted (its transaction still open)."""
-    return await client.start_workflow(
-        CampaignWorkflow.run,
-        state_from_row(row),
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        **_start_options(row, settings),
-    )
-
-
-async def discard(handle: WorkflowHandle) -> None:
-    """Best effort: end the workflow of a campaign whose creation did not commit."""
-    try:
-        await handle.terminate("campaign creation was rolled back")
-    except RPCError:
-        pass  # left idle: it never acts without a request, and no request can name it
-
-
 async def change_status(
-    client: Client,
-    settings: Settings,
-    row: Row,
-    request: StatusRequest,
-    *,
-    update_id: str | None = None,
+    client: Client, settings: Settings, row: Row, request: StatusRequest, *, wait_s: float
 ) -> StatusResult:
-    """Ask the workflow for a status change and wait until it is persisted."""
-    if row["status"] == CampaignStatus.ARCHIVED:
-        raise Conflict(
-            f"invalid status transition: archived -> {request.target.value} (archived is final)",
-            code="invalid_transition",
-            details={"from": "archived", "to": request.target.value},
-        )
-    # One id for every try of this request: Temporal applies an update id once per run.
-    update_id = update_id or f"status-{uuid.uuid4()}"
+    """Send a recorded status request (its id is the update id, the same on every try) and
+    wait at most `wait_s` for the workflow's answer: the result once the change is persisted;
+    Conflict (or Unavailable, for a refusal to retry) when it refuses; NoAnswer past the bound."""
+    assert request.request_id is not None
     try:
-        return await asyncio.wait_for(
-            _update_with_start(client, settings, row, request, update_id), timeout=settings.workflow_update_timeout_s
-        )
+        async with asyncio.timeout(wait_s):
+            return await _update_with_start(client, settings, row, request, request.request_id)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         if isinstance(cause, ApplicationError):
             details = cause.details[0] if cause.details else None
-            if cause.type in _UNAVAILABLE:
+            if cause.type in RETRYABLE_REFUSALS:
                 raise Unavailable(cause.message, code=cause.type, details=details) from None
             raise Conflict(cause.message, code=cause.type or "invalid_transition", details=details) from None
-        raise
+        raise NoAnswer(f"the update failed without a refusal: {err}") from None
     except WorkflowAlreadyStartedError:
         # Its workflow completed (archived) although the projection had not caught up yet.
-        raise Conflict("the campaign's lifecycle has finished (archived)", code="campaign_archived") from None
+        raise Conflict(
+            "the campaign's lifecycle has finished (archived)",
+            code="campaign_archived",
+            details={"from": "archived", "to": request.target.value},
+        ) from None
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-        raise Unavailable(
-            "the campaign's workflow has not confirmed the change yet; retry "
-            "(with the same Idempotency-Key the retry joins the pending change)",
-            code="workflow_timeout",
-        ) from None
+        raise NoAnswer("the campaign's workflow has not answered yet") from None
     except RPCError as err:
-        raise Unavailable(
-            f"could not reach the campaign's workflow: {err.message}", code="temporal_unavailable"
-        ) from None
+        raise NoAnswer(f"could not reach the campaign's workflow: {err.message}") from None
+    except RuntimeError as err:  # a lazy client's first connection failed
+        raise NoAnswer(f"could not reach Temporal: {err}") from None
 
 
 async def _update_with_start(
@@ -183,13 +168,25 @@ async def _update_with_start(
                 id=update_id,
             )
         except RPCError as err:
+            _settle(operation)
             if not _not_ready(err):
                 raise
+        except BaseException:
+            _settle(operation)
+            raise
         # The workflow task that was to take the update failed, typically because it ended
         # the run (continue-as-new) just as the update arrived: the update was not applied,
         # and the next run takes it.
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)
+
+
+def _settle(operation: WithStartWorkflowOperation) -> None:
+    """Read the start's outcome that the SDK records and nobody reads when the update fails
+    (a timeout, say), so asyncio does not log it as an exception never retrieved."""
+    started = operation._workflow_handle
+    if started.done() and not started.cancelled():
+        started.exception()
 
 
 def _not_ready(err: RPCError) -> bool:
@@ -198,22 +195,29 @@ def _not_ready(err: RPCError) -> bool:
     )
 
 
-async def configuration_changed(client: Client, settings: Settings, row: Row) -> None:
-    """Tell the workflow about the new configuration (starting it if it has gone missing)."""
+async def configuration_changed(client: Client, settings: Settings, row: Row, *, wait_s: float) -> bool:
+    """Tell the workflow the configuration in `row` (starting it from the row if it has gone
+    missing), waiting at most `wait_s`. True once the signal is accepted (the workflow will
+    act on it); False if the campaign's lifecycle has finished (archived: nothing to tell).
+    NoAnswer if Temporal did not accept it in time."""
     try:
-        await client.start_workflow(
-            CampaignWorkflow.run,
-            state_from_row(row),
-            start_signal="configuration_changed",
-            start_signal_args=[workflow_config(row)],
-            **_start_options(row, settings),
-        )
+        async with asyncio.timeout(wait_s):
+            await client.start_workflow(
+                CampaignWorkflow.run,
+                state_from_row(row),
+                start_signal=m.CONFIGURATION_CHANGED,
+                start_signal_args=[workflow_config(row)],
+                **_start_options(row, settings),
+            )
+        return True
+    except WorkflowAlreadyStartedError:
+        return False
+    except TimeoutError:
+        raise NoAnswer("Temporal did not accept the signal in time") from None
     except RPCError as err:
-        raise Unavailable(
-            f"configuration saved, but the campaign's workflow could not be told: {err.message}; "
-            "repeat the request to retry",
-            code="temporal_unavailable",
-        ) from None
+        raise NoAnswer(f"could not reach the campaign's workflow: {err.message}") from None
+    except RuntimeError as err:  # a lazy client's first connection failed
+        raise NoAnswer(f"could not reach Temporal: {err}") from None
 
 
 async def report_spend(client: Client, campaign_id: str, spend: BudgetSpend) -> None:

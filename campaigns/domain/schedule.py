@@ -15,7 +15,9 @@ How a schedule becomes UTC instants:
    windows that come out overlapping are merged.
 3. A `recurrence` then keeps only the parts inside its run windows: in the workflow, the
    run windows its Temporal Schedule actually opened; in previews and dial checks, the
-   run windows the recurrence predicts.
+   run windows the recurrence predicts. Its occurrences follow the same DST rule, and
+   there is one run per instant: an occurrence the clock skips, moved forward onto the
+   instant of another occurrence, is that other occurrence (`_merged_away`).
 
 Everything is lazy and bounded by a horizon, so a question about the next change costs
 the work up to that change, not the campaign's whole life.
@@ -264,19 +266,40 @@ def _occurrence(recurrence: Recurrence, tz: str, local: datetime) -> Occurrence:
     return Occurrence(local, starts, starts + timedelta(minutes=recurrence.duration_minutes), shift)
 
 
+def _merged_away(recurrence: Recurrence, tz: str, occ: Occurrence) -> bool:
+    """One run per instant: a time the clock skips, moved forward by the gap onto the very
+    instant of another occurrence (01:00 and 02:00 on a night the clock jumps 01:00→02:00),
+    is that occurrence, known by the time the clock shows."""
+    if occ.clock_shift != "gap":
+        return False
+    shown = utc_to_local(occ.starts_at, tz)
+    return (
+        matches(recurrence, shown.date())
+        and shown.hour * 60 + shown.minute in recurrence.minutes()
+        and local_to_utc(shown, tz) == occ.starts_at
+    )
+
+
+def _on_day(recurrence: Recurrence, tz: str, day: date) -> Iterator[Occurrence]:
+    """The day's occurrences by local time, one per instant."""
+    if not matches(recurrence, day):
+        return
+    midnight = datetime.combine(day, time())
+    for m in recurrence.minutes():
+        occ = _occurrence(recurrence, tz, midnight + timedelta(minutes=m))
+        if not _merged_away(recurrence, tz, occ):
+            yield occ
+
+
 def occurrences(recurrence: Recurrence, tz: str, since: datetime, until: datetime) -> Iterator[Occurrence]:
     """Occurrences whose run window ends after `since` and that start by `until`, by local time."""
     # Occurrences of the last days may still be running at `since`.
     day = utc_to_local(since, tz).date() - timedelta(days=recurrence.duration_minutes // 1440 + 2)
     last = utc_to_local(until, tz).date() + timedelta(days=1)
-    minutes = recurrence.minutes()
     while day <= last:
-        if matches(recurrence, day):
-            midnight = datetime.combine(day, time())
-            for m in minutes:
-                occ = _occurrence(recurrence, tz, midnight + timedelta(minutes=m))
-                if occ.ends_at > since and occ.starts_at <= until:
-                    yield occ
+        for occ in _on_day(recurrence, tz, day):
+            if occ.ends_at > since and occ.starts_at <= until:
+                yield occ
         day += timedelta(days=1)
 
 
@@ -286,12 +309,9 @@ def match_fire(recurrence: Recurrence, tz: str, fired_at: datetime) -> Occurrenc
     (an action triggered by hand)."""
     day = utc_to_local(fired_at, tz).date()
     for d in (day - timedelta(days=1), day, day + timedelta(days=1)):
-        if not matches(recurrence, d):
-            continue
-        for m in recurrence.minutes():
-            local = datetime.combine(d, time()) + timedelta(minutes=m)
-            if any(abs(r - fired_at) <= _FIRE_TOLERANCE for r in readings(local, tz)):
-                return _occurrence(recurrence, tz, local)
+        for occ in _on_day(recurrence, tz, d):
+            if any(abs(r - fired_at) <= _FIRE_TOLERANCE for r in readings(occ.local, tz)):
+                return occ
     return None
 
 
@@ -415,9 +435,8 @@ def shifted_occurrences(recurrence: Recurrence, tz: str, since: datetime, until:
     last = utc_to_local(until, tz).date() + timedelta(days=1)
     while day <= last:
         midnight = datetime.combine(day, time(), tzinfo=z)
-        if midnight.utcoffset() != (midnight + timedelta(days=1)).utcoffset() and matches(recurrence, day):
-            for m in recurrence.minutes():
-                occ = _occurrence(recurrence, tz, datetime.combine(day, time()) + timedelta(minutes=m))
+        if midnight.utcoffset() != (midnight + timedelta(days=1)).utcoffset():
+            for occ in _on_day(recurrence, tz, day):
                 if occ.clock_shift is not None and since < occ.starts_at <= until:
                     yield occ
         day += timedelta(days=1)

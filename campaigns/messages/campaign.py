@@ -75,6 +75,9 @@ class WorkflowConfig(BaseModel):
     goals: list[CampaignGoal] = Field(default_factory=list)
     # Digest of the flow, voice settings and knowledge bases: a change reinitializes the pipeline.
     pipeline_fingerprint: str = ""
+    # The knowledge bases an activation must find (None: not known, as in configurations sent
+    # before this field existed, so they are checked).
+    knowledge_base_ids: list[str] | None = None
 
 
 class CampaignState(BaseModel):
@@ -93,12 +96,25 @@ class CampaignState(BaseModel):
     runs: int = 1  # how many runs this campaign's history spans (continue-as-new)
     window: CallingWindowState = Field(default_factory=lambda: CallingWindowState())
     pipeline: PipelineApplied | None = None  # what the voice-AI pipeline last confirmed
+    # The status requests this campaign applied most recently (at most REMEMBERED_REQUESTS),
+    # carried across continue-as-new: Temporal recognizes a re-sent update id only within
+    # one run, so a request re-sent after a hand-over is answered from here, not applied again.
+    applied_requests: list[AppliedRequest] = Field(default_factory=list)
+
+
+REMEMBERED_REQUESTS = 100
 
 
 class StatusRequest(BaseModel):
+    """A status change. `request_id` names the request recorded in Postgres (it is also the
+    update id); `config` is the configuration as the request saw it, which the workflow
+    takes first if it is newer than its own (so a change never plans on an older one)."""
+
     target: CampaignStatus
     actor: Actor = Field(default_factory=Actor)
     reason: str | None = None
+    request_id: str | None = None
+    config: WorkflowConfig | None = None
 
 
 class StatusResult(BaseModel):
@@ -108,6 +124,11 @@ class StatusResult(BaseModel):
     changed_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
+
+
+class AppliedRequest(BaseModel):
+    request_id: str
+    result: StatusResult
 
 
 class PersistTransition(BaseModel):
@@ -126,6 +147,7 @@ class PersistTransition(BaseModel):
     event_type: str
     event_data: dict[str, Any] = Field(default_factory=dict)
     window: PersistWindow | None = None  # the calling-window change the status change causes
+    request_id: str | None = None  # the status request this applies, marked applied in the same transaction
 
 
 # --- Calling windows and recurring runs ------------------------------------------------

@@ -80,7 +80,7 @@ async def ensure_demo_campaign(settings: Settings, key: str) -> None:
         campaign = created.json()["campaign"]
         if campaign["status"] != "active":
             r = await api.post(f"/api/campaigns/{campaign['id']}/activate")
-            if r.status_code != 200:
+            if r.status_code not in (200, 202):  # 202: accepted, its workflow applies it shortly
                 log.warning("could not activate the demo campaign: %s", r.text[:300])
                 return
         log.info("demo campaign %s is active", campaign["id"])

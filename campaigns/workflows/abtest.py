@@ -36,9 +36,10 @@ with workflow.unsafe.imports_passed_through():
     from campaigns.messages.common import ActivityOptions, Actor, PlatformEvent
 
 # Writes retry until Postgres answers (each is idempotent); an evaluation reads a few
-# thousand rollup rows at most, so a short timeout catches a stuck one.
+# thousand rollup rows at most, so a short timeout catches a stuck one (or one whose worker
+# was killed) and hands it to another worker.
 _ACTIVITY: ActivityOptions = {
-    "start_to_close_timeout": timedelta(seconds=30),
+    "start_to_close_timeout": timedelta(seconds=10),
     "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=30)),
 }
 

@@ -54,8 +54,10 @@ KEEP_RUNS = timedelta(days=1)  # closed run windows are remembered this long, so
 SHIFTED_LOOKAHEAD = timedelta(days=400)
 
 # Writes retry until they succeed: they are idempotent, and a window change must not be lost.
+# A Schedule call takes well under a second: a short timeout hands one whose worker was
+# killed (a status change waits on it) to another worker soon.
 _RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
-_ACTIVITY: ActivityOptions = {"start_to_close_timeout": timedelta(seconds=30), "retry_policy": _RETRY}
+_ACTIVITY: ActivityOptions = {"start_to_close_timeout": timedelta(seconds=10), "retry_policy": _RETRY}
 # The window's write (projection and event, one short transaction) runs as a local
 # activity: in the worker at once, without a round trip through the server, so an opening
 # is recorded within milliseconds of its timer.

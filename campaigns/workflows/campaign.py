@@ -1,8 +1,12 @@
-"""CampaignWorkflow: one per campaign (`campaign-<id>`), from creation until archived.
+"""CampaignWorkflow: one per campaign (`campaign-<id>`), from its first status change
+(a draft is only a row) until it is archived.
 
 It owns the lifecycle status. Clients change it through the `change_status` Update
 (validated before it enters history); the handler writes the new status to Postgres
-through an activity before it returns, so the caller's next read agrees. The workflow
+through an activity before it returns, so the caller's next read agrees. Each request is
+recorded in Postgres first and named by its id (the update id); the workflow remembers
+the ids it applied, across continue-as-new, so a request sent again is answered, not
+applied twice. The workflow
 moves the campaign by itself at its schedule's start and end, on timers: an idle
 campaign costs no worker CPU. Everything here is deterministic; I/O lives in activities.
 """
@@ -34,6 +38,8 @@ with workflow.unsafe.imports_passed_through():
     from campaigns.messages import search_attributes as sa
     from campaigns.messages.abtest import ABTestStart, ABTestState
     from campaigns.messages.campaign import (
+        REMEMBERED_REQUESTS,
+        AppliedRequest,
         CampaignState,
         PersistTransition,
         RunWindowFired,
@@ -47,9 +53,10 @@ with workflow.unsafe.imports_passed_through():
 S = CampaignStatus
 
 # Store writes retry until Postgres answers: a status change must not be lost, and the
-# write is idempotent (keyed by the transition id).
+# write is idempotent (keyed by the transition id). The write takes milliseconds; a short
+# timeout is what hands it to another worker soon when the one running it was killed.
 _STORE: ActivityOptions = {
-    "start_to_close_timeout": timedelta(seconds=10),
+    "start_to_close_timeout": timedelta(seconds=3),
     "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
 }
 
@@ -116,17 +123,30 @@ class CampaignWorkflow:
     @workflow.update(name=m.CHANGE_STATUS)
     async def change_status(self, request: StatusRequest) -> StatusResult:
         async with self._lock:
+            applied = self._applied(request)
+            if applied is not None:
+                return applied  # re-sent after a continue-as-new: answered, not applied twice
+            if request.config is not None:
+                self.configuration_changed(request.config)
             previous = self.state.status
             transition = self._plan(request)  # re-checked: an earlier update may have changed things
-            await self._apply(transition, request.actor)
+            await self._apply(transition, request.actor, request_id=request.request_id)
             await self._window.sync("status")  # the window (and recurrence) follow before the caller reads
             # The main loop may be waiting with a deadline (or none) computed for the old status.
             self._woken = True
-            return self._result(previous)
+            result = self._result(previous)
+            if request.request_id is not None:
+                remembered = self.state.applied_requests
+                remembered.append(AppliedRequest(request_id=request.request_id, result=result))
+                del remembered[:-REMEMBERED_REQUESTS]
+            return result
 
     @change_status.validator
     def _validate_change_status(self, request: StatusRequest) -> None:
-        self._plan(request)
+        if self._applied(request) is not None:
+            return
+        config = request.config
+        self._plan(request, config if config is not None and config.version > self.state.config.version else None)
 
     @workflow.signal(name=m.CONFIGURATION_CHANGED)
     def configuration_changed(self, config: WorkflowConfig) -> None:
@@ -171,7 +191,7 @@ class CampaignWorkflow:
 
     @start_ab_test.validator
     def _validate_start_ab_test(self, start: ABTestStart) -> None:
-        if self.state.status in FINISHED_STATUSES:
+        if self.state.status in FINISHED_STATUSES or self.state.status == S.DRAFT:
             raise ApplicationError(
                 f"a campaign that is {self.state.status.value} cannot start an A/B test",
                 type="campaign_not_testable",
@@ -184,20 +204,26 @@ class CampaignWorkflow:
 
     # --- Internals -----------------------------------------------------------------------
 
-    def _plan(self, request: StatusRequest) -> Transition:
+    def _applied(self, request: StatusRequest) -> StatusResult | None:
+        """What this request's earlier application answered, if it was applied already."""
+        if request.request_id is None:
+            return None
+        return next((a.result for a in self.state.applied_requests if a.request_id == request.request_id), None)
+
+    def _plan(self, request: StatusRequest, config: WorkflowConfig | None = None) -> Transition:
+        """The transition the request means now, with `config` (default: the workflow's own)."""
+        config = config or self.state.config
         try:
             transition = lifecycle.plan_request(
                 self.state.status,
                 request.target,
-                schedule=self.state.config.schedule,
-                timezone=self.state.config.timezone,
+                schedule=config.schedule,
+                timezone=config.timezone,
                 now=workflow.now(),
                 reason=request.reason,
             )
             if transition.target in (S.ACTIVE, S.SCHEDULED):
-                refusal = budget.refusal(
-                    self.state.config.budget, self.state.spend, now=workflow.now(), tz=self.state.config.timezone
-                )
+                refusal = budget.refusal(config.budget, self.state.spend, now=workflow.now(), tz=config.timezone)
                 if refusal:
                     raise TransitionError(f"cannot {transition.action}: {refusal}", code=budget.REASON)
             return transition
@@ -282,8 +308,15 @@ class CampaignWorkflow:
             else:
                 raise
 
-    async def _apply(self, transition: Transition, actor: Actor, *, check_knowledge_bases: bool = True) -> None:
-        if check_knowledge_bases and transition.target in (S.ACTIVE, S.SCHEDULED):
+    async def _apply(
+        self,
+        transition: Transition,
+        actor: Actor,
+        *,
+        check_knowledge_bases: bool = True,
+        request_id: str | None = None,
+    ) -> None:
+        if check_knowledge_bases and transition.target in (S.ACTIVE, S.SCHEDULED) and self._has_knowledge_bases():
             await self._require_knowledge_bases()
         now = workflow.now()
         state = self.state
@@ -317,6 +350,7 @@ class CampaignWorkflow:
                     "actor": actor.model_dump(),
                 },
                 window=window,
+                request_id=request_id,
             ),
             summary=f"{transition.source.value} → {transition.target.value}",
             **_STORE,
@@ -329,6 +363,12 @@ class CampaignWorkflow:
             self._window.applied(window)
         self._woken = True  # the main loop re-plans its timer for the new status
         self._publish()
+
+    def _has_knowledge_bases(self) -> bool:
+        """Whether an activation has knowledge bases to look for. A configuration sent before
+        it named them (None) is checked, as it always was, so old histories replay the same."""
+        ids = self.state.config.knowledge_base_ids
+        return ids is None or len(ids) > 0
 
     async def _require_knowledge_bases(self) -> None:
         """Refuse to activate (or schedule, or resume) a campaign whose knowledge base is gone."""

@@ -100,8 +100,11 @@ async def test_one_running_test_per_campaign(api, campaign):
     assert r.json()["details"]["testId"] == first["id"]
 
 
-async def test_ended_and_archived_campaigns_cannot_start_tests(api):
+async def test_drafts_and_archived_campaigns_cannot_start_tests(api):
     c = (await api.post("/api/campaigns", json=CAMPAIGN)).json()["campaign"]
+    r = await api.post(f"/api/campaigns/{c['id']}/ab-test", json=TEST)
+    assert r.status_code == 409 and r.json()["code"] == "campaign_not_testable"
+    assert r.json()["details"] == {"status": "draft"}
     assert (await api.post(f"/api/campaigns/{c['id']}/archive")).status_code in (404, 405)  # not an action
     assert (await api.delete(f"/api/campaigns/{c['id']}")).status_code == 200
     r = await api.post(f"/api/campaigns/{c['id']}/ab-test", json=TEST)

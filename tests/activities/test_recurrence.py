@@ -51,7 +51,7 @@ recurrences = st.fixed_dictionaries(dict(
 )).map(lambda fields: Recurrence(**fields))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(recurrences, st.dates(datetime(2020, 1, 1).date(), datetime(2035, 12, 31).date()), st.integers(0, 1439))
 def test_the_schedule_calendars_match_exactly_the_occurrences(recurrence, day, minute):
     local = datetime(day.year, day.month, day.day, minute // 60, minute % 60)
@@ -111,6 +111,26 @@ async def test_the_schedule_fires_at_the_predicted_occurrences_across_clock_chan
         finally:
             await activities.sync_recurrence(req.model_copy(update={"schedule": None, "version": 2}))
         assert not await activities.recurrence_active(req.campaign_id)
+
+
+async def test_a_skipped_time_moved_onto_another_run_fires_once(temporal_client: Client):
+    """London, 31 March 2030: 01:00 is skipped and moves forward onto 02:00 BST, the instant
+    of the 02:00 run. One run per instant: the Schedule fires once there, as predicted."""
+    activities = RecurrenceActivities(temporal_client, "nowhere")
+    tz = "Europe/London"
+    req = request({"startAt": "2030-03-28T12:00:00", "recurrence": {"at": ["01:00", "02:00"], "durationMinutes": 1}},
+                  tz=tz)
+    await activities.sync_recurrence(req)
+    handle = temporal_client.get_schedule_handle(schedule_id(req.campaign_id))
+    try:
+        fired = list((await handle.describe()).info.next_action_times)
+        first, last = fired[0] - timedelta(seconds=1), fired[-1]
+        predicted = [o.starts_at for o in occurrences(req.schedule.recurrence, tz, first, last) if o.starts_at > first]
+        assert fired == predicted
+        assert datetime(2030, 3, 31, 1, tzinfo=UTC) in fired and datetime(2030, 3, 31, 0, tzinfo=UTC) not in fired
+        assert len(fired) == len(set(fired))
+    finally:
+        await activities.sync_recurrence(req.model_copy(update={"schedule": None, "version": 2}))
 
 
 async def test_sync_pauses_updates_and_deletes_without_undoing_newer_syncs(temporal_client: Client):

@@ -54,6 +54,7 @@ async def test_the_editor_lists_every_error_and_refuses_a_stale_version(console)
 async def test_an_ab_test_is_created_and_stopped(console):
     client, api = console
     cid = (await api.post("/api/campaigns", json=CAMPAIGN)).json()["campaign"]["id"]
+    assert (await api.post(f"/api/campaigns/{cid}/activate")).status_code == 200  # a draft cannot be tested
     form = await client.get(f"/console/campaigns/{cid}/ab-tests/new")
     r = await client.post(f"/console/campaigns/{cid}/ab-tests/new",
                           data={"csrf": _csrf(form.text), "design": json.dumps({**TEST, "variants": [{"name": "A"}]})})

@@ -120,7 +120,7 @@ def test_script_json_escapes_what_can_end_a_script():
     assert json.loads(text) == {"a": "</script><!--\u2028\u2029&"}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(name=st.text(max_size=300), text=st.text(max_size=300), key=st.text(min_size=1, max_size=40))
 def test_any_text_stays_inert(name, text, key):
     configuration = {"styling": {"launcherText": text}, "behavior": {"greeting": text}, key: text}

@@ -10,7 +10,7 @@ from functools import cache
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from campaigns.domain.config import WEEKDAYS, CampaignSchedule, Recurrence, Weekday, parse_range
@@ -275,7 +275,7 @@ def in_local_windows(s: CampaignSchedule, wall: datetime) -> bool:
     return any(b <= a and minute < b for a, b in map(parse_range, s.windows.get(yesterday, [])))
 
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FAST
@@ -367,10 +367,13 @@ recurrences = st.fixed_dictionaries(dict(
 
 @FAST
 @given(recurrences, near_a_clock_change())
+# Found by the search: the skipped 01:00 moves onto 02:00 BST, the instant of the 02:00 run.
+@example(Recurrence(at=["01:00", "02:00"], duration_minutes=60), ("Europe/London", utc(2005, 3, 27, 1, 0)))
 def test_every_occurrence_is_found_by_its_fire_under_either_offset(recurrence, case):
     tz, at = case
     found = list(occurrences(recurrence, tz, at - timedelta(days=2), at + timedelta(days=40)))
     keys = {o.key for o in occurrences(recurrence, tz, at - timedelta(days=4), at + timedelta(days=42))}
+    assert len({o.starts_at for o in found}) == len(found), "one run per instant"
     for o in found[:30]:
         assert o.starts_at == local_to_utc(o.local, tz)
         assert o.ends_at - o.starts_at == timedelta(minutes=recurrence.duration_minutes)
@@ -384,6 +387,22 @@ def test_every_occurrence_is_found_by_its_fire_under_either_offset(recurrence, c
                 assert matched.key in keys and matched.starts_at == reading
                 continue
             assert matched.starts_at == o.starts_at and matched.key == o.key
+
+
+def test_a_skipped_time_moved_onto_another_occurrence_is_that_occurrence():
+    # London, 27 March 2005: the clock jumps from 01:00 GMT to 02:00 BST. 01:00 moves forward
+    # by the gap to 02:00 BST, the instant of the 02:00 run: one run, named by the time shown.
+    r = Recurrence(at=["01:00", "02:00"], duration_minutes=60)
+    tz = "Europe/London"
+    day = list(occurrences(r, tz, utc(2005, 3, 26, 12), utc(2005, 3, 27, 12)))
+    assert [(o.key, o.starts_at, o.clock_shift) for o in day] == [("2005-03-27T02:00", utc(2005, 3, 27, 1), None)]
+    assert match_fire(r, tz, utc(2005, 3, 27, 1)).key == "2005-03-27T02:00"
+    # The Schedule fires 02:00 BST itself: nothing is left for the workflow to open.
+    assert list(shifted_occurrences(r, tz, utc(2005, 3, 26), utc(2005, 3, 28))) == []
+    # A skipped time that lands where no run starts keeps its own run (01:30 → 02:30 BST).
+    r = Recurrence(at=["01:30", "02:00"], duration_minutes=60)
+    shifted = list(shifted_occurrences(r, tz, utc(2005, 3, 26), utc(2005, 3, 28)))
+    assert [(o.key, o.starts_at) for o in shifted] == [("2005-03-27T01:30", utc(2005, 3, 27, 1, 30))]
 
 
 @FAST

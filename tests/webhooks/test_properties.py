@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from campaigns.domain import integrations, netguard
 
-FEW = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FEW = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Digits IDNA (NFKC) maps to ASCII ones: fullwidth, mathematical bold / double-struck /
 # sans-serif / sans-serif bold / monospace, segmented. And some it does not map (other

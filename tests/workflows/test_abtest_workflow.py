@@ -18,7 +18,7 @@ from campaigns.worker import sandbox_runner
 from campaigns.workflows.abtest import ABTestWorkflow
 from tests.support import abtests as data
 from tests.support.abtests import TEST
-from tests.support.campaigns import create
+from tests.support.campaigns import activated
 from tests.support.polling import eventually
 
 FAST = {**TEST, "evaluationIntervalSeconds": 5, "minDurationDays": 0, "minCallsPerVariant": 100}
@@ -57,7 +57,7 @@ async def events(pool, campaign_id: str, type_: str) -> list[dict]:
 
 
 async def test_winner_is_concluded_promoted_audited_and_announced(api, pool, temporal_client):
-    c = await create(api)
+    c = await activated(api)
     t = await start(api, c["id"], autoPromoteWinner=True)
     control, warm = (v["id"] for v in t["variants"])
     await data.calls(pool, c["id"], control, 3000, 300)
@@ -103,7 +103,7 @@ async def test_the_other_conclusions(api, pool):
     same clock)."""
 
     async def srm() -> None:
-        c = await create(api)
+        c = await activated(api)
         t = await start(api, c["id"], autoPromoteWinner=True)
         control, warm = (v["id"] for v in t["variants"])
         await data.calls(pool, c["id"], control, 3000, 300)
@@ -113,7 +113,7 @@ async def test_the_other_conclusions(api, pool):
         assert "sample ratio mismatch" in done["conclusionReason"] and done["promotion"] is None
 
     async def harm() -> None:
-        c = await create(api)
+        c = await activated(api)
         t = await start(api, c["id"], guardrailMetrics=["customerSatisfaction"])
         control, warm = (v["id"] for v in t["variants"])
         sat = lambda n, mean: {"satisfaction_count": n, "satisfaction_sum": n * mean,  # noqa: E731
@@ -124,14 +124,14 @@ async def test_the_other_conclusions(api, pool):
         assert done["conclusion"] == "harm" and "harms guardrail customerSatisfaction" in done["conclusionReason"]
 
     async def out_of_time() -> None:
-        c = await create(api)
+        c = await activated(api)
         t = await start(api, c["id"], maxDurationDays=0.0001)  # 8.64 s
         done = await concluded(api, c["id"], t["id"])
         assert done["conclusion"] == "max_duration"
         assert "waiting for 100 calls per variant" in done["conclusionReason"]
 
     async def futility() -> None:
-        c = await create(api)
+        c = await activated(api)
         t = await start(api, c["id"], sampleSize=1000)
         control, warm = (v["id"] for v in t["variants"])
         await data.calls(pool, c["id"], control, 3000, 300)
@@ -143,8 +143,7 @@ async def test_the_other_conclusions(api, pool):
 
 
 async def test_a_test_stops_when_its_campaign_ends(api, pool):
-    c = await create(api)
-    assert (await api.post(f"/api/campaigns/{c['id']}/activate")).status_code == 200
+    c = await activated(api)
     t = await start(api, c["id"])
     assert (await api.post(f"/api/campaigns/{c['id']}/end")).status_code == 200
     # Nobody is assigned once the campaign has ended, even before the test's next evaluation.
@@ -155,7 +154,7 @@ async def test_a_test_stops_when_its_campaign_ends(api, pool):
 
 
 async def test_promotion_refused_when_the_campaign_no_longer_fits(api, pool):
-    c = await create(api)
+    c = await activated(api)
     t = await start(api, c["id"], autoPromoteWinner=True, variants=[
         {"name": "Control"}, {"name": "English voice", "overrides": {"voiceSettings": {"ttsVoice": "aura-2-thalia-en"}}}])
     # Meanwhile the campaign moves to Spanish with a Spanish voice: the winner's voice no longer fits.
@@ -175,7 +174,7 @@ async def test_promotion_refused_when_the_campaign_no_longer_fits(api, pool):
 
 
 async def test_bandit_reweights_traffic_and_keeps_subjects_where_they_were(api, pool):
-    c = await create(api)
+    c = await activated(api)
     t = await start(api, c["id"], mode="bandit", type="multivariate", bandit={"floor": 0.1},
                     variants=[{"name": "Control"}, {"name": "B"}, {"name": "C"}], maxDurationDays=1,
                     sampleSize=50_000)
@@ -207,7 +206,7 @@ async def test_bandit_reweights_traffic_and_keeps_subjects_where_they_were(api, 
 
 async def test_evaluate_is_idempotent(api, pool, temporal_client, settings):
     """A retried evaluation answers what the first attempt recorded, even if the data moved."""
-    c = await create(api)
+    c = await activated(api)
     t = await start(api, c["id"], evaluationIntervalSeconds=3600, sampleSize=20_000)
     control, warm = (v["id"] for v in t["variants"])
     await data.calls(pool, c["id"], control, 3000, 300)

@@ -9,48 +9,19 @@ import signal
 import subprocess
 import sys
 import uuid
-from contextlib import asynccontextmanager
 
 import asyncpg
-import httpx
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from campaigns import temporal
-from campaigns.api.app import create_app
-from campaigns.auth.service import create_key
-from campaigns.messages.campaign import CampaignState, workflow_id
+from campaigns.messages.campaign import CampaignState, StatusRequest, workflow_id
 from campaigns.settings import Settings
 from campaigns.stack import services
 from campaigns.stack.supervisor import Supervisor
 from campaigns.worker import build_worker
 from campaigns.workflows.campaign import CampaignWorkflow
-from tests.support.campaigns import CAMPAIGN
-
-
-@asynccontextmanager
-async def api_client(settings: Settings, pool: asyncpg.Pool):
-    app = create_app(settings)
-    key, _ = await create_key(pool, organization=f"org-{uuid.uuid4().hex[:8]}")
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://api.test",
-        headers={"Authorization": f"Bearer {key}"}, timeout=120,
-    ) as client:
-        yield client
-
-
-async def consistent(client: httpx.AsyncClient, tclient, campaign_id: str) -> str:
-    """The projection, the workflow and the audit log agree; returns the status."""
-    row = (await client.get(f"/api/campaigns/{campaign_id}")).json()["campaign"]
-    state: CampaignState = await tclient.get_workflow_handle(workflow_id(campaign_id)).query(CampaignWorkflow.current)
-    assert state.status == row["status"], (state.status, row["status"])
-    audit = (await client.get(f"/api/campaigns/{campaign_id}/audit", params={"limit": 100})).json()["audit"]
-    moves = [e["changes"]["status"] for e in audit if e["action"] == "status_changed"]
-    assert len(moves) == state.transitions, (moves, state.transitions)
-    for before, after in zip(moves, moves[1:], strict=False):
-        assert before["to"] == after["from"], moves  # a chain: nothing lost, nothing doubled
-    assert (moves[-1]["to"] if moves else "draft") == row["status"]
-    return row["status"]
+from tests.support.campaigns import CAMPAIGN, api_client, consistent
 
 
 def start_worker(settings: Settings) -> subprocess.Popen:
@@ -141,3 +112,39 @@ async def test_continue_as_new_keeps_state_updates_and_summary(settings, pool, e
         assert "Renamed 11" in meta.current_details  # the UI summary survives the hand-over
         desc = await handle.describe()
         assert desc.run_id != desc.raw_description.workflow_execution_info.first_run_id
+
+
+async def test_a_request_sent_again_after_continue_as_new_is_answered_not_applied_again(
+    settings, pool, eager_can_server
+):
+    """Temporal recognizes an update id only within one run: the workflow itself remembers
+    the requests it applied, so the relay's re-send after a hand-over gets the first answer."""
+    own = settings.model_copy(update={"temporal_address": eager_can_server,
+                                      "temporal_task_queue": f"can-{uuid.uuid4().hex[:6]}"})
+    tclient = await temporal.connect(own)
+    async with build_worker(tclient, pool, own.temporal_task_queue, settings=own), api_client(own, pool) as client:
+        cid = (await client.post("/api/campaigns", json=CAMPAIGN)).json()["campaign"]["id"]
+        assert (await client.post(f"/api/campaigns/{cid}/activate")).status_code == 200
+        key = f"pause-{uuid.uuid4()}"
+        assert (await client.post(f"/api/campaigns/{cid}/pause", headers={"Idempotency-Key": key})).status_code == 200
+        request_id = await pool.fetchval("SELECT id FROM status_requests WHERE idempotency_key = $1", key)
+        handle = tclient.get_workflow_handle(workflow_id(cid))
+        for i in range(30):  # configuration signals until the history is handed over
+            r = await client.put(f"/api/campaigns/{cid}/configuration", json={"voiceSettings": {"speakingRate": 1 + i / 100}})
+            assert r.status_code == 200
+            if (await handle.query(CampaignWorkflow.current)).runs > 1:
+                break
+        assert (await client.post(f"/api/campaigns/{cid}/resume")).status_code == 200
+        before: CampaignState = await handle.query(CampaignWorkflow.current)
+        assert before.runs > 1 and before.status == "active"
+
+        # The pause sent again as the same update: active → paused would be allowed, and must not happen.
+        again = await handle.execute_update(
+            CampaignWorkflow.change_status,
+            StatusRequest(target="paused", request_id=str(request_id)),
+            id=str(request_id),
+        )
+        assert again.previous == "active" and again.status == "paused"  # the first answer
+        after: CampaignState = await handle.query(CampaignWorkflow.current)
+        assert after.status == "active" and after.transitions == before.transitions
+        assert await consistent(client, tclient, cid) == "active"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
@@ -13,7 +13,7 @@ from campaigns.api.bodies import JsonRoute
 from campaigns.api.campaigns.schemas import AuditList, CampaignEnvelope, CampaignList
 from campaigns.api.deps import Analytics, AppSettings, Cache, Db, Reader, Temporal, Writer
 from campaigns.campaigns import service
-from campaigns.campaigns.models import CampaignCreate, CampaignPatch, CloneRequest, ConfigurationPatch
+from campaigns.campaigns.models import CampaignCreate, CampaignPatch, Changed, CloneRequest, ConfigurationPatch
 from campaigns.domain.config import CampaignChannel, CampaignStatus, CampaignType
 from campaigns.domain.validators import Count, NonNegativeReal, Rate
 from campaigns.errors import invalid
@@ -51,22 +51,33 @@ def _envelope(response: Response, campaign) -> dict:
     return {"campaign": campaign}
 
 
+def _changed(response: Response, changed: Changed) -> dict:
+    """A change's answer: 202 while a status change it asked for is pending (pendingStatusChange)."""
+    if changed.pending:
+        response.status_code = 202
+    if changed.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return _envelope(response, changed.campaign)
+
+
+# A status change may also be accepted and still pending.
+_PENDING: dict[int | str, dict[str, Any]] = {
+    202: {"model": CampaignEnvelope, "description": "Accepted: the change is pending (pendingStatusChange)"}
+}
+
+
 @router.post("", status_code=201, response_model=CampaignEnvelope)
 async def create_campaign(
     body: CampaignCreate,
     caller: Writer,
     db: Db,
-    cache: Cache,
-    temporal: Temporal,
     settings: AppSettings,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> dict:
-    """Create a draft campaign (and start its workflow)."""
+    """Create a draft campaign (its workflow starts with its first status change)."""
     campaign, replayed = await service.create(
         pool=db,
-        cache=cache,
-        temporal=temporal,
         settings=settings,
         principal=caller,
         body=body,
@@ -140,7 +151,7 @@ async def get_campaign(
     return _envelope(response, campaign)
 
 
-@router.put("/{id}", response_model=CampaignEnvelope)
+@router.put("/{id}", response_model=CampaignEnvelope, responses=_PENDING)
 async def update_campaign(
     campaign_id: CampaignId,
     body: CampaignPatch,
@@ -155,7 +166,7 @@ async def update_campaign(
     idempotency_key: IdempotencyKey = None,
 ) -> dict:
     """Partially update a campaign (JSON merge patch); a status change goes through its workflow."""
-    campaign = await service.update(
+    changed = await service.update(
         pool=db,
         cache=cache,
         temporal=temporal,
@@ -166,10 +177,10 @@ async def update_campaign(
         if_match=if_match,
         idempotency_key=idempotency_key,
     )
-    return _envelope(response, campaign)
+    return _changed(response, changed)
 
 
-@router.delete("/{id}", response_model=CampaignEnvelope)
+@router.delete("/{id}", response_model=CampaignEnvelope, responses=_PENDING)
 async def archive_campaign(
     campaign_id: CampaignId,
     caller: Writer,
@@ -181,7 +192,7 @@ async def archive_campaign(
     idempotency_key: IdempotencyKey = None,
 ) -> dict:
     """Archive a campaign (its workflow completes; the data stays readable)."""
-    campaign = await service.change_status(
+    changed = await service.change_status(
         pool=db,
         cache=cache,
         temporal=temporal,
@@ -191,7 +202,7 @@ async def archive_campaign(
         target=CampaignStatus.ARCHIVED,
         idempotency_key=idempotency_key,
     )
-    return _envelope(response, campaign)
+    return _changed(response, changed)
 
 
 @router.put("/{id}/configuration", response_model=CampaignEnvelope)
@@ -208,7 +219,7 @@ async def update_configuration(
     if_match: IfMatch = None,
 ) -> dict:
     """Update the configuration (merge patch); invalid input lists every error."""
-    campaign = await service.update(
+    changed = await service.update(
         pool=db,
         cache=cache,
         temporal=temporal,
@@ -219,7 +230,7 @@ async def update_configuration(
         if_match=if_match,
         configuration_only=True,
     )
-    return _envelope(response, campaign)
+    return _changed(response, changed)
 
 
 @router.post("/{id}/clone", status_code=201, response_model=CampaignEnvelope)
@@ -228,7 +239,6 @@ async def clone_campaign(
     caller: Writer,
     db: Db,
     cache: Cache,
-    temporal: Temporal,
     settings: AppSettings,
     response: Response,
     body: CloneRequest | None = None,
@@ -238,7 +248,6 @@ async def clone_campaign(
     campaign, replayed = await service.clone(
         pool=db,
         cache=cache,
-        temporal=temporal,
         settings=settings,
         principal=caller,
         campaign_id=campaign_id,
@@ -274,7 +283,7 @@ def _action_route(path: str, target: CampaignStatus, doc: str) -> None:
         idempotency_key: IdempotencyKey = None,
         reason: Annotated[str | None, Query(max_length=500, description="Kept in the audit log")] = None,
     ) -> dict:
-        campaign = await service.change_status(
+        changed = await service.change_status(
             pool=db,
             cache=cache,
             temporal=temporal,
@@ -285,7 +294,7 @@ def _action_route(path: str, target: CampaignStatus, doc: str) -> None:
             reason=reason,
             idempotency_key=idempotency_key,
         )
-        return _envelope(response, campaign)
+        return _changed(response, changed)
 
     action.__doc__ = doc
     router.add_api_route(
@@ -293,6 +302,7 @@ def _action_route(path: str, target: CampaignStatus, doc: str) -> None:
         action,
         methods=["POST"],
         response_model=CampaignEnvelope,
+        responses=_PENDING,
         name=f"{path}_campaign",
         summary=doc.rstrip("."),
     )

@@ -347,7 +347,7 @@ def _check(d, look, verdict, alpha):
                 assert (c.absolute.upper < 0) if c.higher_is_better else (c.absolute.lower > 0)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_every_look_agrees_with_itself(scenario):
     metric, k, mode, sample_size, guard, lifts, switch, sizes, seed = scenario
@@ -387,7 +387,7 @@ def test_every_look_agrees_with_itself(scenario):
         _check(d, look, verdict, d.alpha)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(
     st.lists(
         st.tuples(st.integers(0, 400), st.integers(0, 400), st.integers(0, 400), st.integers(0, 400)),

@@ -53,6 +53,8 @@ DONE = {
     "created": "Campaign created as a draft.",
     "cloned": "This is the copy: a new draft.",
     "saved": "Configuration saved.",
+    # The workflow did not confirm in time: the change is recorded and will apply (202).
+    "pending": "Change accepted: the campaign's workflow has not confirmed it yet; it applies in a moment.",
 }
 SORTS = [
     ("-createdAt", "Newest"),
@@ -199,8 +201,6 @@ async def create_campaign(request: Request, viewer: Looker) -> Response:
             raise invalid(err) from None
         campaign, _ = await service.create(
             pool=state.pool,
-            cache=state.campaign_cache,
-            temporal=state.temporal,
             settings=state.settings,
             principal=viewer.principal,
             body=create,
@@ -326,7 +326,7 @@ async def change_status(request: Request, viewer: Looker, campaign_id: UUID) -> 
     reason = (form.get("reason") or "").strip()[:500]
     if not reason:
         raise invalid([{"field": "reason", "reason": "say why (it goes in the audit log)"}])
-    await service.change_status(
+    changed = await service.change_status(
         pool=state.pool,
         cache=state.campaign_cache,
         temporal=state.temporal,
@@ -337,7 +337,8 @@ async def change_status(request: Request, viewer: Looker, campaign_id: UUID) -> 
         reason=reason,
         idempotency_key=f"console:{form['formId']}" if form.get("formId") else None,
     )
-    return RedirectResponse(f"/console/campaigns/{campaign_id}?done={action}", status_code=303)
+    done = "pending" if changed.pending else action
+    return RedirectResponse(f"/console/campaigns/{campaign_id}?done={done}", status_code=303)
 
 
 @router.post("/campaigns/{campaign_id}/clone")
@@ -352,7 +353,6 @@ async def clone_campaign(request: Request, viewer: Looker, campaign_id: UUID) ->
     copy, _ = await service.clone(
         pool=state.pool,
         cache=state.campaign_cache,
-        temporal=state.temporal,
         settings=state.settings,
         principal=viewer.principal,
         campaign_id=campaign_id,
