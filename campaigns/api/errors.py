@@ -85,4 +85,6 @@ def _is_dependency_down(exc: BaseException) -> bool:
         return True
     if isinstance(exc, RPCError) and exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
         return True
-    return False
+    # The API's Temporal client is lazy (it starts while Temporal is down); its first failed
+    # connection surfaces from the SDK's core as a plain RuntimeError naming the connect.
+    return type(exc) is RuntimeError and "connect" in str(exc).lower()
