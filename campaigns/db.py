@@ -55,14 +55,28 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
+async def create_pool(
+    url: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 20,
+    command_timeout: float = 30.0,
+    connect_timeout: float = 10.0,
+) -> asyncpg.Pool:
     return await asyncpg.create_pool(
-        url, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=command_timeout,
+        timeout=connect_timeout,
     )
 
 
-async def ping(pool: asyncpg.Pool) -> None:
-    await pool.fetchval("SELECT 1")
+async def ping(pool: asyncpg.Pool, *, within_s: float = 5.0) -> None:
+    """One round trip, bounded whole: waiting for a pooled connection included."""
+    async with pool.acquire(timeout=within_s) as conn:
+        await conn.fetchval("SELECT 1", timeout=within_s)
 
 
 def _migration_files() -> list[tuple[str, str]]:

@@ -41,6 +41,16 @@ class Settings(BaseSettings):
     # How long the API waits on the campaign workflow before answering 503.
     workflow_update_timeout_s: float = 15.0
 
+    # Redis calls: how long a connection and a reply may take before Redis counts as down
+    # (the process's breaker then opens), and how often a probe asks whether it is back.
+    redis_connect_timeout_s: float = 0.5
+    redis_socket_timeout_s: float = 0.5
+    redis_probe_interval_s: float = 0.25
+    # Postgres: how long one statement, and making a connection, may take before the request
+    # fails (503) instead of waiting on a Postgres that does not answer.
+    db_command_timeout_s: float = 30.0
+    db_connect_timeout_s: float = 10.0
+
     # Requests a second per API key, shared by all API replicas (0: no limit).
     rate_limit_per_second: int = 200
     demo_organization: str = "demo"
@@ -80,6 +90,11 @@ class Settings(BaseSettings):
 
     # Widget events one visitor (client address) may send per minute with one widget key.
     widget_events_per_minute: int = 600
+
+    # Analytics events are kept this many days (older monthly partitions are dropped; the
+    # rollups and everything derived from them stay). Events older than this are refused.
+    # 0 keeps them for ever.
+    analytics_retention_days: int = 400
 
     log_level: str = Field(default="info")
 

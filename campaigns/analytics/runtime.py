@@ -3,6 +3,8 @@ directory the ingest path checks ownership against, the SSE hub and the refreshe
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import asyncpg
 import redis.asyncio as aioredis
 from temporalio.client import Client
@@ -28,6 +30,9 @@ class AnalyticsRuntime:
         self.realtime = Realtime(redis)
         self.directory = CampaignDirectory(pool)
         self.hub = RealtimeHub(redis)
+        # Events older than this are refused (their partitions are dropped); None: kept for ever.
+        days = settings.analytics_retention_days
+        self.retention = timedelta(days=days) if days > 0 else None
         self.refresher = Refresher(pool, self.realtime, temporal, cache, settings)
 
     async def start(self) -> None:

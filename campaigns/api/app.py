@@ -11,10 +11,9 @@ import gc
 import logging
 from contextlib import asynccontextmanager
 
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from campaigns import db, temporal
+from campaigns import db, redis_client, temporal
 from campaigns.analytics.runtime import AnalyticsRuntime
 from campaigns.api import errors
 from campaigns.api.abtests.routes import router as abtests_router
@@ -50,7 +49,11 @@ async def _pool_with_retry(settings: Settings):
     for attempt in range(40):
         try:
             return await db.create_pool(
-                settings.database_dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+                settings.database_dsn,
+                min_size=settings.db_pool_min,
+                max_size=settings.db_pool_max,
+                command_timeout=settings.db_command_timeout_s,
+                connect_timeout=settings.db_connect_timeout_s,
             )
         except (OSError, ConnectionError) as exc:
             if attempt == 39:
@@ -68,7 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.settings = settings
         app.state.pool = await _pool_with_retry(settings)
-        app.state.redis = aioredis.from_url(settings.redis_dsn, decode_responses=True)
+        # One client, and so one breaker, for everything in this process that uses Redis.
+        app.state.redis = redis_client.connect(settings, decode_responses=True)
         # Lazy: the API starts (and /readyz says why it is not ready) while Temporal is down.
         app.state.temporal = await temporal.connect(settings, lazy=True)
         local = LocalCache(app.state.redis, settings)

@@ -14,6 +14,10 @@ is strict, not eventual:
 So once a write has returned, no API process serves the old campaign. The TTLs only
 bound how long a write made behind the platform's back (by hand in SQL) stays unseen.
 Active campaigns are loaded on start. Hit rate and lookup latency are on /metrics.
+
+While Redis is unavailable, reads skip both tiers and go to Postgres (the memory tier
+cannot hear invalidations then), and a write's invalidation is kept and done again once
+Redis is back, so no tier serves what changed during the outage.
 """
 
 from __future__ import annotations
@@ -143,6 +147,9 @@ class CampaignCache:
         self.warm_limit = settings.cache_warm_limit
         self._warmer: asyncio.Task[None] | None = None
         self._set_script = redis.register_script(_SET_IF_GENERATION)
+        self._pending: set[str] = set()  # invalidations Redis could not take yet
+        self._resend: asyncio.Task[None] | None = None
+        local.breaker.when_closed(self._recovered)
 
     # --- Reading -------------------------------------------------------------------
 
@@ -204,10 +211,21 @@ class CampaignCache:
                     pipe.delete(_key(i))
                 await pipe.execute()
         except RedisError as exc:
-            # Readers that cannot reach Redis cannot read its tier either; the TTL bounds the rest.
+            # Readers that cannot reach Redis cannot read its tier either; it is done again
+            # once Redis answers (if this process lives that long, else the TTL bounds it).
             ERRORS.labels("invalidate").inc()
-            log.error("could not invalidate campaigns %s in Redis: %r", ids, exc)
+            self._pending.update(ids)
+            log.error("could not invalidate campaigns %s in Redis (%r); will again", ids[:10], exc)
         await self.local.invalidate([_local_key(i) for i in ids])
+
+    def _recovered(self) -> None:
+        if self._pending and (self._resend is None or self._resend.done()):
+            self._resend = asyncio.get_running_loop().create_task(self._invalidate_pending(), name="cache-reinvalidate")
+
+    async def _invalidate_pending(self) -> None:
+        ids, self._pending = sorted(self._pending), set()
+        for start in range(0, len(ids), 1000):
+            await self.invalidate(*ids[start : start + 1000])
 
     # --- Warming -------------------------------------------------------------------
 
@@ -217,12 +235,13 @@ class CampaignCache:
             self._warmer = asyncio.create_task(self._warm_safely(pool), name="campaign-cache-warm")
 
     async def stop(self) -> None:
-        if self._warmer is not None:
-            self._warmer.cancel()
-            try:
-                await self._warmer
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
-                pass
+        for task in (self._warmer, self._resend):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                    pass
 
     async def _warm_safely(self, pool: asyncpg.Pool) -> None:
         try:

@@ -52,6 +52,7 @@ async def ingest_events(request: Request, caller: Caller, db: Db, analytics: Ana
             directory=analytics.directory,
             organization_id=caller.organization_id,
             body=body,
+            retention=analytics.retention,
         )
     except service.BatchError as err:
         raise invalid(err.details, "invalid event batch") from None
