@@ -51,8 +51,18 @@ class Settings(BaseSettings):
     db_command_timeout_s: float = 30.0
     db_connect_timeout_s: float = 10.0
 
-    # Requests a second per API key, shared by all API replicas (0: no limit).
+    # Requests a second per API key and per organization (all its keys together), shared by
+    # all API replicas (0: no limit). Each process decides locally and adds its counts to
+    # Redis every `rate_limit_sync_s`; while Redis is down each process applies the limits
+    # on its own.
     rate_limit_per_second: int = 200
+    rate_limit_org_per_second: int = 1000
+    rate_limit_sync_s: float = 0.05
+    # Failed authentications a minute per client address and per key prefix before further
+    # attempts with unknown keys are refused (429) without looking them up.
+    auth_failures_per_minute: int = 30
+    # Unknown keys remembered (per process) so that repeating one costs no Postgres lookup.
+    auth_negative_cache_s: float = 300.0
     demo_organization: str = "demo"
     # The worker touches this file every few seconds while Temporal answers (container health checks).
     worker_health_file: Path | None = None

@@ -24,6 +24,7 @@ from campaigns.api.events.routes import router as events_router
 from campaigns.api.health.routes import router as health_router
 from campaigns.api.keys.routes import router as keys_router
 from campaigns.api.metrics import MetricsMiddleware
+from campaigns.api.ratelimit import RequestLimits
 from campaigns.api.scheduling.routes import router as scheduling_router
 from campaigns.api.webhooks.routes import router as webhooks_router
 from campaigns.api.widget.routes import router as widget_router
@@ -77,9 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.temporal = await temporal.connect(settings, lazy=True)
         local = LocalCache(app.state.redis, settings)
         app.state.campaign_cache = CampaignCache(local, app.state.redis, settings)
-        app.state.principals = PrincipalCache(local)
+        app.state.principals = PrincipalCache(local, refused_ttl_s=settings.auth_negative_cache_s)
+        app.state.limits = RequestLimits(app.state.redis, settings)
         await local.start()
         await app.state.campaign_cache.start(app.state.pool)
+        await app.state.limits.start()
         app.state.analytics = AnalyticsRuntime(
             app.state.pool, app.state.redis, app.state.temporal, app.state.campaign_cache, settings
         )
@@ -94,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.campaign_cache.stop()
             await local.stop()
             await app.state.redis.aclose()
+            await app.state.limits.stop()
             await app.state.pool.close()
 
     app = FastAPI(
