@@ -18,6 +18,9 @@ Active campaigns are loaded on start. Hit rate and lookup latency are on /metric
 While Redis is unavailable, reads skip both tiers and go to Postgres (the memory tier
 cannot hear invalidations then), and a write's invalidation is kept and done again once
 Redis is back, so no tier serves what changed during the outage.
+
+Beside each row, the memory tier may keep things derived from it (`derived`, `keep_derived`:
+a rendered response, its trends), dropped with the row.
 """
 
 from __future__ import annotations
@@ -135,6 +138,10 @@ def _local_key(campaign_id: str) -> str:
     return f"campaign:{campaign_id}"
 
 
+def _derived_key(campaign_id: str) -> str:
+    return f"campaign-derived:{campaign_id}"
+
+
 class CampaignCache:
     """One per process, on the process's `LocalCache`. API processes `start()` it (warm);
     a worker only calls `invalidate`."""
@@ -188,6 +195,22 @@ class CampaignCache:
         self.local.keep(_local_key(key), row, epoch)
         return self._answered("postgres", started, row)
 
+    def derived(self, campaign_id: UUID, row: Row, tag: object) -> Any | None:
+        """What was kept with `keep_derived` for this very row (the same object the memory
+        tier handed out) and `tag`, if still there."""
+        held = self.local.get(_derived_key(str(campaign_id)))
+        if held is not None and held[0] is row and held[1] == tag:
+            return held[2]
+        return None
+
+    @property
+    def epoch(self) -> int:
+        """Note it before computing what you will `keep_derived`."""
+        return self.local.epoch
+
+    def keep_derived(self, campaign_id: UUID, row: Row, tag: object, value: Any, epoch: int) -> None:
+        self.local.keep(_derived_key(str(campaign_id)), (row, tag, value), epoch)
+
     def _answered(self, source: str, started: float, row: Row | None) -> Row | None:
         _answers[source] += 1
         LOOKUPS.labels(source).inc()
@@ -216,7 +239,7 @@ class CampaignCache:
             ERRORS.labels("invalidate").inc()
             self._pending.update(ids)
             log.error("could not invalidate campaigns %s in Redis (%r); will again", ids[:10], exc)
-        await self.local.invalidate([_local_key(i) for i in ids])
+        await self.local.invalidate([k for i in ids for k in (_local_key(i), _derived_key(i))])
 
     def _recovered(self) -> None:
         if self._pending and (self._resend is None or self._resend.done()):

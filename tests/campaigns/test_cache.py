@@ -18,6 +18,7 @@ from campaigns.campaigns.cache import CampaignCache, decode, encode
 from campaigns.local_cache import LocalCache
 from campaigns.stack.services import ServiceSpec, free_port
 from campaigns.stack.supervisor import Supervisor
+from tests.support import abtests, analytics
 from tests.support.campaigns import CAMPAIGN
 from tests.support.polling import eventually
 
@@ -211,3 +212,20 @@ async def test_a_change_the_workflow_makes_by_itself_is_never_served_stale(two_a
     # The worker's activity invalidated before it finished: both processes answer 'active' at once.
     for api_ in (second, first):
         assert (await api_.get(f"/api/campaigns/{cid}")).json()["campaign"]["status"] == "active"
+
+
+async def test_a_cached_read_is_rendered_once_and_again_after_new_figures(app, api, pool, campaign):
+    """The campaign with its trends is kept rendered beside the row: a read of a cached
+    campaign runs no SQL (rollups written behind the platform's back stay unseen), and the
+    refresher's invalidation after new events brings the new figures."""
+    url = f"/api/campaigns/{campaign['id']}"
+    first = (await api.get(url)).json()["campaign"]["performance"]
+    assert sum(p["calls"] for p in first["hourlyTrends"]) == 0
+    await abtests.add(pool, campaign["id"], "", calls_completed=7)  # no invalidation
+    again = (await api.get(url)).json()["campaign"]["performance"]
+    assert again["hourlyTrends"] == first["hourlyTrends"]
+    await analytics.send(api, analytics.call(campaign["id"]))
+    await analytics.drained(app)
+    after = (await api.get(url)).json()["campaign"]["performance"]
+    assert sum(p["calls"] for p in after["hourlyTrends"]) == 8 and after["realTimeAvailable"] is True
+    assert after["todayLeads"] == 0 and after["activeCalls"] == 0
