@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     # Widget events one visitor (client address) may send per minute with one widget key.
     widget_events_per_minute: int = 600
 
+    # Real-time streams (SSE): how often each API process pushes the changes of the
+    # campaigns its viewers watch (one read and one rendered frame per changed campaign),
+    # and how often it re-reads them without a change (the day rolls over, calls age out).
+    stream_tick_s: float = 0.25
+    stream_refresh_s: float = 5.0
+    stream_ping_s: float = 15.0
+
     # Analytics events are kept this many days (older monthly partitions are dropped; the
     # rollups and everything derived from them stay). Events older than this are refused.
     # 0 keeps them for ever.

@@ -12,6 +12,7 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sse_starlette.sse import AppStatus
 
 from campaigns import db, redis_client, temporal
 from campaigns.analytics.runtime import AnalyticsRuntime
@@ -81,12 +82,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.principals = PrincipalCache(local, refused_ttl_s=settings.auth_negative_cache_s)
         app.state.limits = RequestLimits(app.state.redis, settings)
         await local.start()
-        await app.state.campaign_cache.start(app.state.pool)
         await app.state.limits.start()
+        await app.state.campaign_cache.start(app.state.pool)
         app.state.analytics = AnalyticsRuntime(
             app.state.pool, app.state.redis, app.state.temporal, app.state.campaign_cache, settings
         )
-        await app.state.analytics.start()
+        # Streams end when uvicorn is told to stop, so that its graceful shutdown is not held up.
+        await app.state.analytics.start(should_exit=lambda: AppStatus.should_exit)
         # What is loaded by now lives as long as the process: spare it the cyclic collector's
         # full passes (on the ingest path they cost about a quarter of the CPU).
         gc.freeze()
@@ -95,9 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await app.state.analytics.stop()
             await app.state.campaign_cache.stop()
+            await app.state.limits.stop()
             await local.stop()
             await app.state.redis.aclose()
-            await app.state.limits.stop()
             await app.state.pool.close()
 
     app = FastAPI(

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
-from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from campaigns.analytics import export, service
 from campaigns.api.analytics.schemas import AnalyticsEnvelope, RealTimeEnvelope
-from campaigns.api.deps import Analytics, Cache, Caller, Db
+from campaigns.api.analytics.stream import MetricsStream
+from campaigns.api.deps import Analytics, AppSettings, Cache, Caller, Db
 from campaigns.errors import invalid
 
 router = APIRouter(prefix="/api/campaigns", tags=["analytics"])
 
 CampaignId = Annotated[UUID, Path(alias="id", description="The campaign's id")]
-
-STREAM_REFRESH_S = 5.0  # re-read even without a change: the day rolls over, stale calls age out
-STREAM_PING_S = 15
 
 
 @router.get("/{id}/analytics", response_model=AnalyticsEnvelope)
@@ -64,7 +58,8 @@ async def realtime_metrics(campaign_id: CampaignId, caller: Caller, db: Db, cach
 
 @router.get(
     "/{id}/analytics/stream",
-    response_class=EventSourceResponse,
+    response_class=MetricsStream,
+    status_code=200,
     responses={
         200: {
             "content": {"text/event-stream": {}},
@@ -73,32 +68,11 @@ async def realtime_metrics(campaign_id: CampaignId, caller: Caller, db: Db, cach
     },
 )
 async def realtime_stream(
-    campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, analytics: Analytics, request: Request
-) -> EventSourceResponse:
+    campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, analytics: Analytics, settings: AppSettings
+) -> MetricsStream:
     """Server-Sent Events: the real-time metrics now, then again whenever they change."""
     row = await service.campaign_row(db, cache, caller, campaign_id)
-    info = service.CampaignInfo.of(row)
-    key = str(info.id)
-
-    async def load() -> str:
-        metrics = await service.realtime_metrics(analytics.realtime, info)
-        return metrics.model_dump_json(by_alias=True)
-
-    async def events():
-        async with analytics.hub.listen(key) as changed:
-            last = None
-            for n in itertools.count(1):
-                changed.clear()  # before reading: a change during the read wakes the next round
-                data = await analytics.hub.snapshot(key, load, seen=analytics.hub.version(key))
-                if data != last:
-                    last = data
-                    yield ServerSentEvent(data=data, event="metrics", id=str(n))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), timeout=STREAM_REFRESH_S)
-
-    return EventSourceResponse(
-        events(), ping=STREAM_PING_S, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    )
+    return MetricsStream(analytics.hub, service.CampaignInfo.of(row), ping_s=settings.stream_ping_s)
 
 
 @router.get(
