@@ -47,8 +47,9 @@ class Settings(BaseSettings):
     redis_socket_timeout_s: float = 0.5
     redis_probe_interval_s: float = 0.25
     # Postgres: how long one statement, and making a connection, may take before the request
-    # fails (503) instead of waiting on a Postgres that does not answer.
-    db_command_timeout_s: float = 30.0
+    # fails (503) instead of waiting on a Postgres that does not answer (a statement that
+    # times out is then cancelled, which may take as long again).
+    db_command_timeout_s: float = 5.0
     db_connect_timeout_s: float = 10.0
 
     # Requests a second per API key and per organization (all its keys together), shared by
