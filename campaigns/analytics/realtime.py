@@ -4,9 +4,10 @@ Every key of a campaign carries the campaign's hash tag, `qc:rt:{<campaign>}:…
 a campaign's keys live in one hash slot and every script call below touches one campaign
 only, naming each key it touches: the layout runs on Redis Cluster as on a single Redis.
 
-- `qc:rt:{c}:<bucket>` — hash of the metric sums of one 15-minute UTC slot, kept 50 hours.
-  "Today" is summed at read time from the campaign's local midnight, so a timezone change
-  never leaves stale counters behind.
+- `qc:rt:{c}:slots` — hash of 15-minute UTC slots (field: the slot's number), each value the
+  slot's sums of `FIELDS`, comma-separated; slots older than 50 hours are trimmed. "Today"
+  is summed at read time from the campaign's local midnight (one HMGET), so a timezone
+  change never leaves stale counters behind.
 - `qc:rt:{c}:calls` / `:ended` — sorted sets of call ids by start / end time; a call is
   active while started, not ended, and younger than the campaign's maximum call duration
   (a lost `call.completed` cannot keep a call "active" for ever).
@@ -16,7 +17,7 @@ only, naming each key it touches: the layout runs on Redis Cluster as on a singl
   refresher can both try, and a crash between them loses nothing. The refresher never
   relies on a marker older than that: a batch it finds still unapplied after so long has
   its campaigns' counters rebuilt from Postgres instead.
-- `qc:rt:generation:2` — set by a rebuild; if Redis comes back empty (or holds an older
+- `qc:rt:generation:3` — set by a rebuild; if Redis comes back empty (or holds an older
   layout), its absence triggers one.
 
 Changes are published on `qc:rt:chan:<campaign>` for the SSE streams. Applying a batch is
@@ -41,7 +42,7 @@ from campaigns.analytics.delta import Delta
 from campaigns.domain import metrics, periods
 
 PREFIX = "qc:rt:"
-GENERATION = PREFIX + "generation:2"  # :2 — the hash-tagged layout
+GENERATION = PREFIX + "generation:3"  # :3 — hash-tagged, one hash of slots per campaign
 BUCKET_TTL = int(timedelta(hours=50).total_seconds())  # the longest local day, plus margin
 CALL_MEMORY = int(timedelta(hours=3).total_seconds())  # longer than any call may last
 MARKER_KEEP = int(timedelta(minutes=10).total_seconds())  # how long "batch applied" is remembered
@@ -65,8 +66,12 @@ FIELDS = (
 )
 _INTEGRAL = {m.name for m in metrics.METRICS if m.integral}
 _REALTIME = set(FIELDS)
-# Which fields the script adds with HINCRBY (integers) rather than HINCRBYFLOAT.
-_LUA_INTEGRAL = "{" + ", ".join(f"{name} = {'true' if name in _INTEGRAL else 'false'}" for name in FIELDS) + "}"
+# For the scripts: each field's position in a slot's value, and whether it is an integer.
+_LUA_TABLES = (
+    "local INDEX = {" + ", ".join(f"{name} = {i + 1}" for i, name in enumerate(FIELDS)) + "}\n"
+    "local INTEGRAL = {" + ", ".join("true" if n in _INTEGRAL else "false" for n in FIELDS) + "}\n"
+    f"local N = {len(FIELDS)}\n"
+)
 
 
 def channel(campaign_id: str) -> str:
@@ -78,40 +83,59 @@ def tag(campaign_id: str) -> str:
     return f"{PREFIX}{{{campaign_id}}}"
 
 
-def slot_key(campaign_id: str, bucket: int) -> str:
-    return f"{tag(campaign_id)}:{bucket}"
+def slots_key(campaign_id: str) -> str:
+    return f"{tag(campaign_id)}:slots"
+
+
+def pack(values: dict[str, Any]) -> str:
+    """A slot's sums as the scripts keep them."""
+    return ",".join(str(int(values.get(n) or 0)) if n in _INTEGRAL else repr(float(values.get(n) or 0)) for n in FIELDS)
 
 
 def applied_key(campaign_id: str) -> str:
     return f"{tag(campaign_id)}:applied"
 
 
-# KEYS: applied, updated, calls, ended, then the slot hashes the payload names by index.
+# KEYS: applied, updated, calls, ended, slots.
 # ARGV: payload, batch id, now (s), slot TTL, call memory (s), marker keep (s), channel.
 _APPLY = (
-    "local INTEGRAL = "
-    + _LUA_INTEGRAL
+    _LUA_TABLES
     + """
 local now = tonumber(ARGV[3])
 if redis.call('ZADD', KEYS[1], 'NX', now, ARGV[2]) == 0 then return 0 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[6]))
 redis.call('EXPIRE', KEYS[1], 2 * tonumber(ARGV[6]))
 local p = cjson.decode(ARGV[1])
--- x: for each entry, the index in KEYS of its slot hash; c: {metric: [value per entry]}
--- (the variants of one slot add up in the same hash).
+-- b: each entry's slot; c: {metric: [value per entry]} (the variants of a slot add up).
+local add = {}
 for field, values in pairs(p.c) do
-  local integral = INTEGRAL[field]
+  local i = INDEX[field]
   for j, v in ipairs(values) do
     if v ~= 0 then
-      if integral then
-        redis.call('HINCRBY', KEYS[p.x[j]], field, string.format('%d', v))
-      else
-        redis.call('HINCRBYFLOAT', KEYS[p.x[j]], field, string.format('%.17g', v))
-      end
+      local slot = string.format('%d', p.b[j])
+      local row = add[slot]
+      if not row then row = {}; add[slot] = row end
+      row[i] = (row[i] or 0) + v
     end
   end
 end
-for i = 5, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[4]) end
+local touched = false
+for slot, row in pairs(add) do
+  local sums = {}
+  local packed = redis.call('HGET', KEYS[5], slot)
+  if packed then
+    local k = 1
+    for x in string.gmatch(packed, '[^,]+') do sums[k] = tonumber(x); k = k + 1 end
+  end
+  local out = {}
+  for i = 1, N do
+    local v = (sums[i] or 0) + (row[i] or 0)
+    out[i] = INTEGRAL[i] and string.format('%d', v) or string.format('%.17g', v)
+  end
+  redis.call('HSET', KEYS[5], slot, table.concat(out, ','))
+  touched = true
+end
+if touched then redis.call('EXPIRE', KEYS[5], ARGV[4]) end
 -- Calls (trimming old ones is the refresher's job, once per campaign and pass: `tidy`).
 local oldest = now - tonumber(ARGV[5])
 for _, x in ipairs(p.s) do
@@ -130,39 +154,51 @@ return 1
 """
 )
 
-# KEYS: calls, ended. ARGV: forget calls before this (s), TTL of both sets.
+# KEYS: calls, ended, slots. ARGV: forget calls before this (s), TTL, forget slots before this.
 _TIDY = """
 for i = 1, 2 do
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[1])
   redis.call('EXPIRE', KEYS[i], ARGV[2])
 end
+local oldest = tonumber(ARGV[3])
+if oldest then
+  local old = {}
+  for _, slot in ipairs(redis.call('HKEYS', KEYS[3])) do
+    if tonumber(slot) < oldest then old[#old + 1] = slot end
+  end
+  if #old > 0 then redis.call('HDEL', KEYS[3], unpack(old)) end
+end
 return 0
 """
 
-# KEYS: calls, updated, then the slot hashes of the period. ARGV: active since (s), fields.
-_READ = """
-local n = #ARGV - 1
+# KEYS: slots, calls, updated. ARGV: first and last slot of the period, active since (s).
+_READ = (
+    _LUA_TABLES
+    + """
+local slots = {}
+for b = tonumber(ARGV[1]), tonumber(ARGV[2]) do slots[#slots + 1] = string.format('%d', b) end
 local sums = {}
-for j = 1, n do sums[j] = 0 end
-for k = 3, #KEYS do
-  local vals = redis.call('HMGET', KEYS[k], unpack(ARGV, 2))
-  for j = 1, n do
-    if vals[j] then sums[j] = sums[j] + tonumber(vals[j]) end
+for i = 1, N do sums[i] = 0 end
+for _, packed in ipairs(redis.call('HMGET', KEYS[1], unpack(slots))) do
+  if packed then
+    local i = 1
+    for x in string.gmatch(packed, '[^,]+') do sums[i] = sums[i] + tonumber(x); i = i + 1 end
   end
 end
 local out = {}
-for j = 1, n do
-  local v = sums[j]
+for i = 1, N do
+  local v = sums[i]
   if v == math.floor(v) and math.abs(v) < 9007199254740992 then
-    out[j] = string.format('%d', v)
+    out[i] = string.format('%d', v)
   else
-    out[j] = string.format('%.17g', v)
+    out[i] = string.format('%.17g', v)
   end
 end
-out[n + 1] = tostring(redis.call('ZCOUNT', KEYS[1], ARGV[1], '+inf'))
-out[n + 2] = redis.call('GET', KEYS[2]) or ''
+out[N + 1] = tostring(redis.call('ZCOUNT', KEYS[2], ARGV[3], '+inf'))
+out[N + 2] = redis.call('GET', KEYS[3]) or ''
 return out
 """
+)
 
 Reading = tuple[dict[str, float], int, datetime | None]
 
@@ -170,36 +206,30 @@ Reading = tuple[dict[str, float], int, datetime | None]
 def _split(delta: Delta, oldest: int) -> list[tuple[str, list[str], bytes]]:
     """The batch's part of each campaign: (campaign, the keys its script call names, payload).
     Slots too old for anyone's today are left out."""
-    parts: dict[str, tuple[dict[int, int], list[int], list[int]]] = {}  # slot → KEYS index; entries; their index
+    parts: dict[str, tuple[list[int], list[int]]] = {}  # campaign → its entries, and their slots
     for i, (campaign, bucket, _) in enumerate(delta.keys):
         part = parts.get(campaign)
         if part is None:
-            part = parts[campaign] = ({}, [], [])
-        if bucket < oldest:
-            continue
-        slots = part[0]
-        position = slots.get(bucket)
-        if position is None:
-            position = slots[bucket] = len(slots) + 5  # after the four fixed keys (Lua counts from 1)
-        part[1].append(i)
-        part[2].append(position)
+            part = parts[campaign] = ([], [])
+        if bucket >= oldest:
+            part[0].append(i)
+            part[1].append(bucket)
     starts: dict[str, list[tuple[str, float]]] = {}
     ends: dict[str, list[tuple[str, float]]] = {}
     for campaign, call_id, ts in delta.call_starts:
         starts.setdefault(campaign, []).append((call_id, ts))
-        parts.setdefault(campaign, ({}, [], []))
+        parts.setdefault(campaign, ([], []))
     for campaign, call_id, ts in delta.call_ends:
         ends.setdefault(campaign, []).append((call_id, ts))
-        parts.setdefault(campaign, ({}, [], []))
+        parts.setdefault(campaign, ([], []))
     columns = [(name, values) for name, values in delta.columns.items() if name in _REALTIME]
     out = []
-    for campaign, (slots, entries, positions) in parts.items():
+    for campaign, (entries, buckets) in parts.items():
         prefix = tag(campaign)
-        keys = [f"{prefix}:applied", f"{prefix}:updated", f"{prefix}:calls", f"{prefix}:ended"]
-        keys += [f"{prefix}:{bucket}" for bucket in slots]
+        keys = [f"{prefix}:applied", f"{prefix}:updated", f"{prefix}:calls", f"{prefix}:ended", f"{prefix}:slots"]
         payload = orjson.dumps(
             {
-                "x": positions,
+                "b": buckets,
                 "c": {name: [values[i] for i in entries] for name, values in columns},
                 "s": starts.get(campaign, []),
                 "e": ends.get(campaign, []),
@@ -217,7 +247,7 @@ class Realtime:
         self._apply = redis.register_script(_APPLY)
         self._read = redis.register_script(_READ)
         self._tidy = redis.register_script(_TIDY)
-        self._period_keys: dict[tuple[str, int, int], list[str]] = {}  # the keys of a today, reused
+        self._trimmed: dict[str, float] = {}  # when this process last trimmed a campaign's old slots
 
     # --- Writing ---------------------------------------------------------------------
 
@@ -270,27 +300,34 @@ class Realtime:
         return results
 
     async def tidy(self, deltas: list[Delta]) -> None:
-        """Forget calls older than any call can last, and let idle campaigns' call sets expire:
-        once per campaign for several batches, off the ingest path."""
-        campaigns = sorted({x[0] for d in deltas for x in (*d.call_starts, *d.call_ends)})
+        """Forget calls older than any call can last and (hourly per campaign) slots older
+        than anyone's today, and let idle campaigns' keys expire: once per campaign for
+        several batches, off the ingest path."""
+        campaigns = sorted({c for d in deltas for c in d.campaigns} | {x[0] for d in deltas for x in d.call_starts})
         if not campaigns:
             return
-        cutoff = repr(time.time() - CALL_MEMORY)
-        await self._run([(self._tidy, [f"{tag(c)}:calls", f"{tag(c)}:ended"], [cutoff, BUCKET_TTL]) for c in campaigns])
+        now = time.time()
+        cutoff = repr(now - CALL_MEMORY)
+        oldest = int(now - BUCKET_TTL) // periods.BUCKET_SECONDS
+        if len(self._trimmed) > 100_000:
+            self._trimmed.clear()
+        calls = []
+        for c in campaigns:
+            trim = now - self._trimmed.get(c, 0.0) > 3600
+            if trim:
+                self._trimmed[c] = now
+            prefix = tag(c)
+            keys = [f"{prefix}:calls", f"{prefix}:ended", f"{prefix}:slots"]
+            calls.append((self._tidy, keys, [cutoff, BUCKET_TTL, oldest if trim else ""]))
+        await self._run(calls)
 
     # --- Reading ---------------------------------------------------------------------
 
-    def _read_keys(self, campaign_id: str, start: datetime, end: datetime) -> list[str]:
-        b0 = periods.bucket_of(start)
-        b1 = periods.bucket_of(end - timedelta(microseconds=1))
-        cached = self._period_keys.get((campaign_id, b0, b1))
-        if cached is None:
-            if len(self._period_keys) > 50_000:
-                self._period_keys.clear()
-            prefix = tag(campaign_id)
-            cached = [f"{prefix}:calls", f"{prefix}:updated", *(f"{prefix}:{b}" for b in range(b0, b1 + 1))]
-            self._period_keys[(campaign_id, b0, b1)] = cached
-        return cached
+    @staticmethod
+    def _read_call(campaign_id: str, start: datetime, end: datetime, since: float) -> tuple[list[Any], list[Any]]:
+        prefix = tag(campaign_id)
+        b0, b1 = periods.bucket_of(start), periods.bucket_of(end - timedelta(microseconds=1))
+        return [f"{prefix}:slots", f"{prefix}:calls", f"{prefix}:updated"], [b0, b1, repr(since)]
 
     @staticmethod
     def _decode(raw: list[Any]) -> Reading:
@@ -302,13 +339,13 @@ class Realtime:
 
     async def read(self, campaign_id: str, *, start: datetime, end: datetime, active_since: float) -> Reading:
         """Sums over the slots of `[start, end)`, active calls, and when counters last changed."""
-        keys = self._read_keys(campaign_id, start, end)
-        return self._decode(await self._read(keys=keys, args=[repr(active_since), *FIELDS]))
+        keys, args = self._read_call(campaign_id, start, end, active_since)
+        return self._decode(await self._read(keys=keys, args=args))
 
     async def read_many(self, requests: Iterable[tuple[str, datetime, datetime, float]]) -> list[Reading]:
         """`read` for several campaigns in one pipeline (campaign lists, the SSE hub)."""
         calls: list[tuple[AsyncScript, list[Any], list[Any]]] = [
-            (self._read, self._read_keys(campaign_id, start, end), [repr(since), *FIELDS])
+            (self._read, *self._read_call(campaign_id, start, end, since))
             for campaign_id, start, end, since in requests
         ]
         if not calls:
@@ -348,17 +385,14 @@ class Realtime:
     ) -> None:
         """Write rebuilt counters: slot sums, and calls (campaign, id, started, ended)."""
         now = time.time()
+        slots: dict[str, dict[FieldT, EncodableT]] = {}
+        for campaign, bucket, values in buckets:
+            if any(values.get(n) for n in FIELDS):
+                slots.setdefault(campaign, {})[str(bucket)] = pack(values)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for campaign, bucket, values in buckets:
-                key = slot_key(campaign, bucket)
-                mapping: dict[FieldT, EncodableT] = {
-                    n: (str(int(values[n])) if n in _INTEGRAL else repr(float(values[n])))
-                    for n in FIELDS
-                    if values.get(n)
-                }
-                if mapping:
-                    pipe.hset(key, mapping=mapping)
-                    pipe.expire(key, BUCKET_TTL)
+            for campaign, mapping in slots.items():
+                pipe.hset(slots_key(campaign), mapping=mapping)
+                pipe.expire(slots_key(campaign), BUCKET_TTL)
             for campaign, call_id, started, ended in calls:
                 key = f"{tag(campaign)}:ended" if ended is not None else f"{tag(campaign)}:calls"
                 score = ended if ended is not None else started

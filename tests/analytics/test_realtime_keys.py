@@ -8,7 +8,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import orjson
-import redis.asyncio as aioredis
 from redis.crc import key_slot
 
 from campaigns.analytics.delta import build
@@ -33,10 +32,9 @@ def test_a_batch_is_applied_one_campaign_and_one_slot_per_call():
         assert len(slots(keys)) == 1 and all(f"{{{campaign}}}" in k for k in keys)
 
 
-def test_a_read_names_every_slot_of_the_day_in_one_hash_slot():
-    realtime = Realtime(aioredis.Redis())  # no connection is made
+def test_a_read_names_its_keys_in_one_hash_slot():
     cid = str(uuid.uuid4())
     start, end = periods.today(datetime.now(UTC), "Asia/Kolkata")
-    keys = realtime._read_keys(cid, start, end)
-    assert len(keys) == 2 + (end - start) // timedelta(minutes=15)
-    assert len(slots(keys)) == 1
+    keys, (first, last, _) = Realtime._read_call(cid, start, end, 0.0)
+    assert len(keys) == 3 and len(slots(keys)) == 1
+    assert last - first + 1 == (end - start) // timedelta(minutes=15)  # the day's slots, as fields of one hash
