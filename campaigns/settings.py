@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     cache_enabled: bool = True
     cache_ttl_s: int = 3600
     cache_local_ttl_s: float = 60.0
-    cache_local_max_entries: int = 10_000
+    cache_local_max_entries: int = 20_000  # two per campaign (its row, its rendered response)
     cache_warm_limit: int = 10_000
     # How long a write waits for every API process to confirm it dropped the old entry.
     cache_ack_timeout_s: float = 0.5
