@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     # Real-time streams (SSE): how often each API process pushes the changes of the
     # campaigns its viewers watch (one read and one rendered frame per changed campaign),
     # and how often it re-reads them without a change (the day rolls over, calls age out).
-    stream_tick_s: float = 0.25
+    stream_tick_s: float = 0.5
     stream_refresh_s: float = 5.0
     stream_ping_s: float = 15.0
 

@@ -39,6 +39,9 @@ _CHANNEL_PREFIX = f"{PREFIX}chan:"
 _READ_CHUNK = 500  # campaigns per pipelined read
 
 
+PING = b": ping\n\n"
+
+
 class Viewer:
     """One stream: the latest frame it has not sent yet, and a future set when there is one."""
 
@@ -51,11 +54,17 @@ class Viewer:
         if frame is not None:
             self.wake.set_result(None)
 
-    def take(self) -> bytes | None:
-        """The frame to send now, if any; re-arms the wake-up."""
+    async def next(self) -> bytes | None:
+        """The next frame to send, once there is one; None once the viewer is closed."""
+        if self.frame is None and not self.closed:
+            await self.wake
+        self.wake = asyncio.get_running_loop().create_future()
         frame, self.frame = self.frame, None
-        if self.wake.done():
-            self.wake = asyncio.get_running_loop().create_future()
+        return None if self.closed else frame
+
+    def take(self) -> bytes | None:
+        """The frame waiting now, if any (without waiting)."""
+        frame, self.frame = self.frame, None
         return frame
 
     def offer(self, frame: bytes) -> None:
@@ -72,7 +81,7 @@ class Viewer:
 class _Watch:
     """A watched campaign: what the reads need, its viewers and its latest frame."""
 
-    __slots__ = ("info", "viewers", "data", "frame", "seq")
+    __slots__ = ("info", "viewers", "data", "frame", "seq", "sent_at")
 
     def __init__(self, info: service.CampaignInfo) -> None:
         self.info = info
@@ -80,6 +89,7 @@ class _Watch:
         self.data: bytes | None = None
         self.frame: bytes | None = None
         self.seq = 0
+        self.sent_at = time.monotonic()  # when its viewers were last handed something
 
 
 class RealtimeHub:
@@ -89,6 +99,7 @@ class RealtimeHub:
         self.breaker = breaker_of(self._redis)
         self.tick_s = settings.stream_tick_s
         self.refresh_s = settings.stream_refresh_s
+        self.ping_s = settings.stream_ping_s
         self._watches: dict[str, _Watch] = {}
         self._dirty: set[str] = set()
         self._wanted = asyncio.Event()  # the set of watched campaigns changed
@@ -165,6 +176,7 @@ class RealtimeHub:
                     last_refresh = time.monotonic()
                     self._everything_dirty()
                 await self.push()
+                self._ping()
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the next tick tries again
@@ -199,8 +211,20 @@ class RealtimeHub:
                 watch.data = data
                 watch.seq += 1
                 watch.frame = b"event: metrics\nid: %d\ndata: %s\n\n" % (watch.seq, data)
+                watch.sent_at = time.monotonic()
                 for viewer in watch.viewers:
                     viewer.offer(watch.frame)
+
+    def _ping(self) -> None:
+        """A comment line to the viewers of campaigns quiet for `ping_s`: proxies keep the
+        connections, and a gone client is noticed."""
+        now = time.monotonic()
+        for watch in self._watches.values():
+            if now - watch.sent_at >= self.ping_s:
+                watch.sent_at = now
+                for viewer in watch.viewers:
+                    if viewer.frame is None:
+                        viewer.offer(PING)
 
     # --- Hearing of changes ------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from campaigns.analytics import export, service
 from campaigns.api.analytics.schemas import AnalyticsEnvelope, RealTimeEnvelope
 from campaigns.api.analytics.stream import MetricsStream
-from campaigns.api.deps import Analytics, AppSettings, Cache, Caller, Db
+from campaigns.api.deps import Analytics, Cache, Caller, Db
 from campaigns.errors import invalid
 
 router = APIRouter(prefix="/api/campaigns", tags=["analytics"])
@@ -68,11 +68,11 @@ async def realtime_metrics(campaign_id: CampaignId, caller: Caller, db: Db, cach
     },
 )
 async def realtime_stream(
-    campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, analytics: Analytics, settings: AppSettings
+    campaign_id: CampaignId, caller: Caller, db: Db, cache: Cache, analytics: Analytics
 ) -> MetricsStream:
     """Server-Sent Events: the real-time metrics now, then again whenever they change."""
     row = await service.campaign_row(db, cache, caller, campaign_id)
-    return MetricsStream(analytics.hub, service.CampaignInfo.of(row), ping_s=settings.stream_ping_s)
+    return MetricsStream(analytics.hub, service.CampaignInfo.of(row))
 
 
 @router.get(

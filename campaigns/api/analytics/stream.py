@@ -1,8 +1,8 @@
 """The real-time SSE stream of one viewer, as a plain ASGI response.
 
 The hub renders each frame once for all viewers of a campaign; a stream only writes the
-latest frame it was handed, pings while nothing changes, and ends when the client leaves or
-the server stops. One small task per stream listens for the client leaving; nothing else
+latest frame it was handed (the hub pings quiet streams too), and ends when the client leaves
+or the server stops. One small task per stream listens for the client leaving; nothing else
 runs per viewer, so ten thousand open streams cost little more than their sockets.
 """
 
@@ -13,7 +13,7 @@ import asyncio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from campaigns.analytics.hub import RealtimeHub
+from campaigns.analytics.hub import PING, RealtimeHub
 from campaigns.analytics.service import CampaignInfo
 
 _HEADERS = [
@@ -21,33 +21,33 @@ _HEADERS = [
     (b"cache-control", b"no-store"),
     (b"x-accel-buffering", b"no"),
 ]
-_PING = b": ping\n\n"
 
 
 class MetricsStream(Response):
     media_type = "text/event-stream"
 
-    def __init__(self, hub: RealtimeHub, info: CampaignInfo, *, ping_s: float) -> None:
+    def __init__(self, hub: RealtimeHub, info: CampaignInfo) -> None:
         super().__init__(status_code=200)
         self.hub = hub
         self.info = info
-        self.ping_s = ping_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
+        with self.hub.watch(self.info) as viewer:
 
-        async def leaving() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
+            async def leaving() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                viewer.close()
 
-        gone = asyncio.ensure_future(leaving())
-        try:
-            with self.hub.watch(self.info) as viewer:
-                while not gone.done() and not viewer.closed:
-                    frame = viewer.take()
-                    await send({"type": "http.response.body", "body": frame or _PING, "more_body": True})
-                    await asyncio.wait((viewer.wake, gone), timeout=self.ping_s, return_when=asyncio.FIRST_COMPLETED)
-            if not gone.done():
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        finally:
-            gone.cancel()
+            gone = asyncio.ensure_future(leaving())
+            try:
+                # Headers out at once (a ping), then whatever the hub hands over: frames, pings.
+                frame: bytes | None = PING
+                while frame is not None:
+                    await send({"type": "http.response.body", "body": frame, "more_body": True})
+                    frame = await viewer.next()
+                if not gone.done():  # the server is stopping: end the response properly
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            finally:
+                gone.cancel()
