@@ -35,7 +35,7 @@ lint: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_layout.py
 
 bench: $(STAMP)
-	for b in create schedules ingest ab webhooks cache; do test -f bench/$$b.py && $(BIN)/python -m bench.$$b || exit 1; done
+	for b in create schedules ingest ab webhooks cache viewers; do test -f bench/$$b.py && $(BIN)/python -m bench.$$b || exit 1; done
 
 # Re-resolve the locks after changing dependencies in pyproject.toml.
 lock:
