@@ -70,6 +70,15 @@ class Connection:
                     return
                 yield line.rstrip(b"\n")
 
+    async def open_stream(self, path: str, headers: dict[str, str] | None = None) -> None:
+        """Start an event stream: send the request and read its status and headers. Read the
+        body with `reader.read` (chunk framing included: a reader that only looks for
+        patterns in the data need not take it apart)."""
+        self.writer.write(self._head("GET", path, {"Accept": "text/event-stream", **(headers or {})}))
+        status, _ = await self._status_and_headers()
+        if status != 200:
+            raise RuntimeError(f"stream answered {status}")
+
     async def close(self) -> None:
         self.writer.close()
         try:

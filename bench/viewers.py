@@ -102,19 +102,23 @@ async def _viewers(url, streams, started, stop, results) -> None:
         except OSError:
             dropped[0] += 1
             return
-        seen = 0
-        first = True
+        seen = -1
+        tail = b""
         try:
-            async for line in conn.stream(f"/api/campaigns/{cid}/analytics/stream", {"Authorization": f"Bearer {key}"}):
-                if not line.startswith(b"data: "):
+            await conn.open_stream(f"/api/campaigns/{cid}/analytics/stream", {"Authorization": f"Bearer {key}"})
+            # Blocks as they come, framing and all: the newest todayCost in a block is what
+            # this viewer has seen by then (a frame cut across two blocks is read with the next).
+            while block := await conn.reader.read(65536):
+                data = tail + block
+                found = _COST.findall(data)
+                tail = data[data.rfind(b"\n") + 1 :]
+                if not found:
                     continue
-                found = _COST.search(line)
-                value = round(float(found.group(1))) if found else 0
-                if first:
-                    first, seen = False, value
+                value = round(float(found[-1]))
+                if seen < 0:
+                    seen = value
                     opened[0] += 1
-                    continue
-                if value > seen:
+                elif value > seen:
                     campaign_of.append(index)
                     first_unseen.append(seen + 1)
                     arrivals.append(time.time())
@@ -149,12 +153,16 @@ class Sender:
         self.campaigns = campaigns
         self.rate = rate
         self.sent: list[list[float]] = [[0.0] for _ in campaigns]  # sent[c][k]: when the k-th event left
+        self.answered: list[float] = []  # how long each POST took
         self.by_key: dict[str, list[int]] = {}
         for i, (_, key) in enumerate(campaigns):
             self.by_key.setdefault(key, []).append(i)
 
     async def run(self, stop: asyncio.Event) -> None:
-        conns = {key: await Connection.open(self.url) for key in self.by_key}
+        """Every 0.1 s, one batch per organization, sent without waiting for the previous
+        answers (events arrive at the rate, however long the API takes to answer)."""
+        idle: dict[str, list[Connection]] = {key: [] for key in self.by_key}
+        pending: set[asyncio.Task] = set()
         period = 0.1
         per_tick = self.rate * period  # events a tick, over all campaigns
         carry, n = 0.0, 0
@@ -168,14 +176,20 @@ class Sender:
                 by_key: dict[str, list[int]] = {}
                 for i in picks:
                     by_key.setdefault(self.campaigns[i][1], []).append(i)
-                await asyncio.gather(*(self._send(conns[key], key, idx) for key, idx in by_key.items()))
+                for key, indices in by_key.items():
+                    task = asyncio.create_task(self._send(idle[key], key, indices))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
                 next_at += period
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            await asyncio.gather(*pending)
         finally:
-            for conn in conns.values():
-                await conn.close()
+            for conns in idle.values():
+                for conn in conns:
+                    await conn.close()
 
-    async def _send(self, conn: Connection, key: str, indices: list[int]) -> None:
+    async def _send(self, idle: list[Connection], key: str, indices: list[int]) -> None:
+        conn = idle.pop() if idle else await Connection.open(self.url)
         now = time.time()
         events = [
             {"id": uuid.uuid4().hex, "campaignId": self.campaigns[i][0], "type": "cost",
@@ -185,9 +199,18 @@ class Sender:
         ]
         for i in indices:
             self.sent[i].append(now)
-        status, body = await conn.request("POST", "/api/events", {"Authorization": f"Bearer {key}"},
-                                          orjson.dumps({"events": events}))
-        assert status == 200, body[:300]
+        body = orjson.dumps({"events": events})
+        try:
+            status, answer = await conn.request("POST", "/api/events", {"Authorization": f"Bearer {key}"}, body)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            # An idle connection the server closed (keep-alive timeout): the same events again
+            # (their ids make it safe) on a new one.
+            await conn.close()
+            conn = await Connection.open(self.url)
+            status, answer = await conn.request("POST", "/api/events", {"Authorization": f"Bearer {key}"}, body)
+        assert status == 200, answer[:300]
+        self.answered.append(time.time() - now)
+        idle.append(conn)
 
 
 def cpu_seconds(stack, procs) -> dict[str, float]:
@@ -244,6 +267,7 @@ async def phase(stack, url: str, campaigns, sender: Sender, n_viewers: int, proc
     print(f"  {label}: {opened}/{n_viewers} viewers connected in {time.monotonic() - t0:.1f} s; "
           f"API RSS {api_rss(stack):.0f} MB before events", flush=True)
     events_before = sum(len(x) - 1 for x in sender.sent)
+    answers_before = len(sender.answered)
     halt = asyncio.Event()
     sending = asyncio.create_task(sender.run(halt))
     peak_rss = 0.0
@@ -278,6 +302,9 @@ async def phase(stack, url: str, campaigns, sender: Sender, n_viewers: int, proc
     print(f"    {events} events sent ({events / duration:.0f}/s); {len(ms)} updates received; latency p50 "
           f"{percentile(ms, 50):.0f} ms, p99 {percentile(ms, 99):.0f} ms, max {max(ms, default=0):.0f} ms; "
           f"API RSS peak {peak_rss:.0f} MB; viewers dropped {dropped}, open at the end {still_open}/{n_viewers}",
+          flush=True)
+    posts = [x * 1000 for x in sender.answered[answers_before:]]
+    print(f"    POST /api/events answered in p50 {percentile(posts, 50):.0f} ms, p99 {percentile(posts, 99):.0f} ms",
           flush=True)
     print("    CPU, cores busy on average: " + ", ".join(f"{k} {v / duration:.2f}" for k, v in cpu.items())
           + f"; API CPU per update received {cpu['api'] / max(len(ms), 1) * 1e6:.0f} us", flush=True)

@@ -103,9 +103,12 @@ class Settings(BaseSettings):
     widget_events_per_minute: int = 600
 
     # Real-time streams (SSE): how often each API process pushes the changes of the
-    # campaigns its viewers watch (one read and one rendered frame per changed campaign),
-    # and how often it re-reads them without a change (the day rolls over, calls age out).
-    stream_tick_s: float = 0.5
+    # campaigns its viewers watch (one read and one rendered frame per changed campaign) at
+    # most, the frames a second it hands out before spacing its pushes further apart (up to
+    # a second), and how often it re-reads them without a change (the day rolls over, calls
+    # age out).
+    stream_tick_s: float = 0.1
+    stream_frames_per_s: int = 5000
     stream_refresh_s: float = 5.0
     stream_ping_s: float = 15.0
 

@@ -2,10 +2,13 @@
 
 One Redis pub/sub connection per process, subscribed to the channels of the campaigns some
 stream of this process is watching (not one connection per viewer). A change marks its
-campaign; every `STREAM_TICK_S` the hub reads all marked campaigns in one pipelined round
-trip, renders each one's SSE frame once, and hands that same frame to every viewer of the
-campaign. Per tick that is one read and one rendering per changed campaign, whatever the
-number of viewers; a viewer costs one wake-up and one socket write.
+campaign; every tick the hub reads all marked campaigns in one pipelined round trip, renders
+each one's SSE frame once, and hands that same frame to every viewer of the campaign. Per
+tick that is one read and one rendering per changed campaign, whatever the number of
+viewers; a viewer costs one wake-up and one socket write. Ticks come every `STREAM_TICK_S`,
+or further apart (up to a second) when the last one handed out more frames than
+`STREAM_FRAMES_PER_S` allows: the CPU the streams take stays bounded however many viewers
+there are, and a few viewers still see changes at once.
 
 A viewer holds only the latest frame it has not sent: one that reads slowly skips to the
 newest figures instead of queueing them, so no viewer grows memory or is dropped. Every
@@ -37,6 +40,7 @@ log = logging.getLogger("campaigns.analytics.hub")
 
 _CHANNEL_PREFIX = f"{PREFIX}chan:"
 _READ_CHUNK = 500  # campaigns per pipelined read
+MAX_TICK_S = 1.0  # however many viewers, a change reaches them within about this
 
 
 PING = b": ping\n\n"
@@ -98,6 +102,7 @@ class RealtimeHub:
         self._redis = realtime.redis
         self.breaker = breaker_of(self._redis)
         self.tick_s = settings.stream_tick_s
+        self.frames_per_s = settings.stream_frames_per_s
         self.refresh_s = settings.stream_refresh_s
         self.ping_s = settings.stream_ping_s
         self._watches: dict[str, _Watch] = {}
@@ -165,32 +170,40 @@ class RealtimeHub:
 
     # --- Reading and fanning out -------------------------------------------------------
 
+    def _pause(self, frames: int) -> float:
+        """Until the next tick: `STREAM_TICK_S`, or longer when the last tick handed out more
+        frames than `STREAM_FRAMES_PER_S` allows in that time (at most a second): a few
+        viewers see changes at once, ten thousand at the pace the process can write them."""
+        return min(max(self.tick_s, frames / self.frames_per_s), MAX_TICK_S)
+
     async def _tick(self) -> None:
         last_refresh = time.monotonic()
+        frames = 0
         while True:
-            await asyncio.sleep(self.tick_s)
+            await asyncio.sleep(self._pause(frames))
             if self._should_exit() and not self._closing:
                 self.close_streams()
             try:
                 if time.monotonic() - last_refresh >= self.refresh_s:
                     last_refresh = time.monotonic()
                     self._everything_dirty()
-                await self.push()
+                frames = await self.push()
                 self._ping()
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the next tick tries again
                 log.exception("real-time streams: a tick failed")
 
-    async def push(self) -> None:
-        """Read the marked campaigns and hand their new frames to their viewers."""
+    async def push(self) -> int:
+        """Read the marked campaigns and hand their new frames to their viewers; how many."""
         due = [k for k in self._dirty if k in self._watches]
         self._dirty.clear()
+        frames = 0
         if not due:
-            return
+            return frames
         if self.breaker.is_open:
             self._dirty.update(due)  # read once Redis is back
-            return
+            return frames
         now = datetime.now(UTC)
         for start in range(0, len(due), _READ_CHUNK):
             chunk = [(k, self._watches[k].info) for k in due[start : start + _READ_CHUNK] if k in self._watches]
@@ -212,8 +225,10 @@ class RealtimeHub:
                 watch.seq += 1
                 watch.frame = b"event: metrics\nid: %d\ndata: %s\n\n" % (watch.seq, data)
                 watch.sent_at = time.monotonic()
+                frames += len(watch.viewers)
                 for viewer in watch.viewers:
                     viewer.offer(watch.frame)
+        return frames
 
     def _ping(self) -> None:
         """A comment line to the viewers of campaigns quiet for `ping_s`: proxies keep the
