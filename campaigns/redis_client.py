@@ -29,6 +29,7 @@ from prometheus_client import Counter, Gauge
 from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 
 from campaigns.metrics import REGISTRY
 from campaigns.settings import Settings
@@ -212,3 +213,40 @@ def breaker_of(client: aioredis.Redis) -> Breaker:
     breaker = Breaker()
     client.breaker = breaker  # type: ignore[attr-defined]
     return breaker
+
+
+# A script call: the script, the keys it touches (all named, one hash slot), its arguments.
+ScriptCall = tuple[AsyncScript, list[Any], list[Any]]
+
+
+PIPELINE_CHUNK = 1000  # commands sent at once: one client never holds Redis long
+
+
+async def run_scripts(client: aioredis.Redis, calls: list[ScriptCall]) -> list[Any]:
+    """Script calls pipelined by their hash: one round trip per `PIPELINE_CHUNK` calls
+    (redis-py's own pipelining of scripts first asks Redis whether it knows them: a second
+    one). Calls whose script Redis did not know (it restarted) are loaded and sent again."""
+    results: list[Any] = [None] * len(calls)
+    todo = list(range(len(calls)))
+    for attempt in range(2):
+        answers: list[Any] = []
+        for start in range(0, len(todo), PIPELINE_CHUNK):
+            async with client.pipeline(transaction=False) as pipe:
+                for i in todo[start : start + PIPELINE_CHUNK]:
+                    script, keys, args = calls[i]
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+                answers += await pipe.execute(raise_on_error=False)
+        missing = []
+        for i, answer in zip(todo, answers, strict=True):
+            if isinstance(answer, redis.exceptions.NoScriptError) and attempt == 0:
+                missing.append(i)
+            elif isinstance(answer, Exception):
+                raise answer
+            else:
+                results[i] = answer
+        if not missing:
+            break
+        for script in {calls[i][0] for i in missing}:
+            await client.script_load(script.script)
+        todo = missing
+    return results

@@ -90,7 +90,7 @@ async def consume(
         for row, delta in zip(rows, deltas, strict=True):
             (trusted if (now - row["created_at"]).total_seconds() < MARKER_TRUST else stale).append(delta)
         try:
-            await realtime.apply_many(trusted)
+            await realtime.apply_missing(trusted)
             await realtime.tidy(deltas)
             outcome.rebuild = {c for d in stale for c in d.campaigns}
         except (redis.exceptions.RedisError, OSError):

@@ -17,6 +17,8 @@ only, naming each key it touches: the layout runs on Redis Cluster as on a singl
   refresher can both try, and a crash between them loses nothing. The refresher never
   relies on a marker older than that: a batch it finds still unapplied after so long has
   its campaigns' counters rebuilt from Postgres instead.
+- `qc:rt:done:<batch>` — every campaign of the batch has it (kept as long as the markers),
+  so the refresher checks a batch with one command, not one per campaign.
 - `qc:rt:generation:3` — set by a rebuild; if Redis comes back empty (or holds an older
   layout), its absence triggers one.
 
@@ -34,12 +36,11 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
 from redis.typing import EncodableT, FieldT
 
 from campaigns.analytics.delta import Delta
 from campaigns.domain import metrics, periods
+from campaigns.redis_client import PIPELINE_CHUNK, ScriptCall, run_scripts
 
 PREFIX = "qc:rt:"
 GENERATION = PREFIX + "generation:3"  # :3 — hash-tagged, one hash of slots per campaign
@@ -94,6 +95,11 @@ def pack(values: dict[str, Any]) -> str:
 
 def applied_key(campaign_id: str) -> str:
     return f"{tag(campaign_id)}:applied"
+
+
+def done_key(batch_id: str) -> str:
+    """Set once every campaign of the batch has it: the refresher's one check per batch."""
+    return f"{PREFIX}done:{batch_id}"
 
 
 # KEYS: applied, updated, calls, ended, slots.
@@ -256,48 +262,40 @@ class Realtime:
         return bool(await self.apply_many([delta]))
 
     async def apply_many(self, deltas: list[Delta]) -> int:
-        """Apply batches, each once per campaign, in one round trip; how many batches did
+        """Apply batches, each once per campaign, and mark each one done; how many batches did
         anything (the others had been applied already)."""
         if not deltas:
             return 0
         now = time.time()
         oldest = int(now - BUCKET_TTL) // periods.BUCKET_SECONDS
         owners: list[int] = []
-        calls: list[tuple[AsyncScript, list[Any], list[Any]]] = []
+        calls: list[ScriptCall] = []
         for n, delta in enumerate(deltas):
             for campaign, keys, payload in _split(delta, oldest):
                 args = [payload, delta.batch_id, repr(now), BUCKET_TTL, CALL_MEMORY, MARKER_KEEP, channel(campaign)]
                 calls.append((self._apply, keys, args))
                 owners.append(n)
         results = await self._run(calls)
+        # Every campaign's part is in (run_scripts raised otherwise): the batch is done.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for delta in deltas:
+                pipe.set(done_key(delta.batch_id), "1", ex=MARKER_KEEP)
+            await pipe.execute()
         return len({n for n, done in zip(owners, results, strict=True) if done})
 
-    async def _run(self, calls: list[tuple[AsyncScript, list[Any], list[Any]]]) -> list[Any]:
-        """Script calls in one pipeline by their hash: one round trip (the client's own
-        pipelining of scripts first asks Redis whether it knows them, a second one). Calls
-        Redis did not know the script of (a restarted Redis) are loaded and sent again."""
-        results: list[Any] = [None] * len(calls)
-        todo = list(range(len(calls)))
-        for attempt in range(2):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for i in todo:
-                    script, keys, args = calls[i]
-                    pipe.evalsha(script.sha, len(keys), *keys, *args)
-                answers = await pipe.execute(raise_on_error=False)
-            missing = []
-            for i, answer in zip(todo, answers, strict=True):
-                if isinstance(answer, NoScriptError) and attempt == 0:
-                    missing.append(i)
-                elif isinstance(answer, Exception):
-                    raise answer
-                else:
-                    results[i] = answer
-            if not missing:
-                break
-            for script in {calls[i][0] for i in missing}:
-                await self.redis.script_load(script.script)
-            todo = missing
-        return results
+    async def apply_missing(self, deltas: list[Delta]) -> int:
+        """`apply_many` for those of `deltas` not marked done (the refresher's catch-up): one
+        check per batch, rather than one per batch and campaign."""
+        if not deltas:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for delta in deltas:
+                pipe.exists(done_key(delta.batch_id))
+            done = await pipe.execute()
+        return await self.apply_many([d for d, seen in zip(deltas, done, strict=True) if not seen])
+
+    async def _run(self, calls: list[ScriptCall]) -> list[Any]:
+        return await run_scripts(self.redis, calls)
 
     async def tidy(self, deltas: list[Delta]) -> None:
         """Forget calls older than any call can last and (hourly per campaign) slots older
@@ -344,7 +342,7 @@ class Realtime:
 
     async def read_many(self, requests: Iterable[tuple[str, datetime, datetime, float]]) -> list[Reading]:
         """`read` for several campaigns in one pipeline (campaign lists, the SSE hub)."""
-        calls: list[tuple[AsyncScript, list[Any], list[Any]]] = [
+        calls: list[ScriptCall] = [
             (self._read, *self._read_call(campaign_id, start, end, since))
             for campaign_id, start, end, since in requests
         ]
@@ -362,7 +360,7 @@ class Realtime:
             batch: list[Any] = []
             async for key in self.redis.scan_iter(match=pattern, count=1000):
                 name = key.decode() if isinstance(key, bytes) else key
-                if name.endswith(":applied") or name.startswith(f"{PREFIX}generation"):
+                if name.endswith(":applied") or name.startswith((f"{PREFIX}generation", f"{PREFIX}done:")):
                     continue
                 batch.append(key)
                 if len(batch) >= 1000:
@@ -389,21 +387,29 @@ class Realtime:
         for campaign, bucket, values in buckets:
             if any(values.get(n) for n in FIELDS):
                 slots.setdefault(campaign, {})[str(bucket)] = pack(values)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for campaign, mapping in slots.items():
-                pipe.hset(slots_key(campaign), mapping=mapping)
-                pipe.expire(slots_key(campaign), BUCKET_TTL)
-            for campaign, call_id, started, ended in calls:
-                key = f"{tag(campaign)}:ended" if ended is not None else f"{tag(campaign)}:calls"
-                score = ended if ended is not None else started
-                if score is not None:
-                    pipe.zadd(key, {call_id: score})
-                    pipe.expire(key, BUCKET_TTL)
-            stamp = str(int(now * 1000))
-            for campaign in campaign_ids:
-                pipe.set(f"{tag(campaign)}:updated", stamp)
-                pipe.publish(channel(campaign), stamp)
-            await pipe.execute()
+        pipe = self.redis.pipeline(transaction=False)
+
+        async def flush(every: int) -> None:
+            if len(pipe) >= every:  # in chunks: one client never holds Redis long
+                await pipe.execute()
+
+        for campaign, mapping in slots.items():
+            pipe.hset(slots_key(campaign), mapping=mapping)
+            pipe.expire(slots_key(campaign), BUCKET_TTL)
+            await flush(PIPELINE_CHUNK)
+        for campaign, call_id, started, ended in calls:
+            key = f"{tag(campaign)}:ended" if ended is not None else f"{tag(campaign)}:calls"
+            score = ended if ended is not None else started
+            if score is not None:
+                pipe.zadd(key, {call_id: score})
+                pipe.expire(key, BUCKET_TTL)
+                await flush(PIPELINE_CHUNK)
+        stamp = str(int(now * 1000))
+        for campaign in campaign_ids:
+            pipe.set(f"{tag(campaign)}:updated", stamp)
+            pipe.publish(channel(campaign), stamp)
+            await flush(PIPELINE_CHUNK)
+        await flush(1)
 
     async def has_generation(self) -> bool:
         return bool(await self.redis.exists(GENERATION))

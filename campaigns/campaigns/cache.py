@@ -44,6 +44,7 @@ from campaigns.campaigns import repository as repo
 from campaigns.campaigns.repository import Row
 from campaigns.local_cache import ERRORS, LocalCache
 from campaigns.metrics import REGISTRY
+from campaigns.redis_client import run_scripts
 from campaigns.settings import Settings
 
 log = logging.getLogger("campaigns.cache")
@@ -89,12 +90,22 @@ return 0
 """
 
 
+# Hash-tagged by campaign: a campaign's entry and generation share a slot (Redis Cluster).
 def _key(campaign_id: str) -> str:
-    return f"campaign:{campaign_id}"
+    return f"campaign:{{{campaign_id}}}"
 
 
 def _gen_key(campaign_id: str) -> str:
-    return f"campaign:gen:{campaign_id}"
+    return f"campaign:gen:{{{campaign_id}}}"
+
+
+# Forget an entry and bump its generation, atomically (one campaign, one slot).
+_INVALIDATE = """
+redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+return 0
+"""
 
 
 # --- Rows as JSON, types kept ---------------------------------------------------------
@@ -154,6 +165,7 @@ class CampaignCache:
         self.warm_limit = settings.cache_warm_limit
         self._warmer: asyncio.Task[None] | None = None
         self._set_script = redis.register_script(_SET_IF_GENERATION)
+        self._invalidate_script = redis.register_script(_INVALIDATE)
         self._pending: set[str] = set()  # invalidations Redis could not take yet
         self._resend: asyncio.Task[None] | None = None
         local.breaker.when_closed(self._recovered)
@@ -227,12 +239,9 @@ class CampaignCache:
         ids = [str(i) for i in campaign_ids]
         INVALIDATIONS.inc(len(ids))
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                for i in ids:
-                    pipe.incr(_gen_key(i))
-                    pipe.expire(_gen_key(i), _GEN_TTL_S)
-                    pipe.delete(_key(i))
-                await pipe.execute()
+            await run_scripts(
+                self.redis, [(self._invalidate_script, [_gen_key(i), _key(i)], [_GEN_TTL_S]) for i in ids]
+            )
         except RedisError as exc:
             # Readers that cannot reach Redis cannot read its tier either; it is done again
             # once Redis answers (if this process lives that long, else the TTL bounds it).
@@ -279,18 +288,19 @@ class CampaignCache:
         if not ids:
             return 0
         epoch = self.local.epoch
-        generations = await self.redis.mget([_gen_key(str(i)) for i in ids])
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.get(_gen_key(str(i)))  # one key per command: no two slots in one call
+            generations = await pipe.execute()
         rows = await repo.get_many(pool, ids)
         by_id = {row["id"]: dict(row) for row in rows}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for campaign_id, generation in zip(ids, generations, strict=True):
-                row = by_id.get(campaign_id)
-                if row is None:
-                    continue
-                key = str(campaign_id)
-                await self._set_script(
-                    keys=[_key(key), _gen_key(key)], args=[generation or "0", encode(row), self.ttl_s], client=pipe
-                )
-                self.local.keep(_local_key(key), row, epoch)
-            await pipe.execute()
+        calls = []
+        for campaign_id, generation in zip(ids, generations, strict=True):
+            row = by_id.get(campaign_id)
+            if row is None:
+                continue
+            key = str(campaign_id)
+            calls.append((self._set_script, [_key(key), _gen_key(key)], [generation or "0", encode(row), self.ttl_s]))
+            self.local.keep(_local_key(key), row, epoch)
+        await run_scripts(self.redis, calls)
         return len(by_id)
