@@ -320,3 +320,30 @@ async def test_readyz_answers_in_time_and_names_what_is_down(stack: Stack, down:
             stack.thaw(child)
     await eventually(lambda: anonymous.get("/readyz"), "ready again", until=lambda r: r.status_code == 200)
     await anonymous.aclose()
+
+
+async def test_readyz_answers_in_time_when_temporal_does_not_answer(stack: Stack):
+    """A Temporal that accepts connections and never answers (as a frozen one does)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    app = create_app(stack.settings.model_copy(update={"temporal_address": f"127.0.0.1:{port}"}))
+    try:
+        async with app.router.lifespan_context(app):
+            client = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://api.test"
+            )
+            for _ in range(2):
+                answer, _ = await bounded(client.get("/readyz"))
+                assert answer.status_code == 503
+                checks = answer.json()["checks"]
+                assert checks["temporal"].startswith("unavailable") and checks["postgres"] == checks["redis"] == "ok"
+            await client.aclose()
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
