@@ -186,6 +186,11 @@ async def test_reads_answer_from_postgres_while_redis_is_frozen(stack: Stack):
             await asyncio.sleep(0.3)
     await realtime_back(stack, cid, 1)
     assert (await stack.client.get(url)).json()["campaign"]["performance"]["realTimeAvailable"] is True
+    # The memory tier is back on, serving again.
+    local = stack.app.state.campaign_cache.local
+    await eventually(lambda: local.subscribed, "the memory tier back on")
+    await stack.client.get(url)
+    assert local.get(f"campaign:{cid}") is not None
 
 
 async def test_events_sent_while_redis_is_frozen_count_once_when_it_is_back(stack: Stack):
