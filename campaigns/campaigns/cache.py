@@ -4,8 +4,8 @@ Reads (`service.get_row`) go through it; every write calls `invalidate` once its
 transaction has committed, from whichever process made it (API or worker). Invalidation
 is strict, not eventual:
 
-- Redis: the entry is deleted and the campaign's generation number bumped in one
-  transaction. A reader notes the generation before it reads Postgres and stores what it
+- Redis: the entry is deleted and the campaign's generation number bumped atomically (one
+  small script per campaign; both keys carry the campaign's hash tag). A reader notes the generation before it reads Postgres and stores what it
   read only if the generation is unchanged (a Lua check-and-set), so a slow reader can
   never put back a row older than a write that finished before it stored.
 - Memory: the process's `LocalCache` drops the ids in every process before the write
