@@ -5,9 +5,10 @@ transaction has committed, from whichever process made it (API or worker). Inval
 is strict, not eventual:
 
 - Redis: the entry is deleted and the campaign's generation number bumped atomically (one
-  small script per campaign; both keys carry the campaign's hash tag). A reader notes the generation before it reads Postgres and stores what it
-  read only if the generation is unchanged (a Lua check-and-set), so a slow reader can
-  never put back a row older than a write that finished before it stored.
+  small script per campaign; both keys carry the campaign's hash tag). A reader notes the
+  generation before it reads Postgres and stores what it read only if the generation is
+  unchanged (a Lua check-and-set), so a slow reader can never put back a row older than a
+  write that finished before it stored.
 - Memory: the process's `LocalCache` drops the ids in every process before the write
   returns (see `campaigns.local_cache`).
 
