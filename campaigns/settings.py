@@ -114,8 +114,8 @@ class Settings(BaseSettings):
 
     # Analytics events are kept this many days (older monthly partitions are dropped; the
     # rollups and everything derived from them stay). Events older than this are refused.
-    # 0 keeps them for ever.
-    analytics_retention_days: int = 400
+    # 0 (the default: an upgrade never deletes events by itself) keeps them for ever.
+    analytics_retention_days: int = 0
 
     log_level: str = Field(default="info")
 
