@@ -99,6 +99,7 @@ async def embedded_stack(*, temporal_in_memory: bool = False) -> AsyncIterator[S
                 "TEMPORAL_ADDRESS": temporal_address,
                 "LOG_LEVEL": "warning",
                 "RATE_LIMIT_PER_SECOND": "0",  # benchmarks measure the platform, not the limiter
+                "RATE_LIMIT_ORG_PER_SECOND": "0",
             }
             yield Stack(settings, sup, env)
         finally:

@@ -118,9 +118,7 @@ def cmd_keys_create(args: argparse.Namespace) -> None:
 
 
 def cmd_rebuild_analytics(args: argparse.Namespace) -> None:
-    import redis.asyncio as aioredis
-
-    from campaigns import db
+    from campaigns import db, redis_client
     from campaigns.analytics.realtime import Realtime
     from campaigns.analytics.rebuild import rebuild
     from campaigns.campaigns.cache import CampaignCache
@@ -130,7 +128,7 @@ def cmd_rebuild_analytics(args: argparse.Namespace) -> None:
         settings = get_settings()
         await db.migrate(settings.database_dsn)
         pool = await db.create_pool(settings.database_dsn, min_size=1, max_size=2)
-        redis = aioredis.from_url(settings.redis_dsn)
+        redis = redis_client.connect(settings)
         cache = CampaignCache(LocalCache(redis, settings), redis, settings)  # to invalidate what is rebuilt
         try:
             return await rebuild(

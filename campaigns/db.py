@@ -27,6 +27,37 @@ Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 Conn: TypeAlias = asyncpg.Pool | Connection
 
 
+# What a statement raises when Postgres is unreachable, restarting or gone mid-statement: the
+# request may be retried later (503), it is not the caller's fault nor a bug.
+DOWN: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+)
+
+
+def is_down(exc: BaseException) -> bool:
+    """Whether `exc`, or what it was raised from or while handling, says Postgres is away (a
+    dropped connection surfaces as whatever the reconnect then raised)."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, DOWN):
+            return True
+        if isinstance(e, BaseExceptionGroup):
+            stack.extend(e.exceptions)
+        stack.extend((e.__cause__, e.__context__))
+    return False
+
+
 def one(row: asyncpg.Record | None) -> asyncpg.Record:
     """The row of a statement that returns one by construction: an aggregate, an INSERT …
     RETURNING, an UPDATE of a row the caller has locked or just made sure of."""
@@ -55,14 +86,28 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
+async def create_pool(
+    url: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 20,
+    command_timeout: float = 30.0,
+    connect_timeout: float = 10.0,
+) -> asyncpg.Pool:
     return await asyncpg.create_pool(
-        url, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=command_timeout,
+        timeout=connect_timeout,
     )
 
 
-async def ping(pool: asyncpg.Pool) -> None:
-    await pool.fetchval("SELECT 1")
+async def ping(pool: asyncpg.Pool, *, within_s: float = 5.0) -> None:
+    """One round trip, bounded whole: waiting for a pooled connection included."""
+    async with pool.acquire(timeout=within_s) as conn:
+        await conn.fetchval("SELECT 1", timeout=within_s)
 
 
 def _migration_files() -> list[tuple[str, str]]:

@@ -9,6 +9,12 @@ process serves the old entry from memory.
 
 Each process has one, built by its composition root and shared by the caches above it
 (campaign rows, API keys' principals), which name their keys with their own prefix.
+
+While Redis is unavailable (the process's breaker is open) invalidations can be neither
+sent nor heard, so the memory tier is emptied and serves nothing; it comes back once Redis
+answers and the subscription is confirmed alive. Invalidations that could not be sent are
+kept and sent again then, so an entry another process loaded before the outage is dropped
+there too.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
 from campaigns.metrics import REGISTRY
+from campaigns.redis_client import RedisUnavailable, breaker_of
 from campaigns.settings import Settings
 
 log = logging.getLogger("campaigns.cache")
@@ -54,10 +61,16 @@ class LocalCache:
         self._entries: TTLCache[str, Any] = TTLCache(
             maxsize=settings.cache_local_max_entries, ttl=settings.cache_local_ttl_s
         )
-        self._on = False  # only while subscribed
+        self._on = False  # only while subscribed (and confirmed so since Redis last failed)
         self._epoch = 0  # bumped by every invalidation this process hears of
         self._subscribed = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
+        self.breaker = breaker_of(redis)
+        self.breaker.when_open(self._outage)
+        self.breaker.when_closed(self._recovered)
+        self._confirm = False  # the listener must check its subscription still works
+        self._pending: set[str] = set()  # invalidations not sent for want of Redis
+        self._resend: asyncio.Task[None] | None = None
         self._observers: list[Callable[[list[str] | None], None]] = []
 
     def observe(self, callback: Callable[[list[str] | None], None]) -> None:
@@ -80,7 +93,7 @@ class LocalCache:
         return self._on
 
     def get(self, key: str) -> Any | None:
-        return self._entries.get(key) if self._on else None
+        return self._entries.get(key) if self._on and not self.breaker.is_open else None
 
     @property
     def epoch(self) -> int:
@@ -89,7 +102,7 @@ class LocalCache:
 
     def keep(self, key: str, value: Any, epoch: int) -> None:
         """Keep `value`, read when `epoch` was current, unless an invalidation came since."""
-        if self._on and epoch == self._epoch:
+        if self._on and epoch == self._epoch and not self.breaker.is_open:
             self._entries[key] = value
 
     # --- Writing ---------------------------------------------------------------------
@@ -105,9 +118,11 @@ class LocalCache:
             receivers = await self.redis.publish(CHANNEL, json.dumps({"ids": keys, "ack": nonce}))
             await self._await_acks(nonce, receivers)
         except RedisError as exc:
-            # A listener that cannot reach Redis has lost its subscription and keeps nothing.
+            # A listener that cannot reach Redis keeps nothing meanwhile; one that could (a
+            # brief outage of this process's connection only) hears it when it is sent again.
             ERRORS.labels("invalidate").inc()
-            log.error("could not publish the invalidation of %s: %r", keys[:10], exc)
+            self._pending.update(keys)
+            log.error("could not publish the invalidation of %s (%r); will send it again", keys[:10], exc)
 
     async def _await_acks(self, nonce: str, receivers: int) -> None:
         ack_key = f"campaign:cache:ack:{nonce}"
@@ -117,11 +132,13 @@ class LocalCache:
         try:
             while confirmed < receivers:
                 remaining = deadline - loop.time()
-                if remaining <= 0 or await self.redis.blpop([ack_key], timeout=max(remaining, 0.01)) is None:
+                if remaining <= 0:
                     ACK_TIMEOUTS.inc()
                     log.warning("only %d of %d processes confirmed a cache invalidation", confirmed, receivers)
                     return
-                confirmed += 1
+                # Short blocking reads: each must stay well within the socket timeout.
+                if await self.redis.blpop([ack_key], timeout=min(max(remaining, 0.01), 0.1)) is not None:
+                    confirmed += 1
         finally:
             if confirmed < receivers:
                 await self.redis.delete(ack_key)
@@ -130,6 +147,25 @@ class LocalCache:
         self._epoch += 1
         for key in keys:
             self._entries.pop(key, None)
+
+    # --- Redis outages -----------------------------------------------------------------
+
+    def _outage(self) -> None:
+        """Invalidations may go unheard from now on: forget everything, serve nothing."""
+        if self._on:
+            self._tell(None)
+        self._on = False
+        self._drop(list(self._entries.keys()))
+
+    def _recovered(self) -> None:
+        self._confirm = True
+        if self._pending and (self._resend is None or self._resend.done()):
+            self._resend = asyncio.get_running_loop().create_task(self._send_pending(), name="cache-resend")
+
+    async def _send_pending(self) -> None:
+        keys, self._pending = sorted(self._pending), set()
+        for start in range(0, len(keys), 1000):
+            await self.invalidate(keys[start : start + 1000])
 
     # --- Listening -------------------------------------------------------------------
 
@@ -145,27 +181,35 @@ class LocalCache:
             log.warning("cache: not subscribed yet; serving from Redis and Postgres meanwhile")
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            try:
-                await self._listener
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
-                pass
+        for task in (self._listener, self._resend):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                    pass
 
     async def _listen(self) -> None:
         backoff = 0.1
         while True:
+            await self.breaker.wait_closed()
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(CHANNEL)
+                self._confirm = False
                 last_heard = time.monotonic()
                 next_ping = last_heard + 5
                 while True:
-                    message = await pubsub.get_message(timeout=1.0)
+                    if self._confirm and not self.breaker.is_open:
+                        # Redis failed and came back: the subscription may have died with it.
+                        # Serve from memory again only once it answers.
+                        self._confirm = False
+                        await pubsub.ping()
+                    message = await pubsub.get_message(timeout=0.25)
                     now = time.monotonic()
                     if message is not None:
                         last_heard = now
-                        if message["type"] == "subscribe":
+                        if message["type"] in ("subscribe", "pong") and not self.breaker.is_open:
                             self._on = True
                             self._subscribed.set()
                             backoff = 0.1
@@ -180,6 +224,8 @@ class LocalCache:
                 raise
             except (RedisError, ConnectionError, OSError) as exc:
                 log.warning("cache: invalidation channel lost (%r); memory tier off until back", exc)
+                if not isinstance(exc, RedisUnavailable):
+                    self.breaker.failed(exc)
             except Exception:
                 log.exception("cache: listener failed; memory tier off until it recovers")
             finally:

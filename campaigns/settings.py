@@ -52,8 +52,29 @@ class Settings(BaseSettings):
     # queue) before any worker may take it; short, so a killed worker's workflows move on soon.
     worker_sticky_timeout_s: float = 1.0
 
-    # Requests a second per API key, shared by all API replicas (0: no limit).
+    # Redis calls: how long a connection and a reply may take before Redis counts as down
+    # (the process's breaker then opens), and how often a probe asks whether it is back.
+    redis_connect_timeout_s: float = 0.5
+    redis_socket_timeout_s: float = 0.5
+    redis_probe_interval_s: float = 0.25
+    # Postgres: how long one statement, and making a connection, may take before the request
+    # fails (503) instead of waiting on a Postgres that does not answer (a statement that
+    # times out is then cancelled, which may take as long again).
+    db_command_timeout_s: float = 5.0
+    db_connect_timeout_s: float = 10.0
+
+    # Requests a second per API key and per organization (all its keys together), shared by
+    # all API replicas (0: no limit). Each process decides locally and adds its counts to
+    # Redis every `rate_limit_sync_s`; while Redis is down each process applies the limits
+    # on its own.
     rate_limit_per_second: int = 200
+    rate_limit_org_per_second: int = 1000
+    rate_limit_sync_s: float = 0.05
+    # Failed authentications a minute per client address and per key prefix before further
+    # attempts with unknown keys are refused (429) without looking them up.
+    auth_failures_per_minute: int = 30
+    # Unknown keys remembered (per process) so that repeating one costs no Postgres lookup.
+    auth_negative_cache_s: float = 300.0
     demo_organization: str = "demo"
     # The worker touches this file every few seconds while Temporal answers (container health checks).
     worker_health_file: Path | None = None
@@ -77,7 +98,7 @@ class Settings(BaseSettings):
     cache_enabled: bool = True
     cache_ttl_s: int = 3600
     cache_local_ttl_s: float = 60.0
-    cache_local_max_entries: int = 10_000
+    cache_local_max_entries: int = 20_000  # two per campaign (its row, its rendered response)
     cache_warm_limit: int = 10_000
     # How long a write waits for every API process to confirm it dropped the old entry.
     cache_ack_timeout_s: float = 0.5
@@ -111,6 +132,21 @@ class Settings(BaseSettings):
     metrics_campaigns_ttl_s: float = 15.0
     # The OpenAPI document (/openapi.json) and its pages (/docs, /redoc).
     api_docs: bool = True
+
+    # Real-time streams (SSE): how often each API process pushes the changes of the
+    # campaigns its viewers watch (one read and one rendered frame per changed campaign) at
+    # most, the frames a second it hands out before spacing its pushes further apart (up to
+    # a second), and how often it re-reads them without a change (the day rolls over, calls
+    # age out).
+    stream_tick_s: float = 0.1
+    stream_frames_per_s: int = 5000
+    stream_refresh_s: float = 5.0
+    stream_ping_s: float = 15.0
+
+    # Analytics events are kept this many days (older monthly partitions are dropped; the
+    # rollups and everything derived from them stay). Events older than this are refused.
+    # 0 (the default: an upgrade never deletes events by itself) keeps them for ever.
+    analytics_retention_days: int = 0
 
     log_level: str = Field(default="info")
 

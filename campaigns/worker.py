@@ -20,7 +20,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from campaigns import db
+from campaigns import db, redis_client
 from campaigns.activities.abtest import ABTestActivities
 from campaigns.activities.pipeline import PipelineActivities
 from campaigns.activities.recurrence import RecurrenceActivities
@@ -108,7 +108,7 @@ def build_worker(
     settings' Redis when not given) also lets the activities invalidate the API's campaign
     cache, so no API process serves a status they changed."""
     settings = settings or get_settings()
-    redis = redis or aioredis.from_url(settings.redis_dsn)
+    redis = redis or redis_client.connect(settings)
     holders = activity_holders(pool, settings, redis, client, schedules_client or client, task_queue)
     # A killed worker never says goodbye: its workflows' next tasks wait this long on its own
     # queue before any worker may take them.
@@ -133,7 +133,7 @@ async def run(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     client = await connect(settings)
     pool = await db.create_pool(settings.database_dsn, min_size=1, max_size=settings.db_pool_max)
-    redis = aioredis.from_url(settings.redis_dsn)
+    redis = redis_client.connect(settings)
     # Endpoints saved before their credentials were encrypted (a deployment that skipped
     # `campaigns migrate`): encrypted now, once, whichever worker gets there first.
     if sealed := await seal_stored_credentials(pool=pool, settings=settings):

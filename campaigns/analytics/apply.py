@@ -3,18 +3,23 @@
 Inside the caller's transaction (the refresher's pass, or a rebuild):
 
 1. takes the oldest outbox rows (each one an accepted batch's `Delta`);
-2. makes sure Redis has them (the ingest path applies them at once; this catches the
-   batches whose process died first);
-3. adds them to the 15-minute rollups and to the performance summary lists sort on (one
+2. adds them to the 15-minute rollups and to the performance summary lists sort on (one
    statement, Postgres doing the grouping);
-4. records a `lead.created` platform event per qualified lead;
-5. re-evaluates the goals and budgets of the campaigns they touched: goal progress is
+3. records a `lead.created` platform event per qualified lead;
+4. re-evaluates the goals and budgets of the campaigns they touched: goal progress is
    written back (`current`, `achieved`) and `goal.achieved` recorded once per window;
    budget alerts (`budget.threshold_reached`, `budget.exhausted`) are recorded once per
    cap and window;
+5. makes sure Redis has them (the ingest path applies them at once; this catches the
+   batches whose process died first, or that came while Redis was down);
 6. deletes the rows.
 
-So a row's effects all happen, or none do, and never twice.
+Steps 2–4 do not need Redis. While Redis is unavailable they still happen, and the rows are
+kept, marked as derived (`derived_at`), until Redis is back: then only steps 5–6 remain for
+them. So a row's Postgres effects all happen, or none do, and never twice; its Redis effects
+happen once too (a marker per batch and campaign), and a row waiting longer than Redis
+remembers markers (`realtime.MARKER_TRUST`) has its campaigns' counters rebuilt from
+Postgres instead of being applied.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import redis.exceptions
 
 from campaigns.analytics import repository as repo
 from campaigns.analytics.delta import Delta, leads_of
-from campaigns.analytics.realtime import Realtime
+from campaigns.analytics.realtime import MARKER_TRUST, Realtime
 from campaigns.campaigns import repository as campaigns_repo
 from campaigns.db import Connection
 from campaigns.domain import goals as goal_rules
@@ -43,9 +49,11 @@ _NS = uuid.NAMESPACE_URL
 
 @dataclass
 class Outcome:
-    batches: int = 0
+    batches: int = 0  # outbox rows handled (applied, or kept waiting for Redis)
     signals: list[tuple[str, BudgetSpend]] = field(default_factory=list)
     touched: set[UUID] = field(default_factory=set)  # campaigns whose summary or goals changed
+    rebuild: set[str] = field(default_factory=set)  # campaigns whose counters to rebuild from Postgres
+    waiting_for_redis: bool = False  # rows were kept: Redis could not take them
 
 
 @dataclass(frozen=True)
@@ -59,20 +67,42 @@ class _Candidate:
     data: dict[str, Any]
 
 
-async def consume(conn: Connection, realtime: Realtime, *, limit: int, now: datetime) -> Outcome:
-    """Apply up to `limit` outbox rows (steps 1–6 above) inside the caller's transaction."""
-    rows = await repo.take_outbox(conn, limit)
+async def consume(
+    conn: Connection, realtime: Realtime, *, limit: int, now: datetime, redis_up: bool = True, strict: bool = False
+) -> Outcome:
+    """Apply up to `limit` outbox rows (steps 1–6 above) inside the caller's transaction.
+    Without `redis_up` (the process's breaker is open) only rows not derived yet are taken.
+    `strict`: a Redis failure raises rather than leaving rows waiting (a rebuild)."""
+    rows = await repo.take_outbox(conn, limit, with_derived=redis_up)
     if not rows:
         return Outcome()
     deltas = [Delta.decode(r["payload"]) for r in rows]
-    await realtime.apply_missing(deltas)
-    await realtime.tidy(deltas)
-    await repo.apply_deltas(conn, deltas)
-    await repo.record_leads(conn, leads_of(deltas))
-    touched = {UUID(c) for d in deltas for c in d.last_event_at}
-    signals = await evaluate(conn, sorted(touched), now=now)
-    await repo.delete_outbox(conn, [r["id"] for r in rows])
-    return Outcome(len(rows), signals, touched)
+    fresh = [d for r, d in zip(rows, deltas, strict=True) if r["derived_at"] is None]
+    outcome = Outcome(batches=len(rows))
+    if fresh:
+        await repo.apply_deltas(conn, fresh)
+        await repo.record_leads(conn, leads_of(fresh))
+        outcome.touched = {UUID(c) for d in fresh for c in d.last_event_at}
+        outcome.signals = await evaluate(conn, sorted(outcome.touched), now=now)
+    if redis_up:
+        trusted: list[Delta] = []
+        stale: list[Delta] = []
+        for row, delta in zip(rows, deltas, strict=True):
+            (trusted if (now - row["created_at"]).total_seconds() < MARKER_TRUST else stale).append(delta)
+        try:
+            await realtime.apply_missing(trusted)
+            await realtime.tidy(deltas)
+            outcome.rebuild = {c for d in stale for c in d.campaigns}
+        except (redis.exceptions.RedisError, OSError):
+            if strict:
+                raise
+            redis_up = False
+    if redis_up:
+        await repo.delete_outbox(conn, [r["id"] for r in rows])
+    else:
+        outcome.waiting_for_redis = True
+        await repo.mark_derived(conn, [r["id"] for r in rows if r["derived_at"] is None], now)
+    return outcome
 
 
 async def evaluate(

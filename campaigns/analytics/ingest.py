@@ -17,7 +17,7 @@ import logging
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import asyncpg
@@ -30,6 +30,7 @@ from campaigns.analytics.directory import CampaignDirectory
 from campaigns.analytics.realtime import Realtime
 from campaigns.domain.analytics_events import BatchError, Rejection, parse_batch
 from campaigns.metrics import REGISTRY
+from campaigns.redis_client import RedisUnavailable
 
 log = logging.getLogger("campaigns.events")
 
@@ -55,11 +56,13 @@ async def ingest(
     now: datetime | None = None,
     only_campaign: UUID | None = None,
     only_types: Collection[str] | None = None,
+    retention: timedelta | None = None,
 ) -> Ingested:
     """Record a batch. `only_campaign` / `only_types` narrow what the caller may send (a
-    publishable widget key, say). Raises BatchError when the batch as a whole is unusable."""
+    publishable widget key, say); events older than `retention` are refused. Raises
+    BatchError when the batch as a whole is unusable."""
     now = now or datetime.now(UTC)
-    parsed = parse_batch(body, now=now)
+    parsed = parse_batch(body, now=now, retention=retention)
     result = Ingested(rejected=parsed.rejected)
 
     first_index: dict[str, int] = {}
@@ -115,6 +118,8 @@ async def ingest(
         if delta is not None:
             try:
                 await realtime.apply(delta)
+            except RedisUnavailable:
+                pass  # known to be down (and logged once): the refresher applies it when it is back
             except (redis.exceptions.RedisError, OSError) as exc:
                 log.warning("real-time counters not updated for batch %s (%r); the refresher will", batch_id, exc)
 

@@ -56,20 +56,23 @@ async def rebuild(
     now = datetime.now(UTC)
     drained = 0
     rollup_rows = None
+    stale: set[str] = set()  # campaigns whose waiting batches are too old to apply by marker
     async with pool.acquire() as conn, conn.transaction():
         await repo.lock_derived_for_rebuild(conn)
         while True:
-            outcome = await consume(conn, realtime, limit=500, now=now)
+            outcome = await consume(conn, realtime, limit=500, now=now, strict=True)
             if not outcome.batches:
                 break
             drained += outcome.batches
+            stale |= outcome.rebuild
         if not redis_only:
             rollup_rows = await repo.rebuild_rollups(conn, campaign_ids)
             await repo.rebuild_performance(conn, campaign_ids)
             await evaluate(conn, campaign_ids, now=now)
-        buckets = await repo.recent_buckets(conn, campaign_ids, now - timedelta(seconds=rt.BUCKET_TTL))
-        calls = await repo.recent_calls(conn, campaign_ids, now - timedelta(seconds=rt.CALL_MEMORY))
-        ids = [str(c) for c in campaign_ids] if campaign_ids is not None else None
+        counted = None if campaign_ids is None else sorted(set(campaign_ids) | {UUID(c) for c in stale})
+        buckets = await repo.recent_buckets(conn, counted, now - timedelta(seconds=rt.BUCKET_TTL))
+        calls = await repo.recent_calls(conn, counted, now - timedelta(seconds=rt.CALL_MEMORY))
+        ids = [str(c) for c in counted] if counted is not None else None
         await realtime.clear(ids)
         await realtime.load(
             [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -44,34 +44,62 @@ CREATE TEMP TABLE IF NOT EXISTS analytics_staging (
 ) ON COMMIT DELETE ROWS
 """
 
+_ID_COLUMNS = ("organization_id", "event_id", "occurred_at")
+
 
 async def store_events(conn: Connection, records: list[tuple]) -> list[str]:
     """Append events (tuples in EVENT_COLUMNS order, `data` a dict) unless their id is
     already recorded; return the ids actually stored. Must run in a transaction.
 
-    Most batches hold only new events: they are COPYed straight into the table. If one is
+    An event's identity is kept in `analytics_event_ids` (the events themselves are
+    partitioned by time, which a unique index across partitions cannot be). Most batches
+    hold only new events: their ids, then the events, are COPYed straight in. If one id is
     already there (a retry, or a concurrent batch with the same ids, which the unique index
     makes wait for the other's commit), that COPY fails as a whole and the batch goes the
-    careful way: COPY into a per-connection temporary table, then one INSERT … ON CONFLICT
-    DO NOTHING that reports which ids it stored. Either way rows go in id order, so two
-    batches sharing ids wait for each other instead of deadlocking."""
+    careful way: COPY into a per-connection temporary table, then one statement that inserts
+    the ids not yet known (ON CONFLICT DO NOTHING) and the events of those. Either way rows
+    go in id order, so two batches sharing ids wait for each other instead of deadlocking.
+    An event in a month without a partition yet has it created."""
     records = sorted(records, key=lambda r: r[1])
+    for attempt in range(2):
+        try:
+            return await _store(conn, records)
+        except asyncpg.CheckViolationError as exc:  # "no partition of relation … found for row"
+            if attempt or "partition" not in str(exc):
+                raise
+            times = [r[4] for r in records]
+            await ensure_event_partitions(conn, min(times).date(), max(times).date())
+    raise AssertionError("unreachable")
+
+
+async def _store(conn: Connection, records: list[tuple]) -> list[str]:
     try:
         async with conn.transaction():  # a savepoint: a failed COPY leaves the rest intact
+            await conn.copy_records_to_table(
+                "analytics_event_ids", records=[(r[0], r[1], r[4]) for r in records], columns=_ID_COLUMNS
+            )
             await conn.copy_records_to_table("analytics_events", records=records, columns=EVENT_COLUMNS)
         return [r[1] for r in records]
     except asyncpg.UniqueViolationError:
         pass
-    await conn.execute(_STAGING)
-    await conn.copy_records_to_table("analytics_staging", records=records, columns=EVENT_COLUMNS)
-    rows = await conn.fetch(
-        f"""
-        INSERT INTO analytics_events ({", ".join(EVENT_COLUMNS)})
-        SELECT {", ".join(EVENT_COLUMNS)} FROM analytics_staging ORDER BY event_id
-        ON CONFLICT DO NOTHING
-        RETURNING event_id
-        """
-    )
+    async with conn.transaction():
+        await conn.execute(_STAGING)
+        await conn.copy_records_to_table("analytics_staging", records=records, columns=EVENT_COLUMNS)
+        rows = await conn.fetch(
+            f"""
+            WITH fresh AS (
+                INSERT INTO analytics_event_ids ({", ".join(_ID_COLUMNS)})
+                SELECT {", ".join(_ID_COLUMNS)} FROM analytics_staging ORDER BY event_id
+                ON CONFLICT DO NOTHING
+                RETURNING organization_id, event_id
+            )
+            INSERT INTO analytics_events ({", ".join(EVENT_COLUMNS)})
+            SELECT {", ".join("s." + c for c in EVENT_COLUMNS)}
+            FROM analytics_staging s JOIN fresh USING (organization_id, event_id)
+            ORDER BY s.event_id
+            RETURNING event_id
+            """
+        )
     return [r[0] for r in rows]
 
 
@@ -104,9 +132,14 @@ async def summarised_campaigns(conn: Conn) -> list[UUID]:
     return [r[0] for r in await conn.fetch("SELECT campaign_id FROM campaign_performance")]
 
 
-async def take_outbox(conn: Connection, limit: int) -> list[asyncpg.Record]:
+async def take_outbox(conn: Connection, limit: int, *, with_derived: bool = True) -> list[asyncpg.Record]:
+    """The oldest waiting rows; `with_derived` False leaves out those already derived (which
+    wait only for Redis)."""
+    where = "" if with_derived else "WHERE derived_at IS NULL"
     return await conn.fetch(
-        "SELECT id, payload FROM analytics_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", limit
+        f"SELECT id, payload, created_at, derived_at FROM analytics_outbox {where} "
+        "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit,
     )
 
 
@@ -114,8 +147,15 @@ async def delete_outbox(conn: Connection, ids: list[int]) -> None:
     await conn.execute("DELETE FROM analytics_outbox WHERE id = ANY($1::bigint[])", ids)
 
 
-async def outbox_backlog(conn: Conn) -> tuple[int, datetime | None]:
-    row = one(await conn.fetchrow("SELECT count(*) AS n, min(created_at) AS oldest FROM analytics_outbox"))
+async def mark_derived(conn: Connection, ids: list[int], at: datetime) -> None:
+    """These rows are in the rollups and the summary; they wait only for Redis."""
+    if ids:
+        await conn.execute("UPDATE analytics_outbox SET derived_at = $2 WHERE id = ANY($1::bigint[])", ids, at)
+
+
+async def outbox_backlog(conn: Conn, *, with_derived: bool = True) -> tuple[int, datetime | None]:
+    where = "" if with_derived else "WHERE derived_at IS NULL"
+    row = one(await conn.fetchrow(f"SELECT count(*) AS n, min(created_at) AS oldest FROM analytics_outbox {where}"))
     return row["n"], row["oldest"]
 
 
@@ -510,6 +550,62 @@ async def rollup_periods(
     )
 
 
+# --- Retention ------------------------------------------------------------------------------
+
+# One maintenance pass at a time, across processes.
+_MAINTENANCE_LOCK = 7_240_311
+
+
+async def try_lock_maintenance(conn: Connection) -> bool:
+    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _MAINTENANCE_LOCK))
+
+
+async def ensure_event_partitions(conn: Conn, first: date, last: date) -> None:
+    """The monthly partitions of analytics_events covering `first` to `last` (created if missing)."""
+    await conn.execute(
+        "SELECT analytics_events_partition(m::date) "
+        "FROM generate_series(date_trunc('month', $1::date), $2::date, interval '1 month') AS m",
+        first,
+        last,
+    )
+
+
+async def event_partitions(conn: Conn) -> list[tuple[str, date]]:
+    """The partitions of analytics_events and the first day of their month, oldest first."""
+    rows = await conn.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'analytics_events'::regclass"
+    )
+    out = []
+    for (name,) in rows:
+        year, month = name.removeprefix("analytics_events_").split("_")
+        out.append((name, date(int(year), int(month), 1)))
+    return sorted(out, key=lambda p: p[1])
+
+
+async def drop_event_partition(conn: Connection, name: str, until: datetime) -> None:
+    """Drop a partition whose events all lie before `until`, and remember that none do now."""
+    assert name.startswith("analytics_events_") and name.removeprefix("analytics_events_").replace("_", "").isdigit()
+    await conn.execute(f'DROP TABLE "{name}"')
+    await conn.execute("UPDATE analytics_retention SET dropped_before = greatest(dropped_before, $1)", until)
+
+
+async def dropped_before(conn: Conn) -> datetime:
+    """Events before this instant have been dropped (-infinity: none)."""
+    return await conn.fetchval("SELECT dropped_before FROM analytics_retention")
+
+
+async def forget_event_ids(conn: Conn, before: datetime, *, chunk: int = 50_000) -> int:
+    """Delete up to `chunk` ids of events before `before` (their partitions are gone)."""
+    status = await conn.execute(
+        "DELETE FROM analytics_event_ids WHERE ctid = ANY(ARRAY("
+        "SELECT ctid FROM analytics_event_ids WHERE occurred_at < $1 LIMIT $2))",
+        before,
+        chunk,
+    )
+    return int(status.split()[-1])
+
+
 # --- Rebuilding -----------------------------------------------------------------------------
 
 
@@ -518,9 +614,14 @@ def _scope(campaign_ids: list[UUID] | None, column: str = "campaign_id", arg: in
 
 
 async def rebuild_rollups(conn: Connection, campaign_ids: list[UUID] | None) -> int:
-    """Recompute the rollups from the record (the same rules as the ingest path)."""
+    """Recompute the rollups from the record (the same rules as the ingest path). Slots whose
+    events were dropped by the retention keep their rollups."""
     args = [campaign_ids] if campaign_ids is not None else []
-    await conn.execute(f"DELETE FROM analytics_rollups WHERE {_scope(campaign_ids)}", *args)
+    await conn.execute(
+        f"DELETE FROM analytics_rollups WHERE {_scope(campaign_ids)} "
+        "AND bucket >= (SELECT dropped_before FROM analytics_retention)",
+        *args,
+    )
     status = await conn.execute(
         f"""
         INSERT INTO analytics_rollups (campaign_id, bucket, variant_id, {", ".join(metrics.NAMES)})
@@ -555,7 +656,7 @@ async def rebuild_performance(conn: Connection, campaign_ids: list[UUID] | None)
             total_cost = coalesce(s.cost_micros, 0)::numeric / {metrics.MICROS},
             revenue = coalesce(s.revenue_micros, 0)::numeric / {metrics.MICROS},
             cost_by_category = jsonb_build_object({categories}),
-            last_event_at = e.last_event_at,
+            last_event_at = coalesce(e.last_event_at, p2.last_event_at),
             updated_at = now()
         FROM campaign_performance p2
         LEFT JOIN (

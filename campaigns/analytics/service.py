@@ -17,10 +17,12 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
+import redis.exceptions
 
 from campaigns.analytics import models as s
 from campaigns.analytics import repository as repo
-from campaigns.analytics.realtime import Realtime
+from campaigns.analytics.realtime import Reading, Realtime
 from campaigns.auth.principals import Principal
 from campaigns.campaigns import service as campaigns_service
 from campaigns.campaigns.cache import CampaignCache
@@ -36,7 +38,7 @@ from campaigns.domain.config import CampaignBudget, CampaignConfiguration, GoalT
 from campaigns.domain.forecast import Forecast, forecast
 from campaigns.domain.lifecycle import schedule_bounds
 from campaigns.domain.timeutil import zone
-from campaigns.errors import invalid
+from campaigns.errors import Unavailable, invalid
 
 TIMEFRAMES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90)}
 MAX_SPAN = timedelta(days=400)
@@ -86,12 +88,14 @@ def _health(f: metrics.Figures) -> str:
     return "degraded" if rate < insight_rules.FAILURE_CRITICAL else "critical"
 
 
-async def realtime_metrics(realtime: Realtime, info: CampaignInfo, *, now: datetime | None = None) -> s.RealTimeMetrics:
-    now = now or datetime.now(UTC)
-    start, end = periods.today(now, info.timezone)
-    sums, active, updated = await realtime.read(
-        str(info.id), start=start, end=end, active_since=now.timestamp() - info.max_call_duration - ACTIVE_MARGIN_S
-    )
+def active_since(info: CampaignInfo, now: datetime) -> float:
+    """Calls started before this (epoch s) and not ended no longer count as active."""
+    return now.timestamp() - info.max_call_duration - ACTIVE_MARGIN_S
+
+
+def metrics_from(info: CampaignInfo, reading: Reading, now: datetime) -> s.RealTimeMetrics:
+    """The real-time metrics of a read of the counters (`Realtime.read`) made at `now`."""
+    sums, active, updated = reading
     f = metrics.derive(sums)
     return s.RealTimeMetrics(
         campaign_id=str(info.id),
@@ -115,6 +119,69 @@ async def realtime_metrics(realtime: Realtime, info: CampaignInfo, *, now: datet
     )
 
 
+async def realtime_metrics(realtime: Realtime, info: CampaignInfo, *, now: datetime | None = None) -> s.RealTimeMetrics:
+    """Today's figures from the counters; 503 `realtime_unavailable` while Redis is down."""
+    now = now or datetime.now(UTC)
+    start, end = periods.today(now, info.timezone)
+    try:
+        reading = await realtime.read(str(info.id), start=start, end=end, active_since=active_since(info, now))
+    except (redis.exceptions.RedisError, OSError) as exc:
+        raise RealtimeUnavailable() from exc
+    return metrics_from(info, reading, now)
+
+
+class RealtimeUnavailable(Unavailable):
+    code = "realtime_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "real-time figures are unavailable for a moment (their store is down); the campaign and its "
+            "analytics report still answer",
+            headers={"Retry-After": "2"},
+        )
+
+
+@dataclass(frozen=True)
+class Today:
+    """The real-time part of a campaign response. Without Redis (`live` False) active calls
+    are unknown and today's leads and cost come from the rollups (about a second behind)."""
+
+    active_calls: int | None
+    leads: int
+    cost: float
+    live: bool
+
+
+async def today_figures(
+    realtime: Realtime, pool: asyncpg.Pool, infos: Sequence[CampaignInfo], now: datetime
+) -> list[Today]:
+    """Today's figures of these campaigns (each in its time zone): one Redis round trip."""
+    if not infos:
+        return []
+    windows = [(i, *periods.today(now, i.timezone)) for i in infos]
+    try:
+        if len(infos) == 1:
+            i, start, end = windows[0]
+            reads = [await realtime.read(str(i.id), start=start, end=end, active_since=active_since(i, now))]
+        else:
+            reads = await realtime.read_many((str(i.id), start, end, active_since(i, now)) for i, start, end in windows)
+    except (redis.exceptions.RedisError, OSError):
+        sums = await repo.window_sums(pool, [(i.id, start, end) for i, start, end in windows], _TODAY)
+        return [Today(None, int(x["leads"] or 0), metrics.money(x["cost_micros"] or 0), False) for x in sums]
+    return [Today(active, int(sums["leads"]), metrics.money(sums["cost_micros"]), True) for sums, active, _ in reads]
+
+
+_TODAY = ("leads", "cost_micros")
+
+
+def _set_today(campaign: Campaign, today: Today) -> None:
+    campaign.performance.active_calls = today.active_calls
+    campaign.performance.today_leads = today.leads
+    campaign.performance.today_cost = today.cost
+    campaign.performance.real_time_available = today.live
+    campaign.cost_tracking.today_cost = today.cost
+
+
 async def enrich(
     realtime: Realtime, pool: asyncpg.Pool, rows: Sequence[Row], campaigns: list[Campaign], *, trends: bool
 ) -> None:
@@ -124,46 +191,90 @@ async def enrich(
         return
     now = datetime.now(UTC)
     infos = [CampaignInfo.of(r) for r in rows]
-    reads = await realtime.read_many(
-        [
-            (str(i.id), *periods.today(now, i.timezone), now.timestamp() - i.max_call_duration - ACTIVE_MARGIN_S)
-            for i in infos
-        ]
+    for campaign, today in zip(campaigns, await today_figures(realtime, pool, infos, now), strict=True):
+        _set_today(campaign, today)
+    if trends:
+        for campaign, info in zip(campaigns, infos, strict=True):
+            await _fill_trends(pool, info, campaign, now)
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    """A campaign response without its real-time part, rendered once."""
+
+    info: CampaignInfo
+    document: dict[str, Any]  # the campaign as its JSON, trends included
+    etag: str
+
+
+async def campaign_response(
+    *,
+    pool: asyncpg.Pool,
+    cache: CampaignCache | None,
+    realtime: Realtime,
+    principal: Principal,
+    campaign_id: UUID,
+    now: datetime | None = None,
+) -> tuple[bytes, str]:
+    """The body of `GET /api/campaigns/{id}` (`{"campaign": …}`, JSON) and its ETag.
+
+    The campaign with its trends is rendered once per row and 15-minute slot (every local
+    hour, in any time zone, begins on one) and kept beside the row in the memory tier; a read
+    of a cached campaign then costs one Redis round trip for today's figures and no SQL.
+    The refresher's invalidation of a campaign whose figures moved drops the rendering too."""
+    now = now or datetime.now(UTC)
+    row = await campaigns_service.get_row(pool, cache, principal, campaign_id)
+    slot = int(now.timestamp()) // periods.BUCKET_SECONDS
+    rendered: _Rendered | None = cache.derived(campaign_id, row, slot) if cache is not None else None
+    if rendered is None:
+        epoch = cache.epoch if cache is not None else 0
+        campaign = campaigns_service.to_campaign(row)
+        info = CampaignInfo.of(row)
+        await _fill_trends(pool, info, campaign, now)
+        rendered = _Rendered(info, campaign.model_dump(mode="json", by_alias=True), campaigns_service.etag(campaign))
+        if cache is not None:
+            cache.keep_derived(campaign_id, row, slot, rendered, epoch)
+    (today,) = await today_figures(realtime, pool, [rendered.info], now)
+    document = rendered.document
+    performance = {
+        **document["performance"],
+        "activeCalls": today.active_calls,
+        "todayLeads": today.leads,
+        "todayCost": today.cost,
+        "realTimeAvailable": today.live,
+    }
+    cost = {**document["costTracking"], "todayCost": today.cost}
+    body = orjson.dumps({"campaign": {**document, "performance": performance, "costTracking": cost}})
+    return body, rendered.etag
+
+
+async def _fill_trends(pool: asyncpg.Pool, info: CampaignInfo, campaign: Campaign, now: datetime) -> None:
+    """The last 24 local hours and 7 local days, from the rollups (one query for both: a local
+    day is a union of local hours)."""
+    today = periods.local_date(now, info.timezone)
+    first = today - timedelta(days=6)
+    hourly_start = periods.hour_start(now - timedelta(hours=23), info.timezone)
+    headlines = await repo.series_many(
+        pool,
+        [info.id],
+        min(periods.day_start(first, info.timezone), hourly_start),
+        now,
+        {info.id: info.timezone},
+        "hourly",
     )
-    for campaign, (sums, active, _) in zip(campaigns, reads, strict=True):
-        f = metrics.derive(sums)
-        campaign.performance.active_calls = active
-        campaign.performance.today_leads = f.qualified_leads
-        campaign.performance.today_cost = f.total_cost
-        campaign.cost_tracking.today_cost = f.total_cost
-    if not trends:
-        return
-    for campaign, info in zip(campaigns, infos, strict=True):
-        # One query for both: a local day is a union of local hours.
-        today = periods.local_date(now, info.timezone)
-        first = today - timedelta(days=6)
-        hourly_start = periods.hour_start(now - timedelta(hours=23), info.timezone)
-        headlines = await repo.series_many(
-            pool,
-            [info.id],
-            min(periods.day_start(first, info.timezone), hourly_start),
-            now,
-            {info.id: info.timezone},
-            "hourly",
-        )
-        by_hour = {hour: sums for (_, hour), sums in headlines.items()}
-        campaign.performance.hourly_trends = [
-            _brief(_hour_label(h, info.timezone), by_hour.get(h))
-            for h in periods.hour_starts(hourly_start, now, info.timezone)
-        ]
-        by_day: dict[date, dict[str, int]] = {}
-        for h, hour_sums in by_hour.items():
-            day = by_day.setdefault(_local_date(h, info.timezone), dict.fromkeys(_HEADLINES, 0))
-            for k in _HEADLINES:
-                day[k] += hour_sums[k] or 0
-        campaign.performance.daily_trends = [
-            _brief((first + timedelta(days=k)).isoformat(), by_day.get(first + timedelta(days=k))) for k in range(7)
-        ]
+    by_hour = {hour: sums for (_, hour), sums in headlines.items()}
+    campaign.performance.hourly_trends = [
+        _brief(_hour_label(h, info.timezone), by_hour.get(h))
+        for h in periods.hour_starts(hourly_start, now, info.timezone)
+    ]
+    by_day: dict[date, dict[str, int]] = {}
+    for h, hour_sums in by_hour.items():
+        day = by_day.setdefault(_local_date(h, info.timezone), dict.fromkeys(_HEADLINES, 0))
+        for k in _HEADLINES:
+            day[k] += hour_sums[k] or 0
+    campaign.performance.daily_trends = [
+        _brief((first + timedelta(days=k)).isoformat(), by_day.get(first + timedelta(days=k))) for k in range(7)
+    ]
 
 
 _HEADLINES = ("calls", "leads", "conversions", "cost_micros")

@@ -11,10 +11,10 @@ import gc
 import logging
 from contextlib import asynccontextmanager
 
-import redis.asyncio as aioredis
 from fastapi import FastAPI
+from sse_starlette.sse import AppStatus
 
-from campaigns import db, temporal
+from campaigns import db, redis_client, temporal
 from campaigns.analytics.runtime import AnalyticsRuntime
 from campaigns.api import errors, openapi
 from campaigns.api.abtests.routes import router as abtests_router
@@ -28,6 +28,7 @@ from campaigns.api.events.routes import router as events_router
 from campaigns.api.health.routes import router as health_router
 from campaigns.api.keys.routes import router as keys_router
 from campaigns.api.metrics import MetricsMiddleware, Reused
+from campaigns.api.ratelimit import RequestLimits
 from campaigns.api.scheduling.routes import router as scheduling_router
 from campaigns.api.webhooks.routes import router as webhooks_router
 from campaigns.api.widget.routes import router as widget_router
@@ -53,7 +54,11 @@ async def _pool_with_retry(settings: Settings):
     for attempt in range(40):
         try:
             return await db.create_pool(
-                settings.database_dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+                settings.database_dsn,
+                min_size=settings.db_pool_min,
+                max_size=settings.db_pool_max,
+                command_timeout=settings.db_command_timeout_s,
+                connect_timeout=settings.db_connect_timeout_s,
             )
         except (OSError, ConnectionError) as exc:
             if attempt == 39:
@@ -72,18 +77,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.campaign_counts = Reused(settings.metrics_campaigns_ttl_s)
         app.state.pool = await _pool_with_retry(settings)
-        app.state.redis = aioredis.from_url(settings.redis_dsn, decode_responses=True)
+        # One client, and so one breaker, for everything in this process that uses Redis.
+        app.state.redis = redis_client.connect(settings, decode_responses=True)
         # Lazy: the API starts (and /readyz says why it is not ready) while Temporal is down.
         app.state.temporal = await temporal.connect(settings, lazy=True)
         local = LocalCache(app.state.redis, settings)
         app.state.campaign_cache = CampaignCache(local, app.state.redis, settings)
-        app.state.principals = PrincipalCache(local)
+        app.state.principals = PrincipalCache(local, refused_ttl_s=settings.auth_negative_cache_s)
+        app.state.limits = RequestLimits(app.state.redis, settings)
         await local.start()
+        await app.state.limits.start()
         await app.state.campaign_cache.start(app.state.pool)
         app.state.analytics = AnalyticsRuntime(
             app.state.pool, app.state.redis, app.state.temporal, app.state.campaign_cache, settings
         )
-        await app.state.analytics.start()
+        # Streams end when uvicorn is told to stop, so that its graceful shutdown is not held up.
+        await app.state.analytics.start(should_exit=lambda: AppStatus.should_exit)
         # What is loaded by now lives as long as the process: spare it the cyclic collector's
         # full passes (on the ingest path they cost about a quarter of the CPU).
         gc.freeze()
@@ -92,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await app.state.analytics.stop()
             await app.state.campaign_cache.stop()
+            await app.state.limits.stop()
             await local.stop()
             await app.state.redis.aclose()
             await app.state.pool.close()

@@ -17,11 +17,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
 from campaigns.analytics.runtime import AnalyticsRuntime
-from campaigns.api import ratelimit
 from campaigns.auth import scopes
 from campaigns.auth.cache import PrincipalCache
 from campaigns.auth.principals import Principal, require_same_org, require_scope
-from campaigns.auth.service import authenticate, hash_key, until_revoked
+from campaigns.auth.service import hash_key, until_revoked
 from campaigns.campaigns.cache import CampaignCache
 from campaigns.errors import Unauthorized
 from campaigns.settings import Settings
@@ -55,6 +54,12 @@ async def get_principals(request: Request) -> PrincipalCache:
     return request.app.state.principals
 
 
+def client_address(request: Request) -> str:
+    """Who is asking, as far as limits go (behind a proxy, `campaigns api` trusts its
+    X-Forwarded-For: uvicorn's proxy headers)."""
+    return request.client.host if request.client else "unknown"
+
+
 _bearer = HTTPBearer(auto_error=False, description="An organization API key: `Authorization: Bearer qck_…`")
 
 
@@ -67,11 +72,11 @@ async def current_principal(
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
     state = request.app.state
-    principal = await authenticate(state.pool, state.principals, credentials.credentials)
+    principal = await state.limits.authenticate(
+        state.pool, state.principals, credentials.credentials, address=client_address(request), settings=state.settings
+    )
+    state.limits.check(principal, state.settings)
     request.state.key_hash = hash_key(credentials.credentials)
-    if principal is None:
-        raise Unauthorized("invalid or revoked API key")
-    await ratelimit.check(state.redis, str(principal.key_id), state.settings.rate_limit_per_second)
     claimed = request.query_params.get("organizationId")
     if claimed is not None:
         require_same_org(principal, claimed)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import asyncpg
 import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +18,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError, RPCStatusCode
 
+from campaigns import db
 from campaigns.errors import AppError, field_errors, invalid
 
 log = logging.getLogger("campaigns.api")
@@ -71,20 +71,20 @@ def install(app: FastAPI) -> None:
 
 
 def _is_dependency_down(exc: BaseException) -> bool:
-    if isinstance(
-        exc,
-        (
-            OSError,
-            asyncpg.exceptions.InterfaceError,
-            asyncpg.exceptions.CannotConnectNowError,
-            asyncpg.exceptions.ConnectionDoesNotExistError,
-            redis.exceptions.ConnectionError,
-            TimeoutError,
-        ),
-    ):
+    if db.is_down(exc) or _any_in_chain(exc, redis.exceptions.ConnectionError):
         return True
     if isinstance(exc, RPCError) and exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
         return True
     # The API's Temporal client is lazy (it starts while Temporal is down); its first failed
     # connection surfaces from the SDK's core as a plain RuntimeError naming the connect.
     return type(exc) is RuntimeError and "connect" in str(exc).lower()
+
+
+def _any_in_chain(exc: BaseException | None, kind: type[BaseException]) -> bool:
+    for _ in range(16):  # chains are short; a cycle must not hang the handler
+        if exc is None:
+            return False
+        if isinstance(exc, kind):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

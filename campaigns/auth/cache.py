@@ -5,6 +5,10 @@ Revoking a key drops its principal in every process before the revocation return
 `LocalCache` invalidation), so a revoked key is refused everywhere at once. Long requests
 (an SSE stream, an export) `watch` their key: the same invalidation wakes them, without
 any query per request while nothing happens.
+
+Keys looked up and found unknown are remembered too, for a while, in this process only: a
+client repeating a bad key costs no further lookup. That needs no invalidation: a key is
+random, so one that was unknown cannot become valid (a new key is a new value).
 """
 
 from __future__ import annotations
@@ -28,11 +32,19 @@ def _key(key_hash: bytes) -> str:
 
 
 class PrincipalCache:
-    def __init__(self, local: LocalCache) -> None:
+    def __init__(self, local: LocalCache, *, refused_ttl_s: float = 300.0, refused_max: int = 100_000) -> None:
         self.local = local
         self._watchers: dict[bytes, set[asyncio.Event]] = {}
         self._invalidated: TTLCache[bytes, bool] = TTLCache(maxsize=10_000, ttl=_REMEMBER_S)
+        self._refused: TTLCache[bytes, bool] = TTLCache(maxsize=refused_max, ttl=refused_ttl_s)
         local.observe(self._heard)
+
+    def refused(self, key_hash: bytes) -> bool:
+        """Whether this key was looked up and found unknown lately."""
+        return key_hash in self._refused
+
+    def refuse(self, key_hash: bytes) -> None:
+        self._refused[key_hash] = True
 
     def get(self, key_hash: bytes) -> Principal | None:
         return self.local.get(_key(key_hash))

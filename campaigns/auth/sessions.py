@@ -46,12 +46,16 @@ async def open_session(
     return token, principal
 
 
-async def resume(*, pool: asyncpg.Pool, principals: PrincipalCache | None, token: str) -> Principal | None:
-    """The principal of a live session: None once it expired, was ended, or its key revoked."""
+async def resume(
+    *, pool: asyncpg.Pool, principals: PrincipalCache | None, token: str
+) -> tuple[Principal, bytes] | None:
+    """The principal of a live session and its key's hash (what a long response watches for
+    the key's revocation): None once it expired, was ended, or its key revoked."""
     key_hash = await repo.session_key_hash(pool, _hash(token))
     if key_hash is None:
         return None
-    return await authenticate_hash(pool, principals, bytes(key_hash))
+    principal = await authenticate_hash(pool, principals, bytes(key_hash))
+    return None if principal is None else (principal, bytes(key_hash))
 
 
 async def close(*, pool: asyncpg.Pool, token: str) -> None:

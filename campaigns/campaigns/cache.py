@@ -4,16 +4,24 @@ Reads (`service.get_row`) go through it; every write calls `invalidate` once its
 transaction has committed, from whichever process made it (API or worker). Invalidation
 is strict, not eventual:
 
-- Redis: the entry is deleted and the campaign's generation number bumped in one
-  transaction. A reader notes the generation before it reads Postgres and stores what it
-  read only if the generation is unchanged (a Lua check-and-set), so a slow reader can
-  never put back a row older than a write that finished before it stored.
+- Redis: the entry is deleted and the campaign's generation number bumped atomically (one
+  small script per campaign; both keys carry the campaign's hash tag). A reader notes the
+  generation before it reads Postgres and stores what it read only if the generation is
+  unchanged (a Lua check-and-set), so a slow reader can never put back a row older than a
+  write that finished before it stored.
 - Memory: the process's `LocalCache` drops the ids in every process before the write
   returns (see `campaigns.local_cache`).
 
 So once a write has returned, no API process serves the old campaign. The TTLs only
 bound how long a write made behind the platform's back (by hand in SQL) stays unseen.
 Active campaigns are loaded on start. Hit rate and lookup latency are on /metrics.
+
+While Redis is unavailable, reads skip both tiers and go to Postgres (the memory tier
+cannot hear invalidations then), and a write's invalidation is kept and done again once
+Redis is back, so no tier serves what changed during the outage.
+
+Beside each row, the memory tier may keep things derived from it (`derived`, `keep_derived`:
+a rendered response, its trends), dropped with the row.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from campaigns.campaigns import repository as repo
 from campaigns.campaigns.repository import Row
 from campaigns.local_cache import ERRORS, LocalCache
 from campaigns.metrics import REGISTRY
+from campaigns.redis_client import run_scripts
 from campaigns.settings import Settings
 
 log = logging.getLogger("campaigns.cache")
@@ -82,12 +91,22 @@ return 0
 """
 
 
+# Hash-tagged by campaign: a campaign's entry and generation share a slot (Redis Cluster).
 def _key(campaign_id: str) -> str:
-    return f"campaign:{campaign_id}"
+    return f"campaign:{{{campaign_id}}}"
 
 
 def _gen_key(campaign_id: str) -> str:
-    return f"campaign:gen:{campaign_id}"
+    return f"campaign:gen:{{{campaign_id}}}"
+
+
+# Forget an entry and bump its generation, atomically (one campaign, one slot).
+_INVALIDATE = """
+redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+return 0
+"""
 
 
 # --- Rows as JSON, types kept ---------------------------------------------------------
@@ -131,6 +150,10 @@ def _local_key(campaign_id: str) -> str:
     return f"campaign:{campaign_id}"
 
 
+def _derived_key(campaign_id: str) -> str:
+    return f"campaign-derived:{campaign_id}"
+
+
 class CampaignCache:
     """One per process, on the process's `LocalCache`. API processes `start()` it (warm);
     a worker only calls `invalidate`."""
@@ -143,6 +166,10 @@ class CampaignCache:
         self.warm_limit = settings.cache_warm_limit
         self._warmer: asyncio.Task[None] | None = None
         self._set_script = redis.register_script(_SET_IF_GENERATION)
+        self._invalidate_script = redis.register_script(_INVALIDATE)
+        self._pending: set[str] = set()  # invalidations Redis could not take yet
+        self._resend: asyncio.Task[None] | None = None
+        local.breaker.when_closed(self._recovered)
 
     # --- Reading -------------------------------------------------------------------
 
@@ -181,6 +208,22 @@ class CampaignCache:
         self.local.keep(_local_key(key), row, epoch)
         return self._answered("postgres", started, row)
 
+    def derived(self, campaign_id: UUID, row: Row, tag: object) -> Any | None:
+        """What was kept with `keep_derived` for this very row (the same object the memory
+        tier handed out) and `tag`, if still there."""
+        held = self.local.get(_derived_key(str(campaign_id)))
+        if held is not None and held[0] is row and held[1] == tag:
+            return held[2]
+        return None
+
+    @property
+    def epoch(self) -> int:
+        """Note it before computing what you will `keep_derived`."""
+        return self.local.epoch
+
+    def keep_derived(self, campaign_id: UUID, row: Row, tag: object, value: Any, epoch: int) -> None:
+        self.local.keep(_derived_key(str(campaign_id)), (row, tag, value), epoch)
+
     def _answered(self, source: str, started: float, row: Row | None) -> Row | None:
         _answers[source] += 1
         LOOKUPS.labels(source).inc()
@@ -197,17 +240,25 @@ class CampaignCache:
         ids = [str(i) for i in campaign_ids]
         INVALIDATIONS.inc(len(ids))
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                for i in ids:
-                    pipe.incr(_gen_key(i))
-                    pipe.expire(_gen_key(i), _GEN_TTL_S)
-                    pipe.delete(_key(i))
-                await pipe.execute()
+            await run_scripts(
+                self.redis, [(self._invalidate_script, [_gen_key(i), _key(i)], [_GEN_TTL_S]) for i in ids]
+            )
         except RedisError as exc:
-            # Readers that cannot reach Redis cannot read its tier either; the TTL bounds the rest.
+            # Readers that cannot reach Redis cannot read its tier either; it is done again
+            # once Redis answers (if this process lives that long, else the TTL bounds it).
             ERRORS.labels("invalidate").inc()
-            log.error("could not invalidate campaigns %s in Redis: %r", ids, exc)
-        await self.local.invalidate([_local_key(i) for i in ids])
+            self._pending.update(ids)
+            log.error("could not invalidate campaigns %s in Redis (%r); will again", ids[:10], exc)
+        await self.local.invalidate([k for i in ids for k in (_local_key(i), _derived_key(i))])
+
+    def _recovered(self) -> None:
+        if self._pending and (self._resend is None or self._resend.done()):
+            self._resend = asyncio.get_running_loop().create_task(self._invalidate_pending(), name="cache-reinvalidate")
+
+    async def _invalidate_pending(self) -> None:
+        ids, self._pending = sorted(self._pending), set()
+        for start in range(0, len(ids), 1000):
+            await self.invalidate(*ids[start : start + 1000])
 
     # --- Warming -------------------------------------------------------------------
 
@@ -217,12 +268,13 @@ class CampaignCache:
             self._warmer = asyncio.create_task(self._warm_safely(pool), name="campaign-cache-warm")
 
     async def stop(self) -> None:
-        if self._warmer is not None:
-            self._warmer.cancel()
-            try:
-                await self._warmer
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
-                pass
+        for task in (self._warmer, self._resend):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                    pass
 
     async def _warm_safely(self, pool: asyncpg.Pool) -> None:
         try:
@@ -237,18 +289,19 @@ class CampaignCache:
         if not ids:
             return 0
         epoch = self.local.epoch
-        generations = await self.redis.mget([_gen_key(str(i)) for i in ids])
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.get(_gen_key(str(i)))  # one key per command: no two slots in one call
+            generations = await pipe.execute()
         rows = await repo.get_many(pool, ids)
         by_id = {row["id"]: dict(row) for row in rows}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for campaign_id, generation in zip(ids, generations, strict=True):
-                row = by_id.get(campaign_id)
-                if row is None:
-                    continue
-                key = str(campaign_id)
-                await self._set_script(
-                    keys=[_key(key), _gen_key(key)], args=[generation or "0", encode(row), self.ttl_s], client=pipe
-                )
-                self.local.keep(_local_key(key), row, epoch)
-            await pipe.execute()
+        calls = []
+        for campaign_id, generation in zip(ids, generations, strict=True):
+            row = by_id.get(campaign_id)
+            if row is None:
+                continue
+            key = str(campaign_id)
+            calls.append((self._set_script, [_key(key), _gen_key(key)], [generation or "0", encode(row), self.ttl_s]))
+            self.local.keep(_local_key(key), row, epoch)
+        await run_scripts(self.redis, calls)
         return len(by_id)

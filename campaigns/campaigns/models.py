@@ -102,9 +102,12 @@ class CampaignPerformance(ResponseModel):
     cost_per_lead: float = 0
     total_cost: float = 0
     revenue: float = 0
-    active_calls: int = 0
+    # Live from the real-time counters; while they are unavailable `realTimeAvailable` is
+    # false, `activeCalls` null and today's leads and cost come from the rollups.
+    active_calls: int | None = 0
     today_leads: int = 0
     today_cost: float = 0
+    real_time_available: bool = True
     daily_trends: list[TrendPoint] = Field(default_factory=list)
     hourly_trends: list[TrendPoint] = Field(default_factory=list)
 

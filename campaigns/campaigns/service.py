@@ -44,7 +44,7 @@ from campaigns.campaigns.models import (
 )
 from campaigns.campaigns.repository import Row
 from campaigns.clients.knowledge_bases import KnowledgeBases, KnowledgeBaseUnavailable
-from campaigns.db import Conn
+from campaigns.db import DOWN, Conn
 from campaigns.domain import lifecycle
 from campaigns.domain.config import CONFIG_FIELDS, CampaignConfiguration, CampaignStatus
 from campaigns.domain.kpis import default_kpis
@@ -56,7 +56,7 @@ from campaigns.settings import Settings
 log = logging.getLogger("campaigns.campaigns")
 
 # Postgres is unreachable (or the connection broke): what a write may fail with.
-_DB_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError)
+_DB_DOWN = DOWN
 
 # Fields whose change the workflow must hear about (schedule, budget and goals it acts on;
 # name, type and channel it shows in the Temporal UI; flow, voice and knowledge bases it

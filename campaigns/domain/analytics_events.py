@@ -230,8 +230,10 @@ def _envelope_error(err: ValidationError) -> BatchError | None:
     return BatchError(details) if details else None
 
 
-def parse_batch(body: bytes, *, now: datetime) -> Parsed:
-    """Validate a batch. Raises BatchError when the request is unusable as a whole."""
+def parse_batch(body: bytes, *, now: datetime, retention: timedelta | None = None) -> Parsed:
+    """Validate a batch. Raises BatchError when the request is unusable as a whole. Events
+    older than `retention` (when shorter than a year) are refused: the record no longer
+    keeps such events, nor their ids."""
     try:
         events: list[dict[str, Any]] = _BATCH.validate_json(body)["events"]
         raws: list[Any] | None = None
@@ -251,7 +253,9 @@ def parse_batch(body: bytes, *, now: datetime) -> Parsed:
                 per_event.append((index, _EVENT.validate_python(raw)))
             except ValidationError as e:
                 parsed.rejected.extend(_rejection(index, raw, x) for x in e.errors()[:1])
-    earliest, latest = (now - MAX_AGE).timestamp(), (now + MAX_FUTURE).timestamp()
+    max_age = min(MAX_AGE, retention) if retention else MAX_AGE
+    too_old = "is more than a year old" if max_age == MAX_AGE else f"is older than the retention ({max_age.days} days)"
+    earliest, latest = (now - max_age).timestamp(), (now + MAX_FUTURE).timestamp()
     accept = parsed.events.append
     for index, event in per_event:
         try:
@@ -270,7 +274,7 @@ def parse_batch(body: bytes, *, now: datetime) -> Parsed:
             )
             continue
         if ts < earliest:
-            parsed.rejected.append(Rejection(index, event["id"], "occurredAt", "is more than a year old"))
+            parsed.rejected.append(Rejection(index, event["id"], "occurredAt", too_old))
             continue
         type_ = event["type"]
         data = event.get("data")

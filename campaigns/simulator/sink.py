@@ -12,6 +12,7 @@ import asyncpg
 import orjson
 import redis.asyncio as aioredis
 
+from campaigns import redis_client
 from campaigns.analytics import ingest as events
 from campaigns.analytics.directory import CampaignDirectory
 from campaigns.analytics.realtime import Realtime
@@ -30,7 +31,7 @@ class EventSink:
 
     @classmethod
     async def open(cls, pool: asyncpg.Pool, settings: Settings) -> EventSink:
-        return cls(pool, aioredis.from_url(settings.redis_dsn, decode_responses=True))
+        return cls(pool, redis_client.connect(settings, decode_responses=True))
 
     async def send(self, due: list[tuple[UUID, dict[str, Any]]]) -> int:
         """Record the events, batched per organization; the number rejected."""

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import functools
 import html
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-import redis.asyncio as aioredis
 from pydantic import BaseModel, Field, ValidationError
 
 from campaigns.analytics.directory import CampaignDirectory
@@ -28,6 +26,7 @@ from campaigns.domain import embed, jsonbody
 from campaigns.domain.config import CampaignConfiguration, CampaignStatus
 from campaigns.domain.widget import WidgetSettings, normalize_origin, origin_allowed
 from campaigns.errors import BadRequest, invalid
+from campaigns.limits import WindowLimiter
 from campaigns.settings import Settings
 from campaigns.widget import page_events as widget_events
 from campaigns.widget import repository as repo
@@ -132,18 +131,15 @@ def parse_batch(body: bytes, *, max_depth: int = jsonbody.DEFAULT_MAX_DEPTH) -> 
     return batch.key, batch.events
 
 
-async def within_rate(redis: aioredis.Redis, *, key: str, client: str, count: int, per_minute: int) -> float | None:
+def within_rate(limiter: WindowLimiter, *, key: str, client: str, count: int, per_minute: int) -> float | None:
     """Count `count` events for this key and client in the current minute; None when within
-    the limit, else the seconds until the next minute."""
-    minute = int(time.time() // 60)
-    bucket = f"widget:rate:{key}:{client}:{minute}"
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.incrby(bucket, count)
-        pipe.expire(bucket, 120)
-        total, _ = await pipe.execute()
-    if total > per_minute:
-        return 60 - time.time() % 60
-    return None
+    the limit, else the seconds until the next minute (and nothing counted).
+
+    Shared by all replicas through Redis, decided without waiting for it. While Redis is
+    down it fails open per process, on purpose: each process keeps the limit on what it
+    sees, since widget events are sent once (`sendBeacon` never retries) and refusing them
+    all would lose every event the API could have recorded (Postgres does not need Redis)."""
+    return limiter.allow([(f"{key}:{client}", per_minute)], cost=count)
 
 
 async def record(

@@ -11,13 +11,17 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from redis.crc import key_slot
 
 from campaigns.auth.service import create_key
 from campaigns.campaigns import repository as repo
 from campaigns.campaigns.cache import CampaignCache, decode, encode
+from campaigns.campaigns.cache import _gen_key as generation_key
+from campaigns.campaigns.cache import _key as cache_key
 from campaigns.local_cache import LocalCache
 from campaigns.stack.services import ServiceSpec, free_port
 from campaigns.stack.supervisor import Supervisor
+from tests.support import abtests, analytics
 from tests.support.campaigns import CAMPAIGN
 from tests.support.polling import eventually
 
@@ -57,7 +61,7 @@ async def test_reads_fill_both_tiers(caches, pool, redis_client, campaign):
         return await repo.get_any(pool, cid)
 
     assert (await a.get(cid, load))["name"] == campaign["name"]
-    assert await redis_client.exists(f"campaign:{cid}")
+    assert await redis_client.exists(f"campaign:{{{cid}}}")
     await a.get(cid, load)  # memory
     await b.get(cid, load)  # Redis, then memory
     await b.get(cid, load)
@@ -73,7 +77,7 @@ async def test_an_invalidation_reaches_every_process_before_it_returns(caches, p
     await a.invalidate(cid)
     # Not eventually: b confirmed before invalidate returned.
     assert not held(b, cid) and not held(a, cid)
-    assert not await redis_client.exists(f"campaign:{cid}")
+    assert not await redis_client.exists(f"campaign:{{{cid}}}")
 
 
 async def test_a_read_racing_a_write_never_stores_the_old_row(caches, pool, redis_client, campaign):
@@ -92,7 +96,7 @@ async def test_a_read_racing_a_write_never_stores_the_old_row(caches, pool, redi
     await b.invalidate(cid)
     write_done.set()
     assert (await reader)["name"] == old["name"]  # this one reader sees what it read…
-    assert not await redis_client.exists(f"campaign:{cid}")  # …but nobody else will
+    assert not await redis_client.exists(f"campaign:{{{cid}}}")  # …but nobody else will
     assert not held(a, cid)
 
 
@@ -211,3 +215,26 @@ async def test_a_change_the_workflow_makes_by_itself_is_never_served_stale(two_a
     # The worker's activity invalidated before it finished: both processes answer 'active' at once.
     for api_ in (second, first):
         assert (await api_.get(f"/api/campaigns/{cid}")).json()["campaign"]["status"] == "active"
+
+
+async def test_a_cached_read_is_rendered_once_and_again_after_new_figures(app, api, pool, campaign):
+    """The campaign with its trends is kept rendered beside the row: a read of a cached
+    campaign runs no SQL (rollups written behind the platform's back stay unseen), and the
+    refresher's invalidation after new events brings the new figures."""
+    url = f"/api/campaigns/{campaign['id']}"
+    first = (await api.get(url)).json()["campaign"]["performance"]
+    assert sum(p["calls"] for p in first["hourlyTrends"]) == 0
+    await abtests.add(pool, campaign["id"], "", calls_completed=7)  # no invalidation
+    again = (await api.get(url)).json()["campaign"]["performance"]
+    assert again["hourlyTrends"] == first["hourlyTrends"]
+    await analytics.send(api, analytics.call(campaign["id"]))
+    await analytics.drained(app)
+    after = (await api.get(url)).json()["campaign"]["performance"]
+    assert sum(p["calls"] for p in after["hourlyTrends"]) == 8 and after["realTimeAvailable"] is True
+    assert after["todayLeads"] == 0 and after["activeCalls"] == 0
+
+
+def test_a_campaigns_entry_and_generation_share_a_hash_slot():
+    """The check-and-set script names both keys: on a Redis Cluster they must be in one slot."""
+    cid = str(uuid.uuid4())
+    assert key_slot(cache_key(cid).encode()) == key_slot(generation_key(cid).encode())

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from campaigns.domain.widget import normalize_origin
+from campaigns.limits import WindowLimiter
 from campaigns.widget import public as embed_service
 from tests.support.campaigns import CAMPAIGN, fields
 from tests.support.embed import HOSTILE, tokens
@@ -246,12 +247,13 @@ async def test_events_preflight(anonymous):
 
 
 async def test_rate_limit_counts_events_per_visitor(redis_client):
+    limiter = WindowLimiter(redis_client, name=f"widget-{uuid.uuid4().hex[:6]}", window_s=60)
     key = f"qcw_pk_{uuid.uuid4().hex}"
-    assert await embed_service.within_rate(redis_client, key=key, client="1.2.3.4", count=5, per_minute=10) is None
-    assert await embed_service.within_rate(redis_client, key=key, client="1.2.3.4", count=5, per_minute=10) is None
-    wait = await embed_service.within_rate(redis_client, key=key, client="1.2.3.4", count=1, per_minute=10)
+    assert embed_service.within_rate(limiter, key=key, client="1.2.3.4", count=5, per_minute=10) is None
+    assert embed_service.within_rate(limiter, key=key, client="1.2.3.4", count=5, per_minute=10) is None
+    wait = embed_service.within_rate(limiter, key=key, client="1.2.3.4", count=1, per_minute=10)
     assert wait is not None and 0 < wait <= 60
-    assert await embed_service.within_rate(redis_client, key=key, client="5.6.7.8", count=1, per_minute=10) is None
+    assert embed_service.within_rate(limiter, key=key, client="5.6.7.8", count=1, per_minute=10) is None
 
 
 # --- Events and analytics ----------------------------------------------------------------

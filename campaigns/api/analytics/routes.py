@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, TypeVar
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
-from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from campaigns.analytics import export, service
 from campaigns.api.analytics.schemas import AnalyticsEnvelope, RealTimeEnvelope
+from campaigns.api.analytics.stream import MetricsStream
 from campaigns.api.bodies import JsonRoute
 from campaigns.api.deps import Analytics, AnalyticsReader, AppSettings, Cache, Db, Revocation
 from campaigns.errors import invalid
@@ -25,9 +24,6 @@ T = TypeVar("T")
 router = APIRouter(prefix="/api/campaigns", tags=["analytics"], route_class=JsonRoute)
 
 CampaignId = Annotated[UUID, Path(alias="id", description="The campaign's id")]
-
-STREAM_REFRESH_S = 5.0  # re-read even without a change: the day rolls over, stale calls age out
-STREAM_PING_S = 15
 
 
 class KeyRevoked(Exception):
@@ -97,7 +93,8 @@ async def realtime_metrics(
 
 @router.get(
     "/{id}/analytics/stream",
-    response_class=EventSourceResponse,
+    response_class=MetricsStream,
+    status_code=200,
     responses={
         200: {
             "content": {"text/event-stream": {}},
@@ -113,43 +110,13 @@ async def realtime_stream(
     analytics: Analytics,
     settings: AppSettings,
     revoked: Revocation,
-    request: Request,
-) -> EventSourceResponse:
+) -> MetricsStream:
     """Server-Sent Events: the real-time metrics now, then again whenever they change."""
     row = await service.campaign_row(db, cache, caller, campaign_id)
-    info = service.CampaignInfo.of(row)
-    key = str(info.id)
     lease = await analytics.leases.acquire(
         "streams", caller.organization_id, settings.max_streams_per_organization, what="real-time streams"
     )
-
-    async def load() -> str:
-        metrics = await service.realtime_metrics(analytics.realtime, info)
-        return metrics.model_dump_json(by_alias=True)
-
-    async def events():
-        async with analytics.hub.listen(key) as changed:
-            last = None
-            for n in itertools.count(1):
-                changed.clear()  # before reading: a change during the read wakes the next round
-                data = await analytics.hub.snapshot(key, load, seen=analytics.hub.version(key))
-                if data != last:
-                    last = data
-                    yield ServerSentEvent(data=data, event="metrics", id=str(n))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), timeout=STREAM_REFRESH_S)
-
-    async def until_revoked():
-        async with lease.kept():
-            async for event in _until(revoked(), events()):
-                if event is None:
-                    yield ServerSentEvent(data='{"code": "key_revoked"}', event="revoked")
-                    return
-                yield event
-
-    return EventSourceResponse(
-        until_revoked(), ping=STREAM_PING_S, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    )
+    return MetricsStream(analytics.hub, service.CampaignInfo.of(row), lease=lease, revoked=revoked)
 
 
 @router.get(

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from campaigns.analytics.service import enrich
+from campaigns.analytics.service import campaign_response, enrich
 from campaigns.api.bodies import JsonRoute
 from campaigns.api.campaigns.schemas import AuditList, CampaignEnvelope, CampaignList
 from campaigns.api.deps import Analytics, AppSettings, Cache, Db, Reader, Temporal, Writer
@@ -141,14 +141,13 @@ async def list_campaigns(
 
 
 @router.get("/{id}", response_model=CampaignEnvelope)
-async def get_campaign(
-    campaign_id: CampaignId, caller: Reader, db: Db, cache: Cache, analytics: Analytics, response: Response
-) -> dict:
+async def get_campaign(campaign_id: CampaignId, caller: Reader, db: Db, cache: Cache, analytics: Analytics) -> Response:
     """Get a campaign, with today's figures and its recent trends."""
-    row = await service.get_row(db, cache, caller, campaign_id)
-    campaign = service.to_campaign(row)
-    await enrich(analytics.realtime, db, [row], [campaign], trends=True)
-    return _envelope(response, campaign)
+    # Rendered by the service (once per version, kept in memory): no model to validate here.
+    body, etag = await campaign_response(
+        pool=db, cache=cache, realtime=analytics.realtime, principal=caller, campaign_id=campaign_id
+    )
+    return Response(body, media_type="application/json", headers={"ETag": etag})
 
 
 @router.put("/{id}", response_model=CampaignEnvelope, responses=_PENDING)

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from starlette.datastructures import State
 
-from campaigns.api import ratelimit
 from campaigns.api.console import security
 from campaigns.auth import scopes, sessions
 from campaigns.auth.principals import Principal, require_scope
@@ -43,6 +42,7 @@ class Viewer:
 
     principal: Principal
     csrf: str
+    key_hash: bytes  # what a live stream watches to end when the key is revoked
 
     def can(self, *any_of: str) -> bool:
         return scopes.allows(self.principal.scopes, *any_of)
@@ -72,14 +72,15 @@ async def current_viewer(request: Request) -> Viewer:
     token = security.unsign(key, request.cookies.get(security.SESSION_COOKIE))
     if token is None:
         raise SignInRequired("sign in to continue")
-    principal = await sessions.resume(pool=state.pool, principals=state.principals, token=token)
-    if principal is None:
+    resumed = await sessions.resume(pool=state.pool, principals=state.principals, token=token)
+    if resumed is None:
         raise SignInRequired("your session has ended; sign in again")
+    principal, key_hash = resumed
     require_scope(principal, *READ)
-    # The same per-key budget as the API: a console page is one request of its key.
-    await ratelimit.check(state.redis, str(principal.key_id), state.settings.rate_limit_per_second)
+    # The same budgets as the API (per key and per organization): a page is one request of its key.
+    state.limits.check(principal, state.settings)
     request.state.principal = principal
-    return Viewer(principal, security.csrf_token(key, token))
+    return Viewer(principal, security.csrf_token(key, token), key_hash)
 
 
 Looker = Annotated[Viewer, Depends(current_viewer)]

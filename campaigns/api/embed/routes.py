@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from campaigns.api.bodies import JsonRoute
-from campaigns.api.deps import Analytics, AppSettings, Db, Redis
+from campaigns.api.deps import Analytics, AppSettings, Db
 from campaigns.errors import AppError, Forbidden, NotFound
 from campaigns.widget import public as service
 
@@ -103,9 +103,7 @@ async def events_preflight(request: Request) -> Response:
         429: {"description": "Too many events from this visitor; retry after `Retry-After`."},
     },
 )
-async def widget_events(
-    request: Request, db: Db, redis: Redis, settings: AppSettings, analytics: Analytics
-) -> JSONResponse:
+async def widget_events(request: Request, db: Db, settings: AppSettings, analytics: Analytics) -> JSONResponse:
     """Record widget.impression, widget.click and widget.display events sent by widget.js.
 
     Body (text/plain or application/json): `{"key": "qcw_pk_…", "events": [{"id", "type",
@@ -124,8 +122,12 @@ async def widget_events(
     if widget.campaign_status.value == "archived":
         raise AppError("the campaign is archived", code="campaign_archived", status=409)
     client = request.client.host if request.client else "unknown"
-    wait = await service.within_rate(
-        redis, key=key, client=client, count=len(raw_events), per_minute=settings.widget_events_per_minute
+    wait = service.within_rate(
+        request.app.state.limits.widget,
+        key=key,
+        client=client,
+        count=len(raw_events),
+        per_minute=settings.widget_events_per_minute,
     )
     if wait is not None:
         limited = JSONResponse(

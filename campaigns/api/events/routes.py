@@ -31,6 +31,7 @@ async def ingest_events(request: Request, caller: EventWriter, db: Db, analytics
             directory=analytics.directory,
             organization_id=caller.organization_id,
             body=body,
+            retention=analytics.retention,
         )
     except service.BatchError as err:
         raise invalid(err.details, "invalid event batch") from None

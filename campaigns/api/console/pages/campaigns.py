@@ -4,8 +4,7 @@ actions, configuration, audit), its configuration editor, its schedule, and its 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
+import functools
 import json
 import math
 import secrets
@@ -18,12 +17,13 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
-from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from campaigns.abtests import service as abtests_service
 from campaigns.analytics import service as analytics_service
+from campaigns.api.analytics.stream import MetricsStream
 from campaigns.api.console import present, views
 from campaigns.api.console.deps import ANALYTICS, DIAL_CHECK, WRITE, Looker, Viewer, api_state, base, form_of
+from campaigns.auth.service import until_revoked
 from campaigns.campaigns import service
 from campaigns.campaigns.models import CampaignCreate, CloneRequest
 from campaigns.domain import lifecycle, periods
@@ -35,8 +35,6 @@ from campaigns.scheduling.models import DialCheckRequest
 router = APIRouter()
 
 PAGE_SIZE = 25
-STREAM_REFRESH_S = 5.0  # re-read even without a change: the day rolls over, stale calls age out
-STREAM_PING_S = 15
 ACTIONS = {
     "activate": CampaignStatus.ACTIVE,
     "resume": CampaignStatus.ACTIVE,
@@ -416,33 +414,21 @@ async def save_configuration(request: Request, viewer: Looker, campaign_id: UUID
 
 
 @router.get("/campaigns/{campaign_id}/stream")
-async def live_stream(request: Request, viewer: Looker, campaign_id: UUID) -> EventSourceResponse:
-    """The live tiles' feed: the real-time metrics now, then on every change."""
+async def live_stream(request: Request, viewer: Looker, campaign_id: UUID) -> MetricsStream:
+    """The live tiles' feed: the real-time metrics now, then on every change; the same
+    stream as the API's, counted against the organization's streams and ended when the
+    session's key is revoked."""
     viewer.require(*ANALYTICS)
     state = api_state(request)
     row = await analytics_service.campaign_row(state.pool, state.campaign_cache, viewer.principal, campaign_id)
-    info = analytics_service.CampaignInfo.of(row)
-    hub, key = state.analytics.hub, str(info.id)
-
-    async def load() -> str:
-        metrics = await analytics_service.realtime_metrics(state.analytics.realtime, info)
-        return metrics.model_dump_json(by_alias=True)
-
-    async def events():
-        async with hub.listen(key) as changed:
-            last = None
-            for n in itertools.count(1):
-                changed.clear()  # before reading: a change during the read wakes the next round
-                data = await hub.snapshot(key, load, seen=hub.version(key))
-                if data != last:
-                    last = data
-                    yield ServerSentEvent(data=data, event="metrics", id=str(n))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), timeout=STREAM_REFRESH_S)
-
-    return EventSourceResponse(
-        events(), ping=STREAM_PING_S, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    lease = await state.analytics.leases.acquire(
+        "streams",
+        viewer.principal.organization_id,
+        state.settings.max_streams_per_organization,
+        what="real-time streams",
     )
+    revoked = functools.partial(until_revoked, pool=state.pool, principals=state.principals, key_hash=viewer.key_hash)
+    return MetricsStream(state.analytics.hub, analytics_service.CampaignInfo.of(row), lease=lease, revoked=revoked)
 
 
 @router.get("/campaigns/{campaign_id}/schedule")
