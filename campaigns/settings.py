@@ -100,15 +100,21 @@ class Settings(BaseSettings):
     webhook_retention_days: float = 30  # finished deliveries (and their attempts) kept this long
     webhook_dispatcher: bool = True  # run the event dispatcher in this worker (any number may)
     # The dispatcher's pace: events claimed per batch; how often it looks without being
-    # notified; how often (and after how long) it starts deliveries a crash left unstarted;
-    # how many may wait to be started before it stops claiming; start requests in flight;
-    # how often it forgets deliveries past their retention.
+    # notified; how often it starts the workflows of failed first attempts a crash left
+    # unstarted, and how long a sender has to start one itself; workflow start requests in
+    # flight; how often it forgets deliveries past their retention.
     dispatch_batch: int = 100
     dispatch_poll_s: float = 2.0
     dispatch_sweep_s: float = 5.0
     dispatch_sweep_age_s: float = 10.0
-    dispatch_max_unstarted: int = 2000
     dispatch_starts_at_once: int = 64
+    # Its direct first attempts: how many it sends at once; how many deliveries it may hold
+    # claimed (in flight or waiting for a sender) before it stops taking more off the
+    # outbox; and how long a claim outlasts an attempt's own limits (slot wait plus
+    # WEBHOOK_TIMEOUT_S) before another dispatcher may take the delivery over.
+    dispatch_senders: int = 100
+    dispatch_max_claimed: int = 2000
+    dispatch_claim_grace_s: float = 10.0
     dispatch_prune_s: float = 600.0
 
     # Where each piece is: the URL given, or the embedded one `campaigns run` starts.

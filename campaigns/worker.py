@@ -126,9 +126,10 @@ async def run(settings: Settings | None = None) -> None:
     worker = build_worker(client, pool, settings.temporal_task_queue, settings=settings, redis=redis)
     if not settings.pipeline_url:
         log.warning("PIPELINE_URL is not set: campaigns will not be provisioned on a voice-AI pipeline")
-    # Turns recorded events into webhook deliveries; safe to run in every worker.
+    # Turns recorded events into webhook deliveries and makes their first attempts; safe to
+    # run in every worker.
     dispatcher = asyncio.create_task(
-        Dispatcher(client, pool, settings).run() if settings.webhook_dispatcher else asyncio.Event().wait()
+        Dispatcher(client, pool, settings, redis).run() if settings.webhook_dispatcher else asyncio.Event().wait()
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -31,6 +31,7 @@ from campaigns.stack.supervisor import Supervisor
 from campaigns.webhooks.dispatcher import Dispatcher
 from campaigns.worker import build_worker
 from tests.support.campaigns import CAMPAIGN
+from tests.support.webhooks import DispatcherRunner
 
 # Fixtures that start (or stand on) the real services.
 SERVICE_FIXTURES = {"settings", "time_env"}
@@ -106,6 +107,8 @@ async def settings(data_dir: Path) -> AsyncIterator[Settings]:
             webhook_allowed_networks="127.0.0.1/32,::1/128",
             webhook_connect_timeout_s=2,
             webhook_timeout_s=3,
+            # A dispatcher killed mid-attempt: its claims lapse within seconds, not a minute.
+            dispatch_claim_grace_s=3,
         )
     finally:
         await sup.stop()
@@ -131,16 +134,25 @@ async def temporal_client(settings: Settings) -> Client:
 
 
 @pytest.fixture(scope="session")
-async def worker(
+async def dispatcher(
     settings: Settings, temporal_client: Client, pool: asyncpg.Pool, redis_client: aioredis.Redis
+) -> AsyncIterator[DispatcherRunner]:
+    """The session's webhook dispatcher, running in this process (a test may pause it)."""
+    runner = DispatcherRunner(lambda: Dispatcher(temporal_client, pool, settings, redis_client))
+    runner.start()
+    yield runner
+    await runner.stop()
+
+
+@pytest.fixture(scope="session")
+async def worker(
+    settings: Settings, temporal_client: Client, pool: asyncpg.Pool, redis_client: aioredis.Redis,
+    dispatcher: DispatcherRunner,
 ) -> AsyncIterator[None]:
     """A worker for the whole session, polling the session's task queue, and the webhook dispatcher."""
     w = build_worker(temporal_client, pool, settings.temporal_task_queue, settings=settings, redis=redis_client)
-    dispatcher = asyncio.create_task(Dispatcher(temporal_client, pool, settings).run())
     async with w:
         yield
-    dispatcher.cancel()
-    await asyncio.gather(dispatcher, return_exceptions=True)
 
 
 @pytest.fixture(scope="session")

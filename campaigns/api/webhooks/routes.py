@@ -13,7 +13,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from campaigns.api.deps import AppSettings, Cache, Caller, Db, Temporal
+from campaigns.api.deps import AppSettings, Cache, Caller, Db
 from campaigns.api.webhooks.schemas import (
     AttemptList,
     DeliveryEnvelope,
@@ -178,12 +178,8 @@ def _endpoint_routes(
     rotate_secret.__doc__ = "Rotate the signing secret; the old one keeps signing too during the grace period."
     add(f"{item}/rotate-secret", rotate_secret, "POST", envelope)
 
-    async def send_test(
-        endpoint_id: EndpointId, scope: ScopeDep, db: Db, temporal: Temporal, settings: AppSettings
-    ) -> dict:
-        row = await service.send_test(
-            pool=db, temporal=temporal, settings=settings, scope=scope, endpoint_id=endpoint_id, kinds=kinds
-        )
+    async def send_test(endpoint_id: EndpointId, scope: ScopeDep, db: Db, settings: AppSettings) -> dict:
+        row = await service.send_test(pool=db, settings=settings, scope=scope, endpoint_id=endpoint_id, kinds=kinds)
         return {"delivery": service.to_delivery(row)}
 
     send_test.__doc__ = "Send a `webhook.test` ping; follow it in the deliveries."
@@ -240,13 +236,9 @@ def _endpoint_routes(
         delivery_id: DeliveryId,
         scope: ScopeDep,
         db: Db,
-        temporal: Temporal,
-        settings: AppSettings,
     ) -> dict:
         row = await service.redeliver(
             pool=db,
-            temporal=temporal,
-            settings=settings,
             scope=scope,
             endpoint_id=endpoint_id,
             kinds=kinds,
@@ -262,13 +254,9 @@ def _endpoint_routes(
         body: Recover,
         scope: ScopeDep,
         db: Db,
-        temporal: Temporal,
-        settings: AppSettings,
     ) -> dict:
         ids = await service.recover(
             pool=db,
-            temporal=temporal,
-            settings=settings,
             scope=scope,
             endpoint_id=endpoint_id,
             kinds=kinds,
