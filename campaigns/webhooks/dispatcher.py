@@ -118,6 +118,7 @@ class Dispatcher:
         self.attempts = Attempts(pool, settings, redis)
         self.lease_s = claim_lease_s(settings)
         self._wake = asyncio.Event()
+        self._due = True  # deliveries may be due that no new event brings (look at start)
         self._senders = asyncio.Semaphore(settings.dispatch_senders)
         self._gate = asyncio.Semaphore(settings.dispatch_starts_at_once)
         self._claimed: set[asyncio.Task] = set()  # one per delivery this dispatcher holds
@@ -127,7 +128,7 @@ class Dispatcher:
         """Dispatch until cancelled, surviving Postgres and Temporal outages; on the way out,
         let the attempts in flight finish (so their receivers are not sent them again)."""
         loop = asyncio.get_running_loop()
-        next_sweep = 0.0
+        next_sweep = next_due = 0.0
         next_prune = loop.time() + 60
         listener: Connection | None = None
         backoff = 0.5
@@ -136,11 +137,16 @@ class Dispatcher:
                 try:
                     if listener is None or listener.is_closed():
                         listener = await asyncpg.connect(self.settings.database_dsn)
-                        await listener.add_listener(CHANNEL, lambda *_: self._wake.set())
+                        await listener.add_listener(CHANNEL, self._notified)
                     self._wake.clear()
                     while await self.dispatch_batch():
                         pass
-                    await self.claim_due()
+                    if self._due or loop.time() >= next_due:
+                        # On notice from the API, else at each poll: lapsed claims and busy
+                        # endpoints' deliveries need no notice sooner.
+                        self._due = False
+                        await self.claim_due()
+                        next_due = loop.time() + self.settings.dispatch_poll_s
                     if loop.time() >= next_sweep:
                         await self.sweep()
                         next_sweep = loop.time() + self.settings.dispatch_sweep_s
@@ -161,6 +167,11 @@ class Dispatcher:
             if listener is not None:
                 listener.terminate()
             await self._drain()
+
+    def _notified(self, _conn: Connection, _pid: int, _channel: str, payload: object) -> None:
+        if payload == repo.DUE:
+            self._due = True
+        self._wake.set()
 
     async def _drain(self) -> None:
         if self._claimed:
@@ -188,8 +199,10 @@ class Dispatcher:
                 return 0
             endpoints = await repo.subscribers(conn, list({e["organization_id"] for e in events}))
             # Rendering is CPU work (bounded): off the loop that also serves the deliveries.
-            rows = await asyncio.to_thread(
-                fan_out, events, endpoints, max_bytes=self.settings.webhook_max_payload_bytes
+            rows = (
+                await asyncio.to_thread(fan_out, events, endpoints, max_bytes=self.settings.webhook_max_payload_bytes)
+                if endpoints
+                else []
             )
             inserted = set(await repo.insert_deliveries(conn, [r[:8] for r in rows], claim=claim, lease_s=self.lease_s))
             unrenderable = [r for r in rows if r[9] is not None and r[0] in inserted]
@@ -208,9 +221,13 @@ class Dispatcher:
         claim = uuid.uuid4()
         deadline = asyncio.get_running_loop().time() + self.lease_s
         async with self.pool.acquire() as conn, conn.transaction():
-            ids = await repo.claim_due(conn, claim=claim, lease_s=self.lease_s, limit=min(room, 1000))
+            limit = min(room, 1000)
+            ids = await repo.claim_due(conn, claim=claim, lease_s=self.lease_s, limit=limit)
             attempts = await repo.deliveries_for_attempt(conn, ids) if ids else []
         self._send(attempts, Claim(claim, deadline))
+        if len(ids) == limit:  # there may be more: look again at once
+            self._due = True
+            self._wake.set()
         return len(attempts)
 
     def _send(self, rows: list[asyncpg.Record], claim: Claim) -> None:

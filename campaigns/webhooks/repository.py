@@ -172,9 +172,10 @@ async def disable(conn: Conn, *, endpoint_id: UUID, reason: str) -> asyncpg.Reco
 
 # --- The outbox and fan-out -------------------------------------------------------------
 
-# Notified at the commit of every event (by the outbox trigger) and of every delivery made
-# due by the API (test pings, redeliveries).
+# Notified at the commit of every event (by the outbox trigger, with an empty payload) and
+# of every delivery the API makes due (test pings, redeliveries, recoveries: DUE).
 CHANNEL = "webhook_outbox"
+DUE = "due"
 
 
 async def claim_events(conn: Connection, limit: int) -> list[asyncpg.Record]:
@@ -274,7 +275,7 @@ async def hold(conn: Connection, *, delivery_id: UUID, run: int, claim: UUID) ->
 
 async def notify_dispatchers(conn: Conn) -> None:
     """Wake the dispatchers (at commit, inside a transaction): a delivery is due."""
-    await conn.execute(f"SELECT pg_notify('{CHANNEL}', '')")
+    await conn.execute(f"SELECT pg_notify('{CHANNEL}', '{DUE}')")
 
 
 async def mark_started(conn: Conn, delivery_ids: list[UUID]) -> None:
