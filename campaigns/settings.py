@@ -46,6 +46,16 @@ class Settings(BaseSettings):
     demo_organization: str = "demo"
     # The worker touches this file every few seconds while Temporal answers (container health checks).
     worker_health_file: Path | None = None
+    # The Temporal worker's capacity (docs/operations.md). Every running campaign is a
+    # workflow that wakes on its timers; one kept in the cache wakes without replaying its
+    # history, so the cache holds them all. Workflow tasks are CPU in one Python thread: a
+    # few dozen at once let those waiting on a local activity overlap. After a worker dies,
+    # its cached workflows' tasks go to another once they have waited the sticky timeout.
+    worker_max_cached_workflows: int = 12_000
+    worker_max_concurrent_workflow_tasks: int = 50
+    worker_max_concurrent_activities: int = 50
+    worker_max_concurrent_local_activities: int = 50
+    worker_sticky_queue_timeout_s: float = 5.0
 
     # The voice-AI pipeline and the knowledge-base service (external HTTP services; unset:
     # not integrated, so nothing is provisioned and knowledge bases are not checked).

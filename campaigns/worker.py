@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import signal
 from collections.abc import Sequence
+from datetime import timedelta
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -107,6 +108,13 @@ def build_worker(
     settings = settings or get_settings()
     redis = redis or aioredis.from_url(settings.redis_dsn)
     holders = activity_holders(pool, settings, redis, client, schedules_client or client, task_queue)
+    capacity = {
+        "max_cached_workflows": settings.worker_max_cached_workflows,
+        "max_concurrent_workflow_tasks": settings.worker_max_concurrent_workflow_tasks,
+        "max_concurrent_activities": settings.worker_max_concurrent_activities,
+        "max_concurrent_local_activities": settings.worker_max_concurrent_local_activities,
+        "sticky_queue_schedule_to_start_timeout": timedelta(seconds=settings.worker_sticky_queue_timeout_s),
+    }
     return CampaignsWorker(
         client,
         task_queue=task_queue,
@@ -114,7 +122,7 @@ def build_worker(
         activities=[fn for holder in holders for fn in holder.all()],
         holders=holders,
         workflow_runner=sandbox_runner(),
-        **options,
+        **{**capacity, **options},
     )
 
 
