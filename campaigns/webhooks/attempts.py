@@ -55,6 +55,10 @@ class Claim:
     token: UUID
     deadline: float
 
+    def covers(self, seconds: float) -> bool:
+        """Does the claim last `seconds` more?"""
+        return asyncio.get_running_loop().time() + seconds <= self.deadline
+
 
 def claim_lease_s(settings: Settings) -> float:
     """How long a claim lasts: a whole attempt (waiting for a slot, sending) and then some, so
@@ -142,10 +146,7 @@ class Attempts:
                         None, None, 0.0, "unexpected", f"could not build the request: {type(err).__name__}: {err}"[:500]
                     ),
                 )
-            if (
-                claim is not None
-                and asyncio.get_running_loop().time() + SLOT_WAIT_S + self.settings.webhook_timeout_s > (claim.deadline)
-            ):
+            if claim is not None and not claim.covers(SLOT_WAIT_S + self.settings.webhook_timeout_s):
                 # Waited too long for a sender: the attempt could outlast the claim, and a
                 # lapsed claim may be taken by another dispatcher. Give it back, due now.
                 await repo.release(self.pool, delivery_id=row["id"], claim=claim.token, delay_s=0)

@@ -18,11 +18,12 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from campaigns.domain.webhooks import delivery_id, dumps, envelope, message_id
-from campaigns.messages.webhook_delivery import DeliveryInput, workflow_id
+from campaigns.messages.webhook_delivery import AttemptRequest, DeliveryInput, workflow_id
 from campaigns.settings import Settings
 from campaigns.stack.services import ServiceSpec
 from campaigns.stack.supervisor import Supervisor
 from campaigns.webhooks import repository as webhooks_repo
+from campaigns.webhooks.attempts import Attempts, Claim
 from campaigns.webhooks.dispatcher import Dispatcher, fan_out
 from tests.support.receiver import Answer, Received, Receiver
 from tests.support.webhooks import FAST_RETRY, DispatcherRunner, detail, record, subscribe, wait_deliveries, worker_env
@@ -277,3 +278,27 @@ async def test_a_sender_killed_mid_attempt_is_attempted_again_once_its_claim_lap
             dispatcher.start()
         await sup.stop()
         await receiver.stop()
+
+
+@pytest.mark.services
+async def test_a_claim_too_short_for_a_whole_attempt_is_given_back_unused(api, campaign, pool, settings: Settings,
+                                                                         redis_client, receiver: Receiver):
+    """A delivery that waited for a sender until its claim could lapse mid-attempt is not
+    sent by that sender: it goes back, due at once, and a dispatcher sends it once."""
+    base, hook = await subscribe(api, campaign, receiver.url, ["lead.created"])
+    row = await _delivery_row(campaign, hook)
+    token = uuid.uuid4()
+    async with pool.acquire() as conn:
+        await webhooks_repo.insert_deliveries(conn, [row], claim=token, lease_s=600)
+    attempts = Attempts(pool, settings, redis_client)
+    try:
+        [claimed] = await webhooks_repo.deliveries_for_attempt(pool, [row[0]])
+        nearly_lapsed = Claim(token, asyncio.get_running_loop().time() + settings.webhook_timeout_s)
+        outcome = await attempts.attempt(claimed, AttemptRequest(delivery_id=str(row[0]), run=0, attempt=1),
+                                         nearly_lapsed)
+        assert outcome.final and outcome.status == "pending" and receiver.requests == []
+    finally:
+        await attempts.aclose()
+    [delivery] = await wait_deliveries(api, base, count=1, status="succeeded")
+    assert [(a["attempt"], a["statusCode"]) for a in (await detail(api, base, delivery))["attemptLog"]] == [(1, 200)]
+    assert len(receiver.requests) == 1
