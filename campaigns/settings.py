@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     # claimed (in flight or waiting for a sender) before it stops taking more off the
     # outbox; and how long a claim outlasts an attempt's own limits (slot wait plus
     # WEBHOOK_TIMEOUT_S) before another dispatcher may take the delivery over.
-    dispatch_senders: int = 100
+    dispatch_senders: int = 50
     dispatch_max_claimed: int = 2000
     dispatch_claim_grace_s: float = 10.0
     dispatch_prune_s: float = 600.0
