@@ -73,18 +73,19 @@ def local_range(start: datetime, end: datetime, tz: str) -> tuple[str, str]:
 
 
 def windows_for(tz: str, first: datetime, minutes: int, rng: random.Random) -> tuple[dict, list[datetime]]:
-    """One or two windows of one to three minutes opening within `minutes` from `first`;
-    returns the schedule's windows and the planned openings (UTC)."""
+    """One or two windows of one to three minutes, opening at whole minutes spread evenly
+    over the `minutes` from `first` and closing by its end; returns the schedule's windows
+    and the planned openings (UTC)."""
     windows: dict[str, list[str]] = {}
-    openings = []
-    at = rng.randrange(0, max(1, minutes - 4))
+    openings: list[datetime] = []
+    at = rng.randrange(0, minutes - 1)
     while at < minutes - 1 and len(openings) < 2:
-        length = rng.randint(1, 3)
-        start, end = first + timedelta(minutes=at), first + timedelta(minutes=min(minutes, at + length))
+        length = rng.randint(1, min(3, minutes - at))
+        start, end = first + timedelta(minutes=at), first + timedelta(minutes=at + length)
         day, hours = local_range(start, end, tz)
         windows.setdefault(day, []).append(hours)
         openings.append(start)
-        at += length + rng.randint(1, 4)  # ranges that touch would be one window
+        at += length + rng.randint(1, minutes)  # a gap: ranges that touch would be one window
     return windows, openings
 
 
@@ -320,7 +321,7 @@ async def run(args: argparse.Namespace) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--campaigns", type=int, default=10_000)
-    parser.add_argument("--minutes", type=int, default=10, help="how long windows open and close (at least 4)")
+    parser.add_argument("--minutes", type=int, default=10, help="how long windows open and close (at least 3)")
     parser.add_argument("--concurrency", type=int, default=16, help="API requests in flight during set-up")
     parser.add_argument("--temporal-memory", action="store_true",
                         help="run the dev server in memory, not on SQLite (to see what SQLite costs)")
