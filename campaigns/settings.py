@@ -78,6 +78,15 @@ class Settings(BaseSettings):
     demo_organization: str = "demo"
     # The worker touches this file every few seconds while Temporal answers (container health checks).
     worker_health_file: Path | None = None
+    # The Temporal worker's capacity (docs/operations.md). Every running campaign is a
+    # workflow that wakes on its timers; one kept in the cache wakes without replaying its
+    # history, so the cache holds them all. Workflow tasks are CPU in one Python thread: a
+    # few dozen at once let those waiting on a local activity overlap. After a worker dies,
+    # its cached workflows' tasks go to another once they have waited `worker_sticky_timeout_s`.
+    worker_max_cached_workflows: int = 12_000
+    worker_max_concurrent_workflow_tasks: int = 50
+    worker_max_concurrent_activities: int = 50
+    worker_max_concurrent_local_activities: int = 50
 
     # The voice-AI pipeline and the knowledge-base service (external HTTP services; unset:
     # not integrated, so nothing is provisioned and knowledge bases are not checked).
@@ -184,15 +193,21 @@ class Settings(BaseSettings):
     handover_max_backoff_s: float = 30.0
     status_request_retention_s: float = 7 * 86400
     # The dispatcher's pace: events claimed per batch; how often it looks without being
-    # notified; how often (and after how long) it starts deliveries a crash left unstarted;
-    # how many may wait to be started before it stops claiming; start requests in flight;
-    # how often it forgets deliveries past their retention.
+    # notified; how often it starts the workflows of failed first attempts a crash left
+    # unstarted, and how long a sender has to start one itself; workflow start requests in
+    # flight; how often it forgets deliveries past their retention.
     dispatch_batch: int = 100
     dispatch_poll_s: float = 2.0
     dispatch_sweep_s: float = 5.0
     dispatch_sweep_age_s: float = 10.0
-    dispatch_max_unstarted: int = 2000
     dispatch_starts_at_once: int = 64
+    # Its direct first attempts: how many it sends at once; how many deliveries it may hold
+    # claimed (in flight or waiting for a sender) before it stops taking more off the
+    # outbox; and how long a claim outlasts an attempt's own limits (slot wait plus
+    # WEBHOOK_TIMEOUT_S) before another dispatcher may take the delivery over.
+    dispatch_senders: int = 50
+    dispatch_max_claimed: int = 2000
+    dispatch_claim_grace_s: float = 10.0
     dispatch_prune_s: float = 600.0
 
     # Where each piece is: the URL given, or the embedded one `campaigns run` starts.

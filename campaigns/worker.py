@@ -110,9 +110,15 @@ def build_worker(
     settings = settings or get_settings()
     redis = redis or redis_client.connect(settings)
     holders = activity_holders(pool, settings, redis, client, schedules_client or client, task_queue)
-    # A killed worker never says goodbye: its workflows' next tasks wait this long on its own
-    # queue before any worker may take them.
-    options.setdefault("sticky_queue_schedule_to_start_timeout", timedelta(seconds=settings.worker_sticky_timeout_s))
+    # A killed worker never says goodbye: its workflows' next tasks wait the sticky timeout on
+    # its own queue before any worker may take them.
+    capacity = {
+        "max_cached_workflows": settings.worker_max_cached_workflows,
+        "max_concurrent_workflow_tasks": settings.worker_max_concurrent_workflow_tasks,
+        "max_concurrent_activities": settings.worker_max_concurrent_activities,
+        "max_concurrent_local_activities": settings.worker_max_concurrent_local_activities,
+        "sticky_queue_schedule_to_start_timeout": timedelta(seconds=settings.worker_sticky_timeout_s),
+    }
     return CampaignsWorker(
         client,
         task_queue=task_queue,
@@ -120,7 +126,7 @@ def build_worker(
         activities=[fn for holder in holders for fn in holder.all()],
         holders=holders,
         workflow_runner=sandbox_runner(),
-        **options,
+        **{**capacity, **options},
     )
 
 
@@ -141,9 +147,10 @@ async def run(settings: Settings | None = None) -> None:
     worker = build_worker(client, pool, settings.temporal_task_queue, settings=settings, redis=redis)
     if not settings.pipeline_url:
         log.warning("PIPELINE_URL is not set: campaigns will not be provisioned on a voice-AI pipeline")
-    # Turns recorded events into webhook deliveries; safe to run in every worker.
+    # Turns recorded events into webhook deliveries and makes their first attempts; safe to
+    # run in every worker.
     dispatcher = asyncio.create_task(
-        Dispatcher(client, pool, settings).run() if settings.webhook_dispatcher else asyncio.Event().wait()
+        Dispatcher(client, pool, settings, redis).run() if settings.webhook_dispatcher else asyncio.Event().wait()
     )
     # Carries status requests and configuration changes to workflows the API could not reach.
     handover = asyncio.create_task(

@@ -33,6 +33,7 @@ from campaigns.stack.supervisor import Supervisor
 from campaigns.webhooks.dispatcher import Dispatcher
 from campaigns.worker import build_worker, relay
 from tests.support.campaigns import CAMPAIGN
+from tests.support.webhooks import DispatcherRunner
 
 # Fixtures that start (or stand on) the real services.
 SERVICE_FIXTURES = {"settings", "time_env"}
@@ -120,6 +121,8 @@ async def settings(data_dir: Path) -> AsyncIterator[Settings]:
             webhook_allowed_networks="127.0.0.1/32,::1/128",
             webhook_connect_timeout_s=2,
             webhook_timeout_s=3,
+            # A dispatcher killed mid-attempt: its claims lapse within seconds, not a minute.
+            dispatch_claim_grace_s=3,
         )
     finally:
         await sup.stop()
@@ -145,21 +148,29 @@ async def temporal_client(settings: Settings) -> Client:
 
 
 @pytest.fixture(scope="session")
-async def worker(
+async def dispatcher(
     settings: Settings, temporal_client: Client, pool: asyncpg.Pool, redis_client: aioredis.Redis
+) -> AsyncIterator[DispatcherRunner]:
+    """The session's webhook dispatcher, running in this process (a test may pause it)."""
+    runner = DispatcherRunner(lambda: Dispatcher(temporal_client, pool, settings, redis_client))
+    runner.start()
+    yield runner
+    await runner.stop()
+
+
+@pytest.fixture(scope="session")
+async def worker(
+    settings: Settings, temporal_client: Client, pool: asyncpg.Pool, redis_client: aioredis.Redis,
+    dispatcher: DispatcherRunner,
 ) -> AsyncIterator[None]:
     """A worker for the whole session, polling the session's task queue, with the webhook
     dispatcher and the hand-over relay beside it, as in `campaigns worker`."""
     w = build_worker(temporal_client, pool, settings.temporal_task_queue, settings=settings, redis=redis_client)
-    loops = [
-        asyncio.create_task(Dispatcher(temporal_client, pool, settings).run()),
-        asyncio.create_task(relay(temporal_client, pool, settings, redis_client).run()),
-    ]
+    loop = asyncio.create_task(relay(temporal_client, pool, settings, redis_client).run())
     async with w:
         yield
-    for loop in loops:
-        loop.cancel()
-    await asyncio.gather(*loops, return_exceptions=True)
+    loop.cancel()
+    await asyncio.gather(loop, return_exceptions=True)
 
 
 @pytest.fixture(scope="session")

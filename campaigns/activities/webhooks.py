@@ -1,287 +1,49 @@
-"""The delivery activity: one HTTP attempt of one delivery, and its record.
+"""The delivery activity: one attempt of a delivery for its workflow, which drives the
+retries after a failed first attempt (the first is a dispatcher's, made directly).
 
-Idempotent in what it stores: an attempt re-run after a crash rewrites its own row
-(keyed by delivery, run and attempt). It sends only while the delivery is pending in the
-run the workflow drives, so a stale or duplicate workflow run sends nothing. The request
-itself may reach the receiver twice if a worker dies after sending and before recording;
-the `webhook-id` header, the same on every attempt, lets receivers drop the repeat.
+The attempt itself (signing, sending, recording, 410, disabling) is
+`campaigns.webhooks.attempts`, shared with the dispatcher's direct attempts. This activity
+sends only while the delivery is pending, in the run the workflow drives, and handed over to
+a workflow, so a stale or duplicate workflow run sends nothing.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import uuid
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import asyncpg
 import redis.asyncio as aioredis
 from temporalio import activity
 
-from campaigns.campaigns import repository as campaigns_repo
-from campaigns.db import Connection
-from campaigns.domain import netguard
-from campaigns.domain.webhooks import RetryConfig, message_id, next_delay, throttle_delay
 from campaigns.messages import webhook_delivery as m
 from campaigns.messages.webhook_delivery import AttemptOutcome, AttemptRequest
 from campaigns.settings import Settings
 from campaigns.webhooks import repository as repo
-from campaigns.webhooks import secrets
-from campaigns.webhooks.limiter import EndpointLimiter
-from campaigns.webhooks.sender import Response, Sender
-from campaigns.webhooks.service import display_url
+from campaigns.webhooks.attempts import Attempts
 
 log = logging.getLogger("campaigns.webhooks")
-
-USER_AGENT = "QuantumCampaigns-Webhooks/1.0"
-# How long an attempt waits for a free slot under the endpoint's concurrency limit before
-# handing back to the workflow (which waits a little and asks again, without counting it).
-SLOT_WAIT_S = 2.0
 
 
 class WebhookActivities:
     def __init__(self, pool: asyncpg.Pool, settings: Settings, redis: aioredis.Redis) -> None:
         self.pool = pool
-        self.settings = settings
-        self.allowed = netguard.parse_networks(settings.webhook_allowed_networks)
-        self.limiter = EndpointLimiter(redis, lease_s=settings.webhook_timeout_s + 30)
-        self._sender: Sender | None = None
-
-    @property
-    def sender(self) -> Sender:
-        # Made on first use, inside the worker's event loop.
-        if self._sender is None:
-            self._sender = Sender(
-                allowed=self.allowed,
-                connect_timeout=self.settings.webhook_connect_timeout_s,
-                total_timeout=self.settings.webhook_timeout_s,
-            )
-        return self._sender
+        self.attempts = Attempts(pool, settings, redis)
 
     async def aclose(self) -> None:
-        if self._sender is not None:
-            await self._sender.aclose()
+        await self.attempts.aclose()
 
     @activity.defn(name=m.ATTEMPT_DELIVERY)
     async def attempt_delivery(self, request: AttemptRequest) -> AttemptOutcome:
         """Send one attempt of a delivery and record it; say whether and when to retry."""
-        delivery_id = UUID(request.delivery_id)
-        row = await repo.delivery_for_attempt(self.pool, delivery_id)
+        row = await repo.delivery_for_attempt(self.pool, UUID(request.delivery_id))
         if row is None:
             return AttemptOutcome(final=True, status="cancelled", summary="endpoint or delivery deleted")
-        if row["run"] != request.run or row["status"] != "pending":
-            # A newer run (redelivery) took over, or this run already finished.
+        if row["run"] != request.run or row["status"] != "pending" or row["direct"]:
+            # A newer run (redelivery) took over, this run already finished, or a dispatcher
+            # holds the delivery for a direct attempt.
             return AttemptOutcome(final=True, status=row["status"], summary="nothing to do")
-        if not row["enabled"] and row["event_type"] != "webhook.test":
-            await self._finish(row, request, "failed", error_class=None, error="endpoint disabled")
-            return AttemptOutcome(final=True, status="failed", summary="endpoint disabled")
-        if self._age(row) > self.settings.webhook_max_delivery_age_s:
-            # However it got here (waiting on a busy endpoint, say), it has tried long enough.
-            return await self._expire(row, request)
-
-        body = row["body"].encode()
-        started_at = datetime.now(UTC)
-        if len(body) > self.settings.webhook_max_payload_bytes:
-            response = Response(
-                None,
-                None,
-                0.0,
-                "payload_too_large",
-                f"body of {len(body)} bytes exceeds the {self.settings.webhook_max_payload_bytes}-byte cap",
-            )
-        else:
-            try:
-                url, custom = secrets.unseal(self.settings, row)
-                headers = self._headers(row, custom)
-            except secrets.UndecryptableSecret as err:
-                # Retrying cannot help until an operator restores the key: fail the delivery
-                # visibly (recover re-sends it once the key is back).
-                await self._finish(row, request, "failed", error_class=None, error=str(err))
-                return AttemptOutcome(final=True, status="failed", summary=str(err))
-            except Exception as err:  # noqa: BLE001 - a failed attempt like any other, never an endless retry
-                return await self._record(
-                    row,
-                    request,
-                    started_at,
-                    Response(
-                        None, None, 0.0, "unexpected", f"could not build the request: {type(err).__name__}: {err}"[:500]
-                    ),
-                )
-            async with self.limiter.slot(str(row["endpoint_id"]), row["max_concurrency"], wait_s=SLOT_WAIT_S) as ok:
-                if not ok:
-                    return AttemptOutcome(
-                        final=False,
-                        status="pending",
-                        counted=False,
-                        retry_in=throttle_delay(request.throttled, random.random()),
-                        summary="waiting for a free slot under the concurrency limit",
-                    )
-                started_at = datetime.now(UTC)
-                response = await self.sender.post(url, headers, body)
-        return await self._record(row, request, started_at, response)
-
-    @staticmethod
-    def _age(row: asyncpg.Record) -> float:
-        """Seconds since the delivery's current run began."""
-        return (row["now"] - row["run_started_at"]).total_seconds()
-
-    def _headers(self, row: asyncpg.Record, custom: dict[str, str]) -> dict[str, str]:
-        now = datetime.now(UTC).replace(microsecond=0)
-        signing = [secrets.decrypt(self.settings, row["secret"])]
-        if row["previous_secret"] and row["previous_secret_expires_at"] and row["previous_secret_expires_at"] > now:
-            signing.append(secrets.decrypt(self.settings, row["previous_secret"]))
-        msg_id = message_id(row["id"])
-        headers = {
-            **custom,
-            "content-type": "application/json",
-            "user-agent": USER_AGENT,
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": secrets.signature(signing, msg_id, now, row["body"]),
-        }
-        return headers
-
-    async def _record(
-        self, row: asyncpg.Record, request: AttemptRequest, started_at: datetime, response: Response
-    ) -> AttemptOutcome:
-        if response.ok:
-            assert response.status_code is not None  # ok: a 2xx status arrived
-            await repo.record_delivered(
-                self.pool,
-                delivery_id=row["id"],
-                endpoint_id=row["endpoint_id"],
-                run=request.run,
-                attempt=request.attempt,
-                started_at=started_at,
-                latency_ms=round(response.latency_ms, 2),
-                status_code=response.status_code,
-                excerpt=response.excerpt,
-            )
-            return AttemptOutcome(final=True, status="succeeded", summary=f"HTTP {response.status_code}")
-        retry = RetryConfig.model_validate(row["retry_config"] or {})
-        endpoint_id = row["endpoint_id"]
-        async with self.pool.acquire() as conn, conn.transaction():
-            await repo.record_attempt(
-                conn,
-                delivery_id=row["id"],
-                run=request.run,
-                attempt=request.attempt,
-                started_at=started_at,
-                latency_ms=round(response.latency_ms, 2),
-                status_code=response.status_code,
-                excerpt=response.excerpt,
-                error_class=response.error_class,
-                error=response.error,
-                retry_after_s=response.retry_after_s,
-            )
-            if response.status_code == 410:
-                await repo.record_failure(conn, endpoint_id)
-                await self._disable(conn, row, "gone", "the endpoint answered 410 Gone")
-                await self._set(conn, row, request, "failed", response)
-                return AttemptOutcome(final=True, status="failed", summary="410 Gone: endpoint disabled")
-            if await self._count_failure(conn, row, retry):
-                await self._set(conn, row, request, "failed", response)
-                return AttemptOutcome(final=True, status="failed", summary="endpoint failing too long: disabled")
-            if response.error_class in ("blocked", "payload_too_large") or request.attempt >= retry.max_attempts:
-                await self._set(conn, row, request, "failed", response)
-                return AttemptOutcome(final=True, status="failed", summary=response.error or "failed")
-            delay = next_delay(request.attempt, retry, random.random(), response.retry_after_s)
-            if self._age(row) + delay > self.settings.webhook_max_delivery_age_s:
-                given_up = replace(response, error=f"{response.error or 'failed'}; {self._too_old()}")
-                await self._set(conn, row, request, "failed", given_up)
-                return AttemptOutcome(final=True, status="failed", summary=given_up.error or "failed")
-            await self._set(
-                conn, row, request, "pending", response, next_at=datetime.now(UTC) + timedelta(seconds=delay)
-            )
-            return AttemptOutcome(
-                final=False,
-                status="pending",
-                retry_in=delay,
-                summary=f"{response.error or 'failed'}; retry in {delay:.1f}s",
-            )
-
-    async def _count_failure(self, conn: Connection, row: asyncpg.Record, retry: RetryConfig) -> bool:
-        """Note a failure against the endpoint's health; disable it if it has been failing
-        too long (True then)."""
-        failing_since = await repo.record_failure(conn, row["endpoint_id"])
-        disable_after = retry.disable_after_seconds or self.settings.webhook_disable_after_s
-        if failing_since is not None and (row["now"] - failing_since).total_seconds() >= disable_after:
-            await self._disable(conn, row, "failing", f"failing without a success since {failing_since.isoformat()}")
-            return True
-        return False
-
-    def _too_old(self) -> str:
-        return f"given up: older than the maximum age of a delivery ({self.settings.webhook_max_delivery_age_s:g} s)"
-
-    async def _expire(self, row: asyncpg.Record, request: AttemptRequest) -> AttemptOutcome:
-        """Give a delivery up without another attempt; it counts as a failure of the endpoint."""
-        retry = RetryConfig.model_validate(row["retry_config"] or {})
-        async with self.pool.acquire() as conn, conn.transaction():
-            await self._count_failure(conn, row, retry)
-            await repo.update_delivery(
-                conn,
-                delivery_id=row["id"],
-                run=request.run,
-                status="failed",
-                attempts=row["attempts"],
-                status_code=None,
-                error_class="expired",
-                error=self._too_old(),
-                next_attempt_at=None,
-            )
-        return AttemptOutcome(final=True, status="failed", summary=self._too_old())
-
-    async def _set(self, conn, row, request: AttemptRequest, status: str, response: Response, next_at=None) -> None:
-        await repo.update_delivery(
-            conn,
-            delivery_id=row["id"],
-            run=request.run,
-            status=status,
-            attempts=request.attempt,
-            status_code=response.status_code,
-            error_class=response.error_class,
-            error=response.error,
-            next_attempt_at=next_at,
-        )
-
-    async def _finish(self, row, request: AttemptRequest, status: str, *, error_class, error) -> None:
-        await repo.update_delivery(
-            self.pool,
-            delivery_id=row["id"],
-            run=request.run,
-            status=status,
-            attempts=row["attempts"],
-            status_code=None,
-            error_class=error_class,
-            error=error,
-            next_attempt_at=None,
-        )
-
-    async def _disable(self, conn: Connection, row: asyncpg.Record, reason: str, detail: str) -> None:
-        """Disable the endpoint and tell its owner with a `webhook.endpoint_disabled` event."""
-        endpoint = await repo.disable(conn, endpoint_id=row["endpoint_id"], reason=reason)
-        if endpoint is None:
-            return  # already disabled (and reported) by a concurrent attempt
-        log.warning("webhook endpoint %s disabled: %s", endpoint["id"], detail)
-        campaign_id = endpoint["campaign_id"]
-        await campaigns_repo.record_platform_event(
-            conn,
-            # One event per disabling: derived from the endpoint and the version it moved to.
-            event_id=uuid.uuid5(endpoint["id"], f"disabled:{endpoint['version']}"),
-            organization_id=endpoint["organization_id"],
-            campaign_id=campaign_id,
-            type_="webhook.endpoint_disabled",
-            data={
-                "webhookId": str(endpoint["id"]),
-                "campaignId": str(campaign_id) if campaign_id else None,
-                "url": display_url(self.settings, endpoint),
-                "reason": reason,
-                "detail": detail,
-            },
-            occurred_at=datetime.now(UTC),
-        )
+        return await self.attempts.attempt(row, request)
 
     def all(self) -> list:
         return [self.attempt_delivery]

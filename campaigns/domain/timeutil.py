@@ -14,11 +14,14 @@ Both are what `zoneinfo` gives for `fold=0`, which is why the code is this short
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 
+@cache
 def zone(name: str) -> ZoneInfo:
+    # ZoneInfo keeps only a handful of zones strongly; with campaigns in dozens of zones,
+    # the rest were read from disk again on every call (the tz data is fixed per release).
     return ZoneInfo(name)
 
 

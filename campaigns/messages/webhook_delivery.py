@@ -4,6 +4,7 @@ workflow's id. Pure pydantic models: the workflow imports them."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel
@@ -21,6 +22,11 @@ class DeliveryInput(BaseModel):
     delivery_id: str
     run: int = 0  # 0 the original send; n the nth redelivery
     attempt_timeout_s: float = 60.0  # an attempt's whole budget: send, record, retry of the record
+    # Where the workflow takes over: the first attempt is a dispatcher's, so a workflow
+    # normally starts at attempt 2, not before the retry the failed attempt scheduled.
+    # (Workflows started before the dispatcher made first attempts have the defaults.)
+    attempt: int = 1
+    not_before: datetime | None = None
 
 
 class AttemptRequest(BaseModel):

@@ -198,6 +198,11 @@ async def disable(conn: Conn, *, endpoint_id: UUID, reason: str) -> asyncpg.Reco
 
 # --- The outbox and fan-out -------------------------------------------------------------
 
+# Notified at the commit of every event (by the outbox trigger, with an empty payload) and
+# of every delivery the API makes due (test pings, redeliveries, recoveries: DUE).
+CHANNEL = "webhook_outbox"
+DUE = "due"
+
 
 async def claim_events(conn: Connection, limit: int) -> list[asyncpg.Record]:
     """Take up to `limit` events off the outbox, oldest first (inside the caller's
@@ -227,23 +232,76 @@ async def subscribers(conn: Conn, organization_ids: list[UUID]) -> list[asyncpg.
     )
 
 
-async def insert_deliveries(conn: Connection, rows: list[tuple]) -> list[UUID]:
+async def insert_deliveries(conn: Connection, rows: list[tuple], *, claim: UUID, lease_s: float) -> list[UUID]:
     """Insert (id, endpoint_id, organization_id, event_id, event_type, campaign_id, sequence, body)
-    rows; return the ids actually inserted (an existing one is never made twice)."""
+    rows, each claimed for its first attempt by `claim` for `lease_s` seconds; return the ids
+    actually inserted (an existing one is never made twice)."""
     if not rows:
         return []
     columns = list(zip(*rows, strict=True))
     inserted = await conn.fetch(
         """
         INSERT INTO webhook_deliveries (id, endpoint_id, organization_id, event_id, event_type, campaign_id,
-                                        sequence, body)
-        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[],
-                             $7::bigint[], $8::text[])
+                                        sequence, body, direct, claim, claimed_until)
+        SELECT *, true, $9::uuid, now() + make_interval(secs => $10)
+        FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[], $7::bigint[], $8::text[])
         ON CONFLICT DO NOTHING RETURNING id
         """,
         *[list(c) for c in columns],
+        claim,
+        lease_s,
     )
     return [r["id"] for r in inserted]
+
+
+async def claim_due(conn: Connection, *, claim: UUID, lease_s: float, limit: int) -> list[UUID]:
+    """Claim up to `limit` direct deliveries nobody holds: a lapsed claim (its holder died),
+    a test ping, a redelivery, one that found its endpoint busy. Concurrent dispatchers skip
+    each other's rows, and a row claimed meanwhile no longer qualifies."""
+    rows = await conn.fetch(
+        """
+        UPDATE webhook_deliveries SET claim = $1, claimed_until = now() + make_interval(secs => $2)
+        WHERE id IN (
+            SELECT id FROM webhook_deliveries
+            WHERE status = 'pending' AND NOT workflow_started AND direct AND claimed_until < now()
+            ORDER BY claimed_until LIMIT $3 FOR UPDATE SKIP LOCKED
+        )
+        RETURNING id
+        """,
+        claim,
+        lease_s,
+        limit,
+    )
+    return [r["id"] for r in rows]
+
+
+async def release(conn: Conn, *, delivery_id: UUID, claim: UUID, delay_s: float) -> None:
+    """Give a claim back without an attempt; the row is due again in `delay_s` seconds."""
+    await conn.execute(
+        """
+        UPDATE webhook_deliveries SET claim = NULL, claimed_until = now() + make_interval(secs => $3)
+        WHERE id = $1 AND claim = $2
+        """,
+        delivery_id,
+        claim,
+        delay_s,
+    )
+
+
+async def hold(conn: Connection, *, delivery_id: UUID, run: int, claim: UUID) -> bool:
+    """Lock the delivery for the rest of the transaction if `claim` still holds it."""
+    found = await conn.fetchval(
+        "SELECT true FROM webhook_deliveries WHERE id = $1 AND run = $2 AND claim = $3 FOR UPDATE",
+        delivery_id,
+        run,
+        claim,
+    )
+    return bool(found)
+
+
+async def notify_dispatchers(conn: Conn) -> None:
+    """Wake the dispatchers (at commit, inside a transaction): a delivery is due."""
+    await conn.execute(f"SELECT pg_notify('{CHANNEL}', '{DUE}')")
 
 
 async def mark_started(conn: Conn, delivery_ids: list[UUID]) -> None:
@@ -254,14 +312,15 @@ async def mark_started(conn: Conn, delivery_ids: list[UUID]) -> None:
         )
 
 
-async def unstarted(conn: Conn, *, older_than_s: float, limit: int) -> list[asyncpg.Record]:
+async def unstarted(conn: Conn, *, limit: int) -> list[asyncpg.Record]:
+    """Deliveries handed to a workflow that nobody started in time (a crash in between)."""
     return await conn.fetch(
         """
-        SELECT d.id, d.run, d.event_type, d.endpoint_id FROM webhook_deliveries d
-        WHERE NOT d.workflow_started AND d.created_at < now() - make_interval(secs => $1)
-        ORDER BY d.created_at LIMIT $2
+        SELECT d.id, d.run, d.attempts, d.next_attempt_at, d.event_type, d.endpoint_id FROM webhook_deliveries d
+        JOIN webhook_endpoints e ON e.id = d.endpoint_id
+        WHERE d.status = 'pending' AND NOT d.workflow_started AND NOT d.direct AND d.claimed_until < now()
+        ORDER BY d.claimed_until LIMIT $1
         """,
-        older_than_s,
         limit,
     )
 
@@ -284,19 +343,24 @@ async def delete_finished_before(conn: Conn, *, days: float, limit: int) -> int:
 # --- Attempts -----------------------------------------------------------------------------
 
 
+# What an attempt needs, from the delivery and its endpoint: the one column list for the
+# workflow's attempts and the dispatcher's direct ones.
+_ATTEMPT_ROWS = """
+    SELECT d.id, d.run, d.status, d.direct, d.body, d.event_type, d.attempts, d.organization_id,
+           e.id AS endpoint_id, e.campaign_id AS endpoint_campaign_id, e.kind, e.url, e.headers,
+           e.credentials_encrypted, e.retry_config, e.max_concurrency, e.enabled,
+           e.secret, e.previous_secret, e.previous_secret_expires_at,
+           e.failing_since, coalesce(d.run_started_at, d.created_at) AS run_started_at, now() AS now
+    FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+"""
+
+
 async def delivery_for_attempt(conn: Conn, delivery_id: UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        """
-        SELECT d.id, d.run, d.status, d.body, d.event_type, d.attempts, d.organization_id,
-               e.id AS endpoint_id, e.campaign_id AS endpoint_campaign_id, e.kind, e.url, e.headers,
-               e.credentials_encrypted, e.retry_config,
-               e.max_concurrency, e.enabled, e.secret, e.previous_secret, e.previous_secret_expires_at,
-               e.failing_since, coalesce(d.run_started_at, d.created_at) AS run_started_at, now() AS now
-        FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
-        WHERE d.id = $1
-        """,
-        delivery_id,
-    )
+    return await conn.fetchrow(_ATTEMPT_ROWS + "WHERE d.id = $1", delivery_id)
+
+
+async def deliveries_for_attempt(conn: Conn, delivery_ids: list[UUID]) -> list[asyncpg.Record]:
+    return await conn.fetch(_ATTEMPT_ROWS + "WHERE d.id = ANY($1)", delivery_ids)
 
 
 async def record_attempt(
@@ -347,36 +411,46 @@ async def record_delivered(
     latency_ms: float,
     status_code: int,
     excerpt: str | None,
-) -> None:
+    claim: UUID | None = None,
+) -> bool:
     """The common case in one statement (one round trip, atomic): the attempt, the delivery
-    done, and the endpoint's health (written at most once a minute while healthy)."""
-    await conn.execute(
-        """
-        WITH attempt AS (
+    done, and the endpoint's health (written at most once a minute while healthy). With a
+    `claim`, only while that claim holds the delivery; False if nothing was written."""
+    return bool(
+        await conn.fetchval(
+            """
+        WITH delivery AS (
+            UPDATE webhook_deliveries SET status = 'succeeded', attempts = $4, last_status_code = $7,
+                   last_error_class = NULL, last_error = NULL, next_attempt_at = NULL, completed_at = now(),
+                   direct = false, claim = NULL
+            WHERE id = $1 AND run = $3 AND ($9::uuid IS NULL OR claim = $9)
+            RETURNING id
+        ), attempt AS (
             INSERT INTO webhook_attempts (delivery_id, run, attempt, started_at, latency_ms, status_code,
                                           response_excerpt)
-            VALUES ($1, $3, $4, $5, $6, $7, $8)
+            SELECT id, $3, $4, $5, $6, $7, $8 FROM delivery
             ON CONFLICT (delivery_id, run, attempt) DO UPDATE SET
                 started_at = EXCLUDED.started_at, latency_ms = EXCLUDED.latency_ms,
                 status_code = EXCLUDED.status_code, response_excerpt = EXCLUDED.response_excerpt,
                 error_class = NULL, error = NULL, retry_after_s = NULL
-        ), delivery AS (
-            UPDATE webhook_deliveries SET status = 'succeeded', attempts = $4, last_status_code = $7,
-                   last_error_class = NULL, last_error = NULL, next_attempt_at = NULL, completed_at = now()
-            WHERE id = $1 AND run = $3
+        ), health AS (
+            UPDATE webhook_endpoints SET last_success_at = now(), failing_since = NULL
+            WHERE id = $2 AND EXISTS (SELECT 1 FROM delivery)
+              AND (failing_since IS NOT NULL OR last_success_at IS NULL
+                   OR last_success_at < now() - interval '1 minute')
         )
-        UPDATE webhook_endpoints SET last_success_at = now(), failing_since = NULL
-        WHERE id = $2 AND (failing_since IS NOT NULL OR last_success_at IS NULL
-                           OR last_success_at < now() - interval '1 minute')
+        SELECT EXISTS (SELECT 1 FROM delivery)
         """,
-        delivery_id,
-        endpoint_id,
-        run,
-        attempt,
-        started_at,
-        latency_ms,
-        status_code,
-        excerpt,
+            delivery_id,
+            endpoint_id,
+            run,
+            attempt,
+            started_at,
+            latency_ms,
+            status_code,
+            excerpt,
+            claim,
+        )
     )
 
 
@@ -391,12 +465,19 @@ async def update_delivery(
     error_class: str | None,
     error: str | None,
     next_attempt_at: datetime | None,
+    start_within_s: float = 0.0,
 ) -> None:
+    """Record where a delivery stands. One still pending is (or stays) its workflow's: a
+    direct one is handed over, and the sweep starts the workflow if nobody has within
+    `start_within_s` seconds."""
     await conn.execute(
         """
         UPDATE webhook_deliveries SET status = $3, attempts = $4, last_status_code = $5, last_error_class = $6,
                last_error = $7, next_attempt_at = $8,
-               completed_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END
+               completed_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END,
+               claimed_until = CASE WHEN direct AND $3 = 'pending' THEN now() + make_interval(secs => $9)
+                                    ELSE claimed_until END,
+               direct = false, claim = NULL
         WHERE id = $1 AND run = $2
         """,
         delivery_id,
@@ -407,6 +488,7 @@ async def update_delivery(
         error_class,
         error,
         next_attempt_at,
+        start_within_s,
     )
 
 
@@ -467,13 +549,15 @@ async def insert_delivery(
     event_type: str,
     campaign_id: UUID | None,
     body: str,
+    direct: bool = True,
 ) -> asyncpg.Record:
-    """A delivery that belongs to no recorded event (the webhook.test ping)."""
+    """A delivery that belongs to no recorded event (the webhook.test ping), due at once
+    for a dispatcher's direct attempt (or, not `direct`, for a workflow's)."""
     return one(
         await conn.fetchrow(
             """
-        INSERT INTO webhook_deliveries (id, endpoint_id, organization_id, event_type, campaign_id, body)
-        VALUES ($1, $2, $3, $4, $5, $6) RETURNING *
+        INSERT INTO webhook_deliveries (id, endpoint_id, organization_id, event_type, campaign_id, body, direct)
+        VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *
         """,
             delivery_id,
             endpoint_id,
@@ -481,16 +565,19 @@ async def insert_delivery(
             event_type,
             campaign_id,
             body,
+            direct,
         )
     )
 
 
 async def reopen(conn: Conn, *, endpoint_id: UUID, delivery_id: UUID) -> asyncpg.Record | None:
-    """Start a delivery over as a new run (redelivery); None while one is still in progress."""
+    """Start a delivery over as a new run (redelivery), due at once for a direct attempt;
+    None while one is still in progress."""
     return await conn.fetchrow(
         """
         UPDATE webhook_deliveries SET run = run + 1, status = 'pending', attempts = 0, next_attempt_at = NULL,
-               completed_at = NULL, workflow_started = false, run_started_at = now()
+               completed_at = NULL, workflow_started = false, run_started_at = now(),
+               direct = true, claim = NULL, claimed_until = '-infinity'
         WHERE id = $1 AND endpoint_id = $2 AND status <> 'pending' RETURNING *
         """,
         delivery_id,
@@ -501,11 +588,13 @@ async def reopen(conn: Conn, *, endpoint_id: UUID, delivery_id: UUID) -> asyncpg
 async def reopen_failed(
     conn: Conn, *, endpoint_id: UUID, since: datetime, until: datetime | None, limit: int
 ) -> list[asyncpg.Record]:
-    """Start every failed delivery created in [since, until) over as a new run."""
+    """Start every failed delivery created in [since, until) over as a new run, each due at
+    once for a direct attempt."""
     return await conn.fetch(
         """
         UPDATE webhook_deliveries SET run = run + 1, status = 'pending', attempts = 0, next_attempt_at = NULL,
-               completed_at = NULL, workflow_started = false, run_started_at = now()
+               completed_at = NULL, workflow_started = false, run_started_at = now(),
+               direct = true, claim = NULL, claimed_until = '-infinity'
         WHERE id IN (
             SELECT id FROM webhook_deliveries
             WHERE endpoint_id = $1 AND status = 'failed'

@@ -20,7 +20,6 @@ from uuid import UUID
 
 import asyncpg
 from pydantic import ValidationError
-from temporalio.client import Client
 
 from campaigns.auth.principals import Principal
 from campaigns.campaigns.cache import CampaignCache
@@ -42,7 +41,6 @@ from campaigns.webhooks.models import (
     WebhookCreate,
     WebhookUpdate,
 )
-from campaigns.webhooks.workflow_client import Pending, start_all
 
 WEBHOOK = ("webhook",)
 INTEGRATION = ("http_push", "slack")
@@ -395,8 +393,7 @@ async def rotate_secret(
 
 
 async def record_render_failures(conn: Connection, failures: list[tuple[UUID, str]]) -> None:
-    """Deliveries whose body could not be rendered: failed, with the reason, and no
-    workflow to start (so the sweep leaves them alone)."""
+    """Deliveries whose body could not be rendered: failed, with the reason, never attempted."""
     for delivery, reason in failures:
         await repo.update_delivery(
             conn,
@@ -409,13 +406,11 @@ async def record_render_failures(conn: Connection, failures: list[tuple[UUID, st
             error=reason,
             next_attempt_at=None,
         )
-    await repo.mark_started(conn, [delivery for delivery, _ in failures])
 
 
 async def send_test(
     *,
     pool: asyncpg.Pool,
-    temporal: Client,
     settings: Settings,
     scope: Scope,
     endpoint_id: UUID,
@@ -453,7 +448,8 @@ async def send_test(
         if failure is not None:
             await record_render_failures(conn, [(delivery, failure)])
             return one(await repo.get_delivery(conn, endpoint_id=endpoint_id, delivery_id=delivery))
-    await start_all(temporal, pool, settings, [Pending(delivery, 0, "webhook.test", endpoint_id)])
+        # A dispatcher sends it, like any delivery, as soon as this commits.
+        await repo.notify_dispatchers(conn)
     return row
 
 
@@ -497,8 +493,6 @@ async def get_delivery(
 async def redeliver(
     *,
     pool: asyncpg.Pool,
-    temporal: Client,
-    settings: Settings,
     scope: Scope,
     endpoint_id: UUID,
     kinds: tuple[str, ...],
@@ -507,22 +501,22 @@ async def redeliver(
     """Send a finished delivery again, as a new run with the same webhook-id."""
     endpoint = await get_endpoint_row(pool, scope, endpoint_id, kinds)
     _require_enabled(endpoint)
-    row = await repo.reopen(pool, endpoint_id=endpoint_id, delivery_id=delivery_id)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await repo.reopen(conn, endpoint_id=endpoint_id, delivery_id=delivery_id)
+        if row is not None:
+            await repo.notify_dispatchers(conn)
     if row is None:
         if await repo.get_delivery(pool, endpoint_id=endpoint_id, delivery_id=delivery_id) is None:
             raise NotFound("delivery not found", code="delivery_not_found")
         raise Conflict(
             "the delivery is still in progress; redeliver it once it has finished", code="delivery_in_progress"
         )
-    await start_all(temporal, pool, settings, [Pending(row["id"], row["run"], row["event_type"], endpoint_id)])
     return row
 
 
 async def recover(
     *,
     pool: asyncpg.Pool,
-    temporal: Client,
-    settings: Settings,
     scope: Scope,
     endpoint_id: UUID,
     kinds: tuple[str, ...],
@@ -534,8 +528,10 @@ async def recover(
         raise invalid([{"field": "until", "reason": "must be after since"}])
     endpoint = await get_endpoint_row(pool, scope, endpoint_id, kinds)
     _require_enabled(endpoint)
-    rows = await repo.reopen_failed(pool, endpoint_id=endpoint_id, since=since, until=until, limit=RECOVER_LIMIT)
-    await start_all(temporal, pool, settings, [Pending(r["id"], r["run"], r["event_type"], endpoint_id) for r in rows])
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await repo.reopen_failed(conn, endpoint_id=endpoint_id, since=since, until=until, limit=RECOVER_LIMIT)
+        if rows:
+            await repo.notify_dispatchers(conn)
     return [r["id"] for r in rows]
 
 

@@ -1,10 +1,11 @@
-"""Starting delivery workflows, from the dispatcher (new events) and from the API
-(test pings, redeliveries, recoveries).
+"""Starting delivery workflows: the dispatcher starts one for each delivery whose first
+(direct) attempt failed, to drive its retries.
 
-A delivery row is written first, with `workflow_started = false`; the workflow is started
-after, and the flag set once it surely exists. A crash in between leaves the flag unset,
-and the dispatcher's sweep starts it later. Starting twice is harmless: the workflow id is
-the delivery's, and the activity sends only for a pending delivery in the run it drives.
+The hand-over is recorded first, in the transaction that records the failed attempt
+(`workflow_started = false`); the workflow is started after, and the flag set once it
+surely exists. A crash in between leaves the flag unset, and the dispatcher's sweep starts
+it later. Starting twice is harmless: the workflow id is the delivery's, and the activity
+sends only for a pending delivery in the run it drives.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
@@ -34,6 +36,8 @@ class Pending:
     run: int
     event_type: str
     endpoint_id: UUID  # the summary in the Temporal UI names it; a URL may be a credential
+    attempt: int = 1  # the workflow's first attempt (2 after a failed direct one)
+    not_before: datetime | None = None  # not before the retry the failed attempt scheduled
 
 
 def _attempt_timeout(settings: Settings) -> float:
@@ -47,7 +51,11 @@ async def start_one(client: Client, settings: Settings, item: Pending) -> bool:
         await client.start_workflow(
             WebhookDeliveryWorkflow.run,
             DeliveryInput(
-                delivery_id=str(item.delivery_id), run=item.run, attempt_timeout_s=_attempt_timeout(settings)
+                delivery_id=str(item.delivery_id),
+                run=item.run,
+                attempt_timeout_s=_attempt_timeout(settings),
+                attempt=item.attempt,
+                not_before=item.not_before,
             ),
             id=workflow_id(item.delivery_id),
             task_queue=settings.temporal_task_queue,

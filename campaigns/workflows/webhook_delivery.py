@@ -1,16 +1,18 @@
-"""WebhookDeliveryWorkflow: one per (event, endpoint), `webhook-delivery-<delivery id>`,
-the delivery id derived from both. It drives the attempts and the waits between them;
-each attempt is an activity that sends, records and decides what comes next.
+"""WebhookDeliveryWorkflow: `webhook-delivery-<delivery id>`, the delivery id derived from
+the event and the endpoint. It drives the retries of a delivery whose first attempt failed
+(the first attempt is a dispatcher's, made straight from the delivery row, so a delivery
+that succeeds at once has no workflow at all): it waits until the retry the failed attempt
+scheduled, then makes the attempts and the waits between them; each attempt is an activity
+that sends, records and decides what comes next.
 
-Built for volume (every event fans out to every subscribed endpoint):
-- attempts are local activities, so a delivery that succeeds first time is a single
-  workflow task and about seven history events, with no activity-task round trip
-  through the server;
+Built for volume (an endpoint that is down fails every delivery):
+- attempts are local activities, with no activity-task round trip through the server;
 - the waits between attempts are durable timers, so a retry hours later survives any
   number of worker restarts;
-- the workflow runs outside the sandbox: it imports only pure models, reads no clock and
-  draws no randomness (the activity computes the jittered delay, and its result is in
-  history), so the per-run cost of building a sandbox buys nothing here.
+- the workflow runs outside the sandbox: it imports only pure models, reads the time only
+  through `workflow.now()` and draws no randomness (the activity computes the jittered
+  delay, and its result is in history), so the per-run cost of building a sandbox buys
+  nothing here.
 """
 
 from __future__ import annotations
@@ -33,7 +35,13 @@ _RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), maximu
 class WebhookDeliveryWorkflow:
     @workflow.run
     async def run(self, delivery: DeliveryInput) -> str:
-        attempt, throttled = 1, 0
+        attempt, throttled = delivery.attempt, 0
+        if delivery.not_before is not None:
+            # The retry the failed first attempt scheduled (its backoff or Retry-After),
+            # measured from when it was decided, however late this workflow started.
+            wait = (delivery.not_before - workflow.now()).total_seconds()
+            if wait > 0:
+                await workflow.sleep(timedelta(seconds=wait), summary=f"until attempt {attempt}")
         while True:
             outcome = await workflow.execute_local_activity(
                 m.ATTEMPT_DELIVERY,

@@ -105,7 +105,7 @@ async def main() -> None:
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.worker_sticky_timeout_s),
     )
     loops = [
-        asyncio.create_task(Dispatcher(client, pool, settings).run()),
+        asyncio.create_task(Dispatcher(client, pool, settings, redis).run()),
         asyncio.create_task(relay(client, pool, settings, redis).run()),
     ]
     async with worker:

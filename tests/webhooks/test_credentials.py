@@ -14,8 +14,8 @@ import pytest
 from campaigns.messages.webhook_delivery import workflow_id
 from campaigns.settings import Settings
 from campaigns.webhooks import service
-from tests.support.receiver import Receiver
-from tests.support.webhooks import wait_deliveries
+from tests.support.receiver import Answer, Receiver
+from tests.support.webhooks import FAST_RETRY, wait_deliveries
 
 TOKEN = "Bearer s3cr3t-t0ken-cdef"
 SLACK_PATH = "/hook/services/T0001/B0002/XXXXabcd"
@@ -89,8 +89,10 @@ async def test_urls_stay_out_of_workflow_summaries_and_logs(api, campaign, tempo
                                                            caplog):
     slack_url = receiver.url.removesuffix("/hook") + SLACK_PATH
     r = await api.post(integrations(campaign), json={"type": "slack", "name": "Ops", "url": slack_url,
-                                                      "eventTypes": ["*"]})
+                                                      "eventTypes": ["*"], "retryConfig": FAST_RETRY})
     item = f"{integrations(campaign)}/{r.json()['integration']['id']}"
+    # The first attempt fails, so its retries run in a delivery workflow, whose summary is shown.
+    receiver.answer = lambda n, _: Answer(500) if n == 1 else Answer()
     delivery = (await api.post(f"{item}/test")).json()["delivery"]
     await wait_deliveries(api, item, count=1, status="succeeded")
     description = await temporal_client.get_workflow_handle(workflow_id(uuid.UUID(delivery["id"]))).describe()

@@ -19,12 +19,13 @@ from campaigns.settings import Settings
 from campaigns.stack.services import ServiceSpec
 from campaigns.stack.supervisor import Supervisor
 from campaigns.webhooks import repository as webhooks_repo
+from campaigns.webhooks.dispatcher import Dispatcher
 from campaigns.webhooks.sender import Sender
 from campaigns.webhooks.workflow_client import Pending, start_one
 from campaigns.worker import build_worker
 from tests.support.polling import eventually
 from tests.support.receiver import Answer, Receiver
-from tests.support.webhooks import FAST_RETRY, detail, record, subscribe, wait_deliveries
+from tests.support.webhooks import FAST_RETRY, detail, record, subscribe, wait_deliveries, worker_env
 
 # Every test here sends to real receivers on local ports, even those that need nothing else.
 pytestmark = pytest.mark.services
@@ -411,13 +412,11 @@ async def test_a_worker_killed_between_attempts_loses_nothing(api, campaign, poo
                               data={}, sequence=None, campaign_id=campaign["id"]))
         await webhooks_repo.insert_delivery(pool, delivery_id=delivery_id, endpoint_id=uuid.UUID(hook["id"]),
                                             organization_id=uuid.UUID(campaign["organizationId"]),
-                                            event_type="webhook.test", campaign_id=uuid.UUID(campaign["id"]), body=body)
-        env = {
-            "DATABASE_URL": settings.database_dsn, "REDIS_URL": settings.redis_dsn,
-            "TEMPORAL_ADDRESS": settings.temporal_target, "TEMPORAL_TASK_QUEUE": queue,
-            "DATA_DIR": str(settings.data_dir), "WEBHOOK_ALLOWED_NETWORKS": settings.webhook_allowed_networks,
-            "WEBHOOK_DISPATCHER": "false", "LOG_LEVEL": "warning",
-        }
+                                            event_type="webhook.test", campaign_id=uuid.UUID(campaign["id"]), body=body,
+                                            direct=False)
+        # Its workflow is ours to start (on the isolated queue), not the sweep's.
+        await pool.execute("UPDATE webhook_deliveries SET workflow_started = true WHERE id = $1", delivery_id)
+        env = worker_env(settings, queue, WEBHOOK_DISPATCHER="false")
         doomed = await sup.start(ServiceSpec(name="doomed-worker", argv=[sys.executable, "-m", "campaigns.cli", "worker"],
                                              env=env, log_file=settings.data_dir / "logs" / f"{queue}.log"))
         assert await start_one(temporal_client, isolated, Pending(delivery_id, 0, "webhook.test", uuid.uuid4()))
@@ -438,27 +437,8 @@ async def test_a_worker_killed_between_attempts_loses_nothing(api, campaign, poo
         await receiver.stop()
 
 
-async def test_a_delivery_left_unstarted_by_a_crash_is_swept_up(api, campaign, pool, receiver: Receiver):
-    """A dispatcher that dies after writing the deliveries and before starting their
-    workflows leaves rows marked unstarted: the sweep (in any worker) starts them."""
-    base, hook = await subscribe(api, campaign, receiver.url, ["lead.created"])
-    delivery_id = uuid.uuid4()
-    body = dumps(envelope(event_id=str(delivery_id), type_="webhook.test", occurred_at=datetime.now(UTC), data={},
-                          sequence=None, campaign_id=campaign["id"]))
-    await webhooks_repo.insert_delivery(pool, delivery_id=delivery_id, endpoint_id=uuid.UUID(hook["id"]),
-                                        organization_id=uuid.UUID(campaign["organizationId"]),
-                                        event_type="webhook.test", campaign_id=uuid.UUID(campaign["id"]), body=body)
-    await pool.execute("UPDATE webhook_deliveries SET created_at = now() - interval '1 minute' WHERE id = $1",
-                       delivery_id)
-    [request] = await receiver.wait_for(1, within=30)
-    assert request.json()["id"] == str(delivery_id)
-    await eventually(lambda: _status(api, base, str(delivery_id), "succeeded"), "swept delivery")
-    assert await pool.fetchval("SELECT workflow_started FROM webhook_deliveries WHERE id = $1", delivery_id)
-
-
-async def test_finished_deliveries_are_forgotten_after_the_retention(api, campaign, pool, settings, temporal_client):
-    from campaigns.webhooks.dispatcher import Dispatcher
-
+async def test_finished_deliveries_are_forgotten_after_the_retention(api, campaign, pool, settings, temporal_client,
+                                                                    redis_client):
     _, hook = await subscribe(api, campaign, "http://127.0.0.1:9/", ["lead.created"])
     ids = []
     for age_days in (45, 1):
@@ -469,23 +449,9 @@ async def test_finished_deliveries_are_forgotten_after_the_retention(api, campai
         await pool.execute("UPDATE webhook_deliveries SET status = 'succeeded', workflow_started = true, "
                            "completed_at = now() - make_interval(days => $2) WHERE id = $1", delivery_id, age_days)
         ids.append(delivery_id)
-    assert await Dispatcher(temporal_client, pool, settings).prune() >= 1
+    assert await Dispatcher(temporal_client, pool, settings, redis_client).prune() >= 1
     left = {r["id"] for r in await pool.fetch("SELECT id FROM webhook_deliveries WHERE id = ANY($1)", ids)}
     assert left == {ids[1]}
-
-
-async def test_a_first_time_success_is_one_workflow_task(api, campaign, pool, receiver: Receiver, temporal_client):
-    """The volume design: an attempt is a local activity, so a delivery that succeeds at once
-    is a handful of history events and a single workflow task."""
-    base, _ = await subscribe(api, campaign, receiver.url, ["lead.created"])
-    await record(pool, campaign, "lead.created")
-    [delivery] = await wait_deliveries(api, base, count=1, status="succeeded")
-    handle = temporal_client.get_workflow_handle(workflow_id(delivery["id"]))
-    assert await handle.result() == "succeeded"
-    events = [e async for e in handle.fetch_history_events()]
-    kinds = [e.WhichOneof("attributes") for e in events]
-    assert kinds.count("workflow_task_completed_event_attributes") == 1, kinds
-    assert "activity_task_scheduled_event_attributes" not in kinds and len(events) <= 8, kinds
 
 
 async def test_histories_replay_deterministically(api, campaign, pool, temporal_client):

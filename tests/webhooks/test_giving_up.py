@@ -63,7 +63,8 @@ async def _insert(pool, campaign: dict, hook: dict, *, age: timedelta) -> uuid.U
                           sequence=None, campaign_id=campaign["id"]))
     await webhooks_repo.insert_delivery(pool, delivery_id=delivery_id, endpoint_id=uuid.UUID(hook["id"]),
                                         organization_id=uuid.UUID(campaign["organizationId"]),
-                                        event_type="webhook.test", campaign_id=uuid.UUID(campaign["id"]), body=body)
+                                        event_type="webhook.test", campaign_id=uuid.UUID(campaign["id"]), body=body,
+                                        direct=False)  # the test starts its workflow itself
     await pool.execute("UPDATE webhook_deliveries SET created_at = now() - $2::interval, workflow_started = true "
                        "WHERE id = $1", delivery_id, age)
     return delivery_id

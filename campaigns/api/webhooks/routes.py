@@ -14,7 +14,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from campaigns.api.bodies import JsonRoute
-from campaigns.api.deps import AppSettings, Cache, Caller, Db, Temporal, WebhookReader, WebhookWriter
+from campaigns.api.deps import AppSettings, Cache, Caller, Db, WebhookReader, WebhookWriter
 from campaigns.api.webhooks.schemas import (
     AttemptList,
     DeliveryEnvelope,
@@ -193,16 +193,9 @@ def _endpoint_routes(
     add(f"{item}/rotate-secret", rotate_secret, "POST", envelope)
 
     async def send_test(
-        endpoint_id: EndpointId,
-        caller: WebhookWriter,
-        scope: ScopeDep,
-        db: Db,
-        temporal: Temporal,
-        settings: AppSettings,
+        endpoint_id: EndpointId, caller: WebhookWriter, scope: ScopeDep, db: Db, settings: AppSettings
     ) -> dict:
-        row = await service.send_test(
-            pool=db, temporal=temporal, settings=settings, scope=scope, endpoint_id=endpoint_id, kinds=kinds
-        )
+        row = await service.send_test(pool=db, settings=settings, scope=scope, endpoint_id=endpoint_id, kinds=kinds)
         return {"delivery": service.to_delivery(row)}
 
     send_test.__doc__ = "Send a `webhook.test` ping; follow it in the deliveries."
@@ -265,13 +258,9 @@ def _endpoint_routes(
         caller: WebhookWriter,
         scope: ScopeDep,
         db: Db,
-        temporal: Temporal,
-        settings: AppSettings,
     ) -> dict:
         row = await service.redeliver(
             pool=db,
-            temporal=temporal,
-            settings=settings,
             scope=scope,
             endpoint_id=endpoint_id,
             kinds=kinds,
@@ -288,13 +277,9 @@ def _endpoint_routes(
         caller: WebhookWriter,
         scope: ScopeDep,
         db: Db,
-        temporal: Temporal,
-        settings: AppSettings,
     ) -> dict:
         ids = await service.recover(
             pool=db,
-            temporal=temporal,
-            settings=settings,
             scope=scope,
             endpoint_id=endpoint_id,
             kinds=kinds,

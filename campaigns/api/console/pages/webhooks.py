@@ -160,14 +160,14 @@ async def _act(
         # Shown once, on this answer only (as the API does); never in a URL.
         return await _endpoint(request, viewer, campaign_id, webhook_id, secret=secret)
     if action == "redeliver" and delivery_id is not None:
-        await service.redeliver(**common, temporal=state.temporal, settings=state.settings, delivery_id=delivery_id)
+        await service.redeliver(**common, delivery_id=delivery_id)
         done = "redelivered"
     elif action == "recover":
         since = datetime.now(UTC) - timedelta(days=1)
-        await service.recover(**common, temporal=state.temporal, settings=state.settings, since=since, until=None)
+        await service.recover(**common, since=since, until=None)
         done = "recovered"
     else:
-        await service.send_test(**common, temporal=state.temporal, settings=state.settings)
+        await service.send_test(**common, settings=state.settings)
         done = "tested"
     return RedirectResponse(f"{base_path}/{webhook_id}?done={done}", status_code=303)
 
