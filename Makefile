@@ -40,7 +40,7 @@ lint: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_layout.py
 
 bench: $(STAMP)
-	for b in create worker_kill schedules ingest ab webhooks cache viewers console; do test -f bench/$$b.py && $(BIN)/python -m bench.$$b || exit 1; done
+	for b in create worker_kill schedules ingest ab ab_errors webhooks cache viewers console scale chaos; do test -f bench/$$b.py && $(BIN)/python -m bench.$$b || exit 1; done
 
 # Re-resolve the locks after changing dependencies in pyproject.toml.
 lock:
