@@ -41,7 +41,8 @@ def _open_log(path: Path) -> BinaryIO:
 class Child:
     spec: ServiceSpec
     process: asyncio.subprocess.Process | None = None
-    restarts: int = 0
+    restarts: int = 0  # in a row: those that died soon after they started
+    started_at: float = 0.0
 
     @property
     def alive(self) -> bool:
@@ -49,9 +50,11 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, *, restart: bool = True) -> None:
+    def __init__(self, *, restart: bool = True, stable_after_s: float = 30.0) -> None:
         self.children: list[Child] = []
         self.restart = restart
+        # A child that ran this long before it exited was healthy: its restart pause starts over.
+        self.stable_after_s = stable_after_s
         self._stopping = False
         self._watchers: list[asyncio.Task[None]] = []
 
@@ -84,6 +87,7 @@ class Supervisor:
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
+        child.started_at = asyncio.get_running_loop().time()
         if out is not None:
             out.close()  # the child holds its own copy of the descriptor
         log.info("started %s (pid %s)", spec.name, child.process.pid)
@@ -95,6 +99,10 @@ class Supervisor:
             code = await child.process.wait()
             if self._stopping or not self.restart:
                 return
+            # A child that crashes at once backs off further each time; one that had been
+            # running a while is a fresh failure and comes back at once.
+            if asyncio.get_running_loop().time() - child.started_at >= self.stable_after_s:
+                child.restarts = 0
             child.restarts += 1
             delay = min(30.0, 0.5 * 2 ** min(child.restarts, 6))
             log.warning("%s exited with %s; restarting in %.1fs", child.spec.name, code, delay)
