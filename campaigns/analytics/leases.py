@@ -1,10 +1,9 @@
 """How many long responses (exports, SSE streams) one organization holds open at once,
 counted in Redis so every API replica shares the count.
 
-A counting semaphore of leases, like the webhooks' per-endpoint limit: a sorted set per
-organization and kind whose members expire by score (Redis time). A response renews its
-lease while it runs; a process that dies stops renewing, and its leases lapse within
-`lease_s`. If Redis is unreachable the limit is not enforced: the streams fail on their
+Slots with leases (`campaigns.redis_slots`), one set per organization and kind. A
+response renews its lease while it runs; a process that dies stops renewing, and its leases
+lapse within `lease_s`. If Redis is unreachable the limit is not enforced: the streams fail on their
 own then, and an export must not.
 """
 
@@ -21,28 +20,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from campaigns.errors import TooMany
+from campaigns.redis_slots import Slots
 
 log = logging.getLogger("campaigns.analytics")
-
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
-  return 1
-end
-return 0
-"""
-
-_RENEW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[2])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
-return 1
-"""
 
 RETRY_AFTER_S = 5
 
@@ -66,9 +46,9 @@ class Lease:
     async def _renew(self) -> None:
         assert self._key is not None
         while True:
-            await asyncio.sleep(self._leases.lease_ms / 3000)
+            await asyncio.sleep(self._leases.slots.lease_s / 3)
             try:
-                await self._leases.renew(keys=[self._key], args=[self._leases.lease_ms, self._token])
+                await self._leases.slots.renew(self._key, self._token)
             except RedisError as err:
                 log.warning("could not renew a %s lease: %r", self._key.split(":")[1], err)
 
@@ -76,15 +56,12 @@ class Lease:
         if self._key is not None:
             key, self._key = self._key, None
             with contextlib.suppress(RedisError):
-                await self._leases.redis.zrem(key, self._token)
+                await self._leases.slots.free(key, self._token)
 
 
 class Leases:
     def __init__(self, redis: aioredis.Redis, *, lease_s: float) -> None:
-        self.redis = redis
-        self.lease_ms = int(lease_s * 1000)
-        self._acquire = redis.register_script(_ACQUIRE)
-        self.renew = redis.register_script(_RENEW)
+        self.slots = Slots(redis, lease_s=lease_s)
 
     async def acquire(self, kind: str, organization_id: UUID, limit: int, *, what: str) -> Lease:
         """A slot of `kind` for the organization, or 429 naming `what` when it holds `limit`
@@ -92,7 +69,7 @@ class Leases:
         key = f"leases:{kind}:{organization_id}"
         token = uuid.uuid4().hex
         try:
-            held = bool(await self._acquire(keys=[key], args=[limit, self.lease_ms, token]))
+            held = await self.slots.take(key, limit, token)
         except RedisError as err:
             log.warning("%s limit not enforced, Redis unavailable: %r", kind, err)
             return Lease(self, None, token)

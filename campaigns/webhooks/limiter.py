@@ -1,8 +1,7 @@
 """The per-endpoint concurrency limit, shared by every worker process through Redis.
 
-A counting semaphore of leases: a sorted set per endpoint whose members expire by score,
-so a worker that dies mid-request frees its slot when the lease runs out instead of
-holding it forever. Redis time is used, not each worker's clock.
+Slots with leases (`campaigns.redis_slots`), one set per endpoint: a worker that dies
+mid-request frees its slot when the lease runs out instead of holding it forever.
 """
 
 from __future__ import annotations
@@ -15,26 +14,14 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-log = logging.getLogger("campaigns.webhooks")
+from campaigns.redis_slots import Slots
 
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
-  return 1
-end
-return 0
-"""
+log = logging.getLogger("campaigns.webhooks")
 
 
 class EndpointLimiter:
     def __init__(self, redis: aioredis.Redis, *, lease_s: float) -> None:
-        self.redis = redis
-        self.lease_ms = int(lease_s * 1000)
-        self._acquire = redis.register_script(_ACQUIRE)
+        self.slots = Slots(redis, lease_s=lease_s)
 
     @asynccontextmanager
     async def slot(self, endpoint_id: str, limit: int, *, wait_s: float):
@@ -48,7 +35,7 @@ class EndpointLimiter:
         delay = 0.01
         while True:
             try:
-                held = bool(await self._acquire(keys=[key], args=[limit, self.lease_ms, token]))
+                held = await self.slots.take(key, limit, token)
             except RedisError as err:
                 log.warning("concurrency limit not enforced, Redis unavailable: %r", err)
                 granted = True
@@ -63,6 +50,6 @@ class EndpointLimiter:
         finally:
             if held:
                 try:
-                    await self.redis.zrem(key, token)
+                    await self.slots.free(key, token)
                 except RedisError:
                     pass  # the lease expires by itself
