@@ -82,6 +82,9 @@ class Refresher:
         self._last_sweep = 0.0
         self._last_maintenance: float | None = None
         self._wake = asyncio.Event()
+        # One pass at a time in this process, so `drain` can wait for one that has committed
+        # its batches but not yet invalidated the cache.
+        self._pass = asyncio.Lock()
         self._stopping = False
 
     async def start(self) -> None:
@@ -101,6 +104,10 @@ class Refresher:
 
     async def tick(self, *, sweep: bool = False) -> int:
         """One pass; the number of batches handled (0 if another process holds the lock)."""
+        async with self._pass:
+            return await self._tick(sweep=sweep)
+
+    async def _tick(self, *, sweep: bool) -> int:
         redis_up = not self.breaker.is_open
         if redis_up:
             try:
@@ -150,7 +157,8 @@ class Refresher:
             async with self.pool.acquire() as conn:
                 waiting, _ = await repo.outbox_backlog(conn, with_derived=not self.breaker.is_open)
             if not waiting:
-                return
+                async with self._pass:  # a pass still finishing (its cache invalidation)
+                    return
             if not await self.tick():
                 await asyncio.sleep(0.05)
         raise TimeoutError("the analytics outbox did not drain")
